@@ -1,0 +1,35 @@
+"""Errors raised by the engine: each is something the client can read and act on."""
+
+from __future__ import annotations
+
+
+class EngineError(Exception):
+    """Base class for statement problems the client can fix."""
+
+
+class StatementRejected(EngineError):
+    """The statement is not allowed (guard), or cannot be parsed."""
+
+
+class PermissionDenied(EngineError):
+    """The user lacks a privilege the statement needs."""
+
+
+class AuthenticationFailed(EngineError):
+    """Unknown user or wrong password."""
+
+
+class ObjectNotFound(EngineError):
+    """A named object (user, stage, file format) does not exist."""
+
+
+class ObjectAlreadyExists(EngineError):
+    """A named object already exists."""
+
+
+class SessionBusy(EngineError):
+    """The session still streams a large result on its connection."""
+
+
+class QueryCancelled(EngineError):
+    """The running statement was interrupted (client cancel or timeout)."""
