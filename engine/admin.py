@@ -1,0 +1,92 @@
+"""User management statements: CREATE/ALTER/DROP USER, SHOW USERS (root only)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from engine.errors import PermissionDenied
+from engine.plans import Plan, static_query, static_update
+from engine.tokens import TokenCursor
+from engine.users import USERS_SCHEMA, check_user_name
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+
+def _require_admin(session: Session, what: str) -> None:
+    if not session.is_admin:
+        raise PermissionDenied(f"Permission denied: {what} requires the root user (current user: {session.user})")
+
+
+def parse_user_statement(sql: str) -> Plan | None:
+    """Plan a user-management statement, or None when ``sql`` is not one."""
+    cur = TokenCursor(sql)
+    if cur.accept("CREATE", "USER"):
+        return _create_user(cur)
+    if cur.accept("ALTER", "USER"):
+        return _alter_user(cur)
+    if cur.accept("DROP", "USER"):
+        return _drop_user(cur)
+    if cur.accept("SHOW", "USERS"):
+        cur.finish()
+        return _show_users()
+    return None
+
+
+def _password_clause(cur: TokenCursor) -> str:
+    cur.expect("IDENTIFIED", "BY")
+    password = cur.string("the password as a quoted string")
+    if not password:
+        from engine.errors import StatementRejected
+
+        raise StatementRejected("Password must not be empty")
+    return password
+
+
+def _create_user(cur: TokenCursor) -> Plan:
+    if_not_exists = cur.accept("IF", "NOT", "EXISTS")
+    name = check_user_name(cur.identifier("a user name"))
+    password = _password_clause(cur)
+    cur.finish()
+
+    def action(session: Session) -> None:
+        _require_admin(session, "CREATE USER")
+        session.engine.users.create(name, password, if_not_exists=if_not_exists)
+
+    return static_update(f"CREATE USER {name}", action)
+
+
+def _alter_user(cur: TokenCursor) -> Plan:
+    name = check_user_name(cur.identifier("a user name"))
+    password = _password_clause(cur)
+    cur.finish()
+
+    def action(session: Session) -> None:
+        if name != session.user:
+            _require_admin(session, "ALTER USER of another user")
+        session.engine.users.alter_password(name, password)
+        session.engine.on_password_changed(name)
+
+    return static_update(f"ALTER USER {name}", action)
+
+
+def _drop_user(cur: TokenCursor) -> Plan:
+    if_exists = cur.accept("IF", "EXISTS")
+    name = check_user_name(cur.identifier("a user name"))
+    cur.finish()
+
+    def action(session: Session) -> None:
+        _require_admin(session, "DROP USER")
+        session.engine.users.drop(name, if_exists=if_exists)
+
+    return static_update(f"DROP USER {name}", action)
+
+
+def _show_users() -> Plan:
+    def produce(session: Session) -> pa.Table:
+        _require_admin(session, "SHOW USERS")
+        return session.engine.users.list()
+
+    return static_query("SHOW USERS", USERS_SCHEMA, produce)

@@ -1,0 +1,33 @@
+"""What the engine needs to know, handed down by the entry point (never read from the environment here)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    data_dir: Path
+    threads: int | None = None
+    memory_limit: str | None = None
+    batch_rows: int = 131_072
+    # A result that fits in this many bytes is read completely in GetFlightInfo, freeing the
+    # session's DuckDB connection at once; larger results stream from it during DoGet.
+    read_ahead_bytes: int = 8 << 20
+    busy_wait_seconds: float = 10.0
+    storage_root: str | None = None
+    load_history_retention_days: int = 64
+    user_stage_retention_days: int | None = None
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "stageflight.duckdb"
+
+    @property
+    def temp_dir(self) -> Path:
+        return self.data_dir / "tmp"
+
+    @property
+    def stage_root(self) -> str:
+        return self.storage_root or str(self.data_dir / "storage")

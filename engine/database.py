@@ -1,0 +1,83 @@
+"""The one DuckDB instance: opened, given its catalog schema, then locked before any user connects."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import duckdb
+
+from engine.config import EngineConfig
+
+CATALOG_SCHEMA = "__stageflight"
+
+_CATALOG_DDL = [
+    f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.users (
+        name VARCHAR PRIMARY KEY,
+        password_hash VARCHAR NOT NULL,
+        is_admin BOOLEAN NOT NULL DEFAULT false,
+        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
+]
+
+
+def _settings(config: EngineConfig) -> dict[str, str | bool | int]:
+    settings: dict[str, str | bool | int] = {
+        "autoload_known_extensions": False,
+        "autoinstall_known_extensions": False,
+        "allow_community_extensions": False,
+        "allow_unsigned_extensions": False,
+        "allow_persistent_secrets": False,
+        "allow_unredacted_secrets": False,
+        "python_enable_replacements": False,
+        "temp_directory": str(config.temp_dir),
+    }
+    if config.threads:
+        settings["threads"] = config.threads
+    if config.memory_limit:
+        settings["memory_limit"] = config.memory_limit
+    return settings
+
+
+class Database:
+    """Owns the DuckDB instance. Sessions get their own cursors; server work uses ``server_cursor``."""
+
+    def __init__(self, config: EngineConfig, extra_ddl: list[str] | None = None) -> None:
+        self.config = config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.temp_dir.mkdir(parents=True, exist_ok=True)
+        self._con = duckdb.connect(str(config.database_path), config=_settings(config))
+        for ddl in _CATALOG_DDL + (extra_ddl or []):
+            self._con.execute(ddl)
+        # Lock last: after this no SQL on any cursor can reach host files or change settings.
+        self._con.execute("SET enable_external_access = false")
+        self._con.execute("SET lock_configuration = true")
+        self._server = self._con.cursor()
+        self._server_lock = threading.RLock()
+
+    def cursor(self) -> duckdb.DuckDBPyConnection:
+        """A new connection to the instance (per session: own temp tables, transaction, registrations)."""
+        return self._con.cursor()
+
+    @contextmanager
+    def server_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The server's own cursor for catalog work; never runs user SQL."""
+        with self._server_lock:
+            yield self._server
+
+    @contextmanager
+    def server_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self.server_cursor() as cur:
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                yield cur
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._server_lock:
+            self._server.close()
+            self._con.close()

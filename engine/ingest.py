@@ -1,0 +1,74 @@
+"""Bulk ingest (Flight SQL CommandStatementIngest): Arrow data into a table, four ADBC modes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+import pyarrow as pa
+
+from engine.errors import EngineError, ObjectAlreadyExists, ObjectNotFound
+from engine.names import qualified, reject_reserved
+from engine.session import Session
+
+
+class IfMissing(Enum):
+    CREATE = "create"
+    FAIL = "fail"
+
+
+class IfExists(Enum):
+    FAIL = "fail"
+    APPEND = "append"
+    REPLACE = "replace"
+
+
+@dataclass(frozen=True)
+class IngestTarget:
+    table: str
+    schema: str | None = None
+    catalog: str | None = None
+    temporary: bool = False
+
+    def sql_name(self) -> str:
+        if self.temporary:
+            return qualified("temp", self.schema or "main", self.table)
+        return qualified(self.catalog, self.schema, self.table)
+
+
+def _exists(session: Session, target: IngestTarget) -> bool:
+    catalog = "temp" if target.temporary else target.catalog
+    rows = session._simple(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
+        "AND schema_name = coalesce(?, current_schema()) AND database_name = coalesce(?, current_database())",
+        [target.table, target.schema or ("main" if target.temporary else None), catalog],
+    )
+    return bool(rows[0][0])
+
+
+def ingest(session: Session, target: IngestTarget, data: pa.RecordBatchReader, if_missing: IfMissing,
+           if_exists: IfExists) -> int:
+    reject_reserved(target.catalog, target.schema, target.table)
+    name = target.sql_name()
+    exists = _exists(session, target)
+    if exists and if_exists is IfExists.FAIL:
+        raise ObjectAlreadyExists(f"Table already exists: {target.table}")
+    if not exists and if_missing is IfMissing.FAIL:
+        raise ObjectNotFound(f"Table does not exist: {target.table}")
+    source = session.register_arrow(data)
+    try:
+        if not exists or if_exists is IfExists.REPLACE:
+            temp = "TEMP " if target.temporary else ""
+            replace = "OR REPLACE " if exists else ""
+            session._simple(f"CREATE {replace}{temp}TABLE {name} AS SELECT * FROM {source}")
+            rows = session._simple(f"SELECT count(*) FROM {name}")
+            return int(rows[0][0])
+        result = session._simple(f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
+        return int(result[0][0]) if result else -1
+    except EngineError:
+        raise
+    finally:
+        try:
+            session.cursor.unregister(source)
+        except Exception:  # the cursor may already be gone with a closed session
+            pass

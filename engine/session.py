@@ -1,0 +1,232 @@
+"""A client session: one DuckDB cursor (temp tables, USE, transactions behave as users expect)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import duckdb
+import pyarrow as pa
+
+from engine import guard
+from engine.admin import parse_user_statement
+from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected
+from engine.plans import Params, Plan
+from engine.results import Result
+from engine.sql_plan import plan_sql
+
+if TYPE_CHECKING:
+    from engine.core import Engine
+
+
+@dataclass
+class Prepared:
+    sql: str
+    plans: list[Plan]
+    is_update: bool
+    dataset_schema: pa.Schema | None
+    param_count: int
+
+
+def plan_statements(sql: str) -> list[Plan]:
+    special = parse_user_statement(sql) if sql.strip() else None
+    if special is not None:
+        return [special]
+    return [plan_sql(tree) for tree in guard.validate(sql)]
+
+
+class Session:
+    def __init__(self, engine: Engine, user: str) -> None:
+        self.engine = engine
+        self.user = user
+        self.is_admin = engine.users.is_admin(user)
+        self.cursor = engine.db.cursor()
+        # Held while a statement runs or a streamed result is open on the cursor. A plain Lock
+        # because DoGet (another thread) releases what GetFlightInfo acquired.
+        self._busy = threading.Lock()
+        self.in_transaction = False
+        self.closed = False
+
+    # -- exclusivity -----------------------------------------------------------------
+    def _acquire(self) -> None:
+        if not self._busy.acquire(timeout=self.engine.config.busy_wait_seconds):
+            raise SessionBusy(
+                "Session busy: a large result is still open on this connection; fetch or close it first"
+            )
+        if self.closed:
+            self._busy.release()
+            raise EngineError("Session is closed")
+
+    def _release(self) -> None:
+        self._busy.release()
+
+    # -- statements ------------------------------------------------------------------
+    def prepare(self, sql: str) -> Prepared:
+        plans = plan_statements(sql)
+        last = plans[-1]
+        schema = last.schema
+        if schema is None and last.describe is not None and len(plans) == 1:
+            self._acquire()
+            try:
+                schema = self._translate(last.describe, self)
+            finally:
+                self._release()
+        return Prepared(
+            sql=sql, plans=plans, is_update=not last.is_query, dataset_schema=schema,
+            param_count=sum(p.param_count for p in plans),
+        )
+
+    def execute(self, sql: str, params: Params = None) -> Result:
+        return self.run_prepared(self.prepare(sql), params)
+
+    def run_prepared(self, prepared: Prepared, params: Params = None) -> Result:
+        if params and len(prepared.plans) > 1:
+            raise StatementRejected("Parameters can only be bound to a single statement")
+        result = Result.update(-1)
+        for i, plan in enumerate(prepared.plans):
+            if i:
+                result.close()
+            result = plan.run(self, params)
+        return result
+
+    def run_prepared_rows(self, prepared: Prepared, rows: list[Sequence[Any]]) -> Result:
+        """Run a query once per parameter row and concatenate the results."""
+        if len(rows) <= 1:
+            return self.run_prepared(prepared, rows[0] if rows else None)
+        tables = [self.run_prepared(prepared, row).read_all() for row in rows]
+        return Result.of_table(pa.concat_tables(tables))
+
+    def execute_many(self, prepared: Prepared, batches: Iterable[pa.RecordBatch]) -> int:
+        if len(prepared.plans) != 1:
+            raise StatementRejected("executemany needs exactly one statement")
+        total = 0
+        for batch in batches:
+            columns = [col.to_pylist() for col in batch.columns]
+            for row in zip(*columns, strict=True):
+                result = prepared.plans[0].run(self, list(row))
+                total += max(result.rowcount, 0)
+                result.close()
+        return total
+
+    # -- DuckDB execution (called by plans) --------------------------------------------
+    def run_duckdb(self, sql: str, params: Params, *, is_query: bool, transaction: str | None = None) -> Result:
+        self._acquire()
+        streaming = False
+        try:
+            relation = self._translate(lambda s: s.cursor.sql(sql, params=list(params) if params else None), self)
+            if transaction == "begin":
+                self.in_transaction = True
+            elif transaction == "end":
+                self.in_transaction = False
+            if relation is None:
+                return Result.update(-1)
+            if not is_query:
+                table = self._translate(lambda s: relation.to_arrow_table(), self)
+                count = int(table.column(0)[0].as_py()) if table.num_rows and table.num_columns else -1
+                return Result.update(count)
+            reader = self._translate(lambda s: relation.to_arrow_reader(self.engine.config.batch_rows), self)
+            result = self._read_ahead(reader)
+            streaming = result.stream is not None
+            return result
+        finally:
+            if not streaming:
+                self._release()
+
+    def describe_query(self, sql: str, param_count: int) -> pa.Schema:
+        wrapped = f"SELECT * FROM ({sql}) AS _stageflight_q LIMIT 0"
+        rel = self.cursor.sql(wrapped, params=[None] * param_count if param_count else None)
+        return rel.to_arrow_table().schema
+
+    def _read_ahead(self, reader: pa.RecordBatchReader) -> Result:
+        """Read a result completely when small; otherwise keep streaming it (session stays busy)."""
+        head: list[pa.RecordBatch] = []
+        size = 0
+        budget = self.engine.config.read_ahead_bytes
+        while size < budget:
+            try:
+                batch = self._translate(lambda s: reader.read_next_batch(), self)
+            except StopIteration:
+                return Result.of_table(pa.Table.from_batches(head, schema=reader.schema))
+            head.append(batch)
+            size += batch.nbytes
+
+        def rest() -> Iterator[pa.RecordBatch]:
+            yield from head
+            yield from reader
+
+        return Result(schema=reader.schema, stream=rest(), on_close=self._release)
+
+    @staticmethod
+    def _translate(fn: Any, session: Session) -> Any:
+        """Run ``fn`` and turn DuckDB's errors into engine errors with DuckDB's own text."""
+        try:
+            return fn(session)
+        except duckdb.InterruptException:
+            raise QueryCancelled("Query cancelled") from None
+        except duckdb.Error as exc:
+            raise EngineError(str(exc)) from None
+
+    # -- ingest, transactions, options ------------------------------------------------
+    def register_arrow(self, data: pa.RecordBatchReader | pa.Table) -> str:
+        name = f"__stage_{uuid.uuid4().hex}"
+        self.cursor.register(name, data)
+        return name
+
+    def begin(self) -> None:
+        self._simple("BEGIN TRANSACTION")
+        self.in_transaction = True
+
+    def commit(self) -> None:
+        self._simple("COMMIT")
+        self.in_transaction = False
+
+    def rollback(self) -> None:
+        self._simple("ROLLBACK")
+        self.in_transaction = False
+
+    def _simple(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        self._acquire()
+        try:
+            return self._translate(lambda s: s.cursor.execute(sql, params).fetchall(), self)  # type: ignore[no-any-return]
+        finally:
+            self._release()
+
+    def current_catalog_and_schema(self) -> tuple[str, str]:
+        row = self._simple("SELECT current_database(), current_schema()")[0]
+        return str(row[0]), str(row[1])
+
+    def use(self, catalog: str | None, schema: str | None) -> None:
+        from engine.names import quote_ident, reject_reserved
+
+        current_catalog, current_schema = self.current_catalog_and_schema()
+        catalog = catalog or current_catalog
+        schema = schema or current_schema
+        reject_reserved(catalog, schema)
+        self._simple(f"USE {quote_ident(catalog)}.{quote_ident(schema)}")
+
+    def interrupt(self) -> None:
+        try:
+            self.cursor.interrupt()
+        except duckdb.Error:
+            pass
+
+    def close(self) -> None:
+        """Roll back what is open and drop the cursor (CloseSession, expiry)."""
+        if self.closed:
+            return
+        self.interrupt()
+        got = self._busy.acquire(timeout=5)
+        self.closed = True
+        try:
+            if self.in_transaction:
+                try:
+                    self.cursor.execute("ROLLBACK")
+                except duckdb.Error:
+                    pass
+            self.cursor.close()
+        finally:
+            if got:
+                self._busy.release()

@@ -1,0 +1,114 @@
+"""SQL users: Argon2id hashes in the reserved catalog schema."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pyarrow as pa
+
+from engine import passwords
+from engine.database import CATALOG_SCHEMA, Database
+from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
+
+ROOT_USER = "root"
+# User names become storage path segments (stage/user/<name>/), so only safe identifiers.
+USER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+USERS_SCHEMA = pa.schema(
+    [pa.field("name", pa.string(), nullable=False), pa.field("is_admin", pa.bool_(), nullable=False),
+     pa.field("created_on", pa.timestamp("us", tz="UTC"), nullable=False)]
+)
+
+
+def check_user_name(name: str) -> str:
+    if not USER_NAME_RE.match(name):
+        raise StatementRejected(
+            f"Invalid user name {name!r}: use letters, digits and '_' (not starting with a digit), at most 64"
+        )
+    return name
+
+
+class UserDirectory:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._on_drop: list[Callable[[str], None]] = []
+
+    def on_drop(self, hook: Callable[[str], None]) -> None:
+        """Run ``hook(name)`` after a user is dropped (token revocation, user-stage cleanup)."""
+        self._on_drop.append(hook)
+
+    def _hash_of(self, name: str) -> str | None:
+        with self._db.server_cursor() as cur:
+            row = cur.execute(f"SELECT password_hash FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name]).fetchone()
+        return None if row is None else str(row[0])
+
+    def exists(self, name: str) -> bool:
+        return self._hash_of(name) is not None
+
+    def is_admin(self, name: str) -> bool:
+        with self._db.server_cursor() as cur:
+            row = cur.execute(f"SELECT is_admin FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name]).fetchone()
+        return bool(row and row[0])
+
+    def authenticate(self, name: str, password: str) -> bool:
+        return passwords.verify_password(password, self._hash_of(name))
+
+    def ensure_root(self, password: str | None) -> str | None:
+        """Create root on first start. Returns a generated password to show once, else None."""
+        existing = self._hash_of(ROOT_USER)
+        if existing is not None:
+            if password is not None and not passwords.verify_password(password, existing):
+                self._set_hash(ROOT_USER, passwords.hash_password(password))
+            return None
+        generated = None
+        if password is None:
+            password = generated = passwords.generate_password()
+        with self._db.server_cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {CATALOG_SCHEMA}.users (name, password_hash, is_admin) VALUES (?, ?, true)",
+                [ROOT_USER, passwords.hash_password(password)],
+            )
+        return generated
+
+    def _set_hash(self, name: str, password_hash: str) -> None:
+        with self._db.server_cursor() as cur:
+            cur.execute(f"UPDATE {CATALOG_SCHEMA}.users SET password_hash = ? WHERE name = ?", [password_hash, name])
+
+    def create(self, name: str, password: str, *, if_not_exists: bool = False) -> None:
+        check_user_name(name)
+        if self.exists(name):
+            if if_not_exists:
+                return
+            raise ObjectAlreadyExists(f"User already exists: {name}")
+        with self._db.server_cursor() as cur:
+            cur.execute(
+                f"INSERT INTO {CATALOG_SCHEMA}.users (name, password_hash) VALUES (?, ?)",
+                [name, passwords.hash_password(password)],
+            )
+
+    def alter_password(self, name: str, password: str) -> None:
+        if not self.exists(name):
+            raise ObjectNotFound(f"User does not exist: {name}")
+        self._set_hash(name, passwords.hash_password(password))
+
+    def drop(self, name: str, *, if_exists: bool = False) -> None:
+        if name == ROOT_USER:
+            raise StatementRejected("The root user cannot be dropped")
+        if not self.exists(name):
+            if if_exists:
+                return
+            raise ObjectNotFound(f"User does not exist: {name}")
+        with self._db.server_cursor() as cur:
+            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name])
+        for hook in self._on_drop:
+            hook(name)
+
+    def list(self) -> pa.Table:
+        with self._db.server_cursor() as cur:
+            rows = cur.execute(
+                f"SELECT name, is_admin, created_on FROM {CATALOG_SCHEMA}.users ORDER BY name"
+            ).fetchall()
+        return pa.Table.from_pylist(
+            [{"name": r[0], "is_admin": r[1], "created_on": r[2]} for r in rows], schema=USERS_SCHEMA
+        )

@@ -1,0 +1,81 @@
+"""The ``stageflight`` command: ``serve`` starts the server."""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from flight import app
+from flight.config import ServerConfig, load_config
+
+USAGE = """usage: stageflight <command> [options]
+
+commands:
+  serve     start the Flight SQL server (stageflight serve --help)
+"""
+
+
+def banner(running: app.RunningServer) -> str:
+    cfg: ServerConfig = running.config
+    host, port = cfg.host, running.port
+    tls = cfg.tls
+    lines = [
+        f"stageflight ready: listening on {running.uri}",
+        f"  data dir:  {cfg.data_dir.resolve()}",
+    ]
+    if running.http is not None:
+        lines.append(f"  http:      http://{host}:{running.http.port} (/health, /metrics)")
+    if running.generated_root_password:
+        lines.append(f"  root password (generated, shown once; only a hash is stored): "
+                     f"{running.generated_root_password}")
+    else:
+        lines.append("  user:      root (password from STAGEFLIGHT_ROOT_PASSWORD or set earlier)")
+    lines += [
+        "  ADBC:      import adbc_driver_flightsql.dbapi as fs; "
+        f"conn = fs.connect('{running.uri}', db_kwargs={{'username': 'root', 'password': '<password>'}})",
+        f"  JDBC:      jdbc:arrow-flight-sql://{host}:{port}/?user=root&password=<password>"
+        + ("" if tls else "&useEncryption=false"),
+    ]
+    if not tls:
+        lines.append("  warning:   TLS is off; use --tls-cert/--tls-key outside of localhost")
+    return "\n".join(lines)
+
+
+def serve(argv: Sequence[str]) -> int:
+    config = load_config(argv, os.environ)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    running = app.start(config)
+    print(banner(running), flush=True)
+
+    def stop(signum: int, frame: object) -> None:
+        running.flight_server.shutdown()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    try:
+        running.flight_server.serve()
+    finally:
+        if running.http is not None:
+            running.http.stop()
+        running.engine.close()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0 if args else 2
+    command, rest = args[0], args[1:]
+    if command == "serve":
+        return serve(rest)
+    print(f"stageflight: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""Server configuration, read once at the entry point: flags > environment > config file > defaults."""
+
+from __future__ import annotations
+
+import argparse
+import tomllib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from engine.config import EngineConfig
+
+ENV_PREFIX = "STAGEFLIGHT_"
+DEFAULT_PORT = 31337
+DEFAULT_HTTP_PORT = 31338
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    data_dir: Path = Path("stageflight-data")
+    host: str = "127.0.0.1"
+    port: int = DEFAULT_PORT
+    http_port: int = DEFAULT_HTTP_PORT
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    root_password: str | None = field(default=None, repr=False)
+    token_ttl_seconds: int = 3600
+    session_idle_seconds: int = 3600
+    result_ttl_seconds: int = 300
+    max_sessions: int = 512
+    threads: int | None = None
+    memory_limit: str | None = None
+    user_stage_retention_days: int | None = None
+    public_url: str | None = None
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert is not None
+
+    def engine_config(self) -> EngineConfig:
+        return EngineConfig(
+            data_dir=self.data_dir, threads=self.threads, memory_limit=self.memory_limit,
+            user_stage_retention_days=self.user_stage_retention_days,
+        )
+
+
+# name -> (flag help, converter). Every ServerConfig field but root_password is a flag.
+_HELP: dict[str, str] = {
+    "data_dir": "directory for the DuckDB file and stage storage",
+    "host": "address to listen on",
+    "port": "Flight SQL (gRPC) port; 0 picks a free port",
+    "http_port": "HTTP port for presigned URLs, /health and /metrics; 0 picks a free port, -1 disables",
+    "tls_cert": "PEM certificate: serve grpc+tls:// (needs --tls-key)",
+    "tls_key": "PEM private key for --tls-cert",
+    "token_ttl_seconds": "lifetime of a bearer token",
+    "session_idle_seconds": "idle time after which a session is closed and rolled back",
+    "result_ttl_seconds": "time a result waits to be fetched before it is dropped",
+    "max_sessions": "maximum number of open sessions",
+    "threads": "DuckDB worker threads (default: all cores)",
+    "memory_limit": "DuckDB memory limit, e.g. 4GB",
+    "user_stage_retention_days": "delete user-stage files older than this many days (default: keep)",
+    "public_url": "base URL clients use to reach the HTTP port (presigned URLs)",
+}
+
+
+def _convert(name: str, value: Any) -> Any:
+    kind = {f.name: f.type for f in fields(ServerConfig)}[name]
+    if value is None or value == "":
+        return None
+    text = str(kind)
+    if "Path" in text:
+        return Path(value)
+    if text.startswith("int"):
+        try:
+            return int(value)
+        except (TypeError, ValueError):
+            raise SystemExit(f"stageflight: {name} must be a whole number, got {value!r}") from None
+    return str(value)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="stageflight serve",
+        description="Start the stageflight Flight SQL server. Every option can also be set with the "
+        f"environment variable {ENV_PREFIX}<OPTION> (e.g. {ENV_PREFIX}PORT) or in a TOML config file; "
+        "flags win over the environment, which wins over the file. The root password comes from "
+        f"{ENV_PREFIX}ROOT_PASSWORD, or is generated on the first start and shown once.",
+    )
+    parser.add_argument("--config", type=Path, help=f"TOML config file (env {ENV_PREFIX}CONFIG)")
+    defaults = ServerConfig()
+    for f in fields(ServerConfig):
+        if f.name == "root_password":
+            continue
+        flag = "--" + f.name.replace("_", "-")
+        env = ENV_PREFIX + f.name.upper()
+        parser.add_argument(flag, dest=f.name, default=None,
+                            help=f"{_HELP[f.name]} (env {env}; default {getattr(defaults, f.name)})")
+    return parser
+
+
+def load_config(argv: Sequence[str], env: Mapping[str, str]) -> ServerConfig:
+    args = build_parser().parse_args(list(argv))
+    config_file = args.config or (Path(env[f"{ENV_PREFIX}CONFIG"]) if env.get(f"{ENV_PREFIX}CONFIG") else None)
+    from_file: dict[str, Any] = {}
+    if config_file is not None:
+        try:
+            from_file = tomllib.loads(config_file.read_text())
+        except (OSError, tomllib.TOMLDecodeError) as exc:
+            raise SystemExit(f"stageflight: cannot read config file {config_file}: {exc}") from None
+    values: dict[str, Any] = {}
+    known = {f.name for f in fields(ServerConfig)}
+    unknown = set(from_file) - known
+    if unknown:
+        raise SystemExit(f"stageflight: unknown option(s) in {config_file}: {', '.join(sorted(unknown))}")
+    for name in known:
+        flag_value = getattr(args, name, None)
+        env_value = env.get(ENV_PREFIX + name.upper())
+        for candidate in (flag_value, env_value, from_file.get(name)):
+            if candidate is not None:
+                values[name] = _convert(name, candidate)
+                break
+    config = ServerConfig(**values)
+    if (config.tls_cert is None) != (config.tls_key is None):
+        raise SystemExit("stageflight: --tls-cert and --tls-key must be given together")
+    return config

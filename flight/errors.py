@@ -1,0 +1,37 @@
+"""The one place where engine and stage errors become Flight errors with their message intact."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pyarrow.flight as flight
+
+from engine.errors import AuthenticationFailed, EngineError, PermissionDenied, QueryCancelled
+from stages.errors import StageError
+
+log = logging.getLogger("stageflight")
+
+
+class ClientError(Exception):
+    """A protocol-level mistake by the client (unknown handle, bad command)."""
+
+
+@contextmanager
+def flight_errors() -> Iterator[None]:
+    try:
+        yield
+    except flight.FlightError:
+        raise
+    except AuthenticationFailed as exc:
+        raise flight.FlightUnauthenticatedError(str(exc)) from None
+    except PermissionDenied as exc:
+        raise flight.FlightUnauthorizedError(str(exc)) from None
+    except QueryCancelled as exc:
+        raise flight.FlightCancelledError(str(exc)) from None
+    except (EngineError, StageError, ClientError) as exc:
+        raise flight.FlightServerError(str(exc)) from None
+    except Exception as exc:
+        log.exception("internal error")
+        raise flight.FlightInternalError(f"Internal error ({type(exc).__name__}); see the server log") from None

@@ -1,0 +1,418 @@
+"""The Flight SQL server: decodes commands, runs them through the engine, streams Arrow back."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.flight as flight
+from google.protobuf.message import Message
+
+from engine import metadata
+from engine.core import Engine
+from engine.errors import StatementRejected
+from engine.ingest import IfExists, IfMissing, IngestTarget, ingest
+from engine.results import Result
+from flight import commands as cmd
+from flight import sqlinfo
+from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore
+from flight.errors import ClientError, flight_errors
+from flight.sessions import FlightSession, PreparedStatement, SessionRegistry, parameter_rows
+
+log = logging.getLogger("stageflight")
+
+SERVER_VERSION = "0.1.0"
+
+_ACTIONS = [
+    ("CreatePreparedStatement", "Prepare a SQL statement"),
+    ("ClosePreparedStatement", "Close a prepared statement"),
+    ("BeginTransaction", "Begin a transaction"),
+    ("EndTransaction", "Commit or roll back a transaction"),
+    ("CancelFlightInfo", "Cancel a result that has not been fetched"),
+    ("CloseSession", "Close the session, rolling back an open transaction"),
+    ("GetSessionOptions", "Current catalog and schema"),
+    ("SetSessionOptions", "Set the current catalog and schema"),
+]
+
+_INGEST_MISSING = {cmd.INGEST_NOT_EXIST_CREATE: IfMissing.CREATE, cmd.INGEST_NOT_EXIST_FAIL: IfMissing.FAIL, 0: IfMissing.FAIL}
+_INGEST_EXISTS = {
+    cmd.INGEST_EXISTS_FAIL: IfExists.FAIL, cmd.INGEST_EXISTS_APPEND: IfExists.APPEND,
+    cmd.INGEST_EXISTS_REPLACE: IfExists.REPLACE, 0: IfExists.FAIL,
+}
+
+
+def _token_key(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+@contextmanager
+def _cancel_watch(context: flight.ServerCallContext, interrupt: Callable[[], None]) -> Iterator[None]:
+    """Interrupt DuckDB when the client cancels the call (ADBC cancels the gRPC call, no RPC)."""
+    stop = threading.Event()
+
+    def watch() -> None:
+        while not stop.wait(0.05):
+            if context.is_cancelled():
+                interrupt()
+                return
+
+    watcher = threading.Thread(target=watch, name="cancel-watch", daemon=True)
+    watcher.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+class StageflightServer(flight.FlightServerBase):
+    def __init__(self, location: str, engine: Engine, *, token_ttl: int = 3600, session_idle: int = 3600,
+                 result_ttl: int = 300, max_sessions: int = 512,
+                 tls_certificates: list[flight.CertKeyPair] | None = None) -> None:
+        self.engine = engine
+        self.tokens = TokenStore(token_ttl)
+        self.registry = SessionRegistry(engine, max_sessions, session_idle, result_ttl)
+        engine.add_credentials_listener(self._revoke_user)
+        super().__init__(
+            location,
+            auth_handler=PassThroughAuthHandler(),
+            middleware={MIDDLEWARE_KEY: AuthMiddlewareFactory(self.tokens, engine.users.authenticate)},
+            tls_certificates=tls_certificates or [],
+        )
+        self._stop = threading.Event()
+        self._reaper = threading.Thread(target=self._reap_loop, name="reaper", daemon=True)
+        self._reaper.start()
+
+    # -- housekeeping -------------------------------------------------------------------
+    def _reap_loop(self) -> None:
+        while not self._stop.wait(1.0):
+            try:
+                for key in self.tokens.purge_expired():
+                    self.registry.close(key)
+                self.registry.reap()
+            except Exception:
+                log.exception("reaper failed")
+
+    def _revoke_user(self, user: str) -> None:
+        self.tokens.revoke_user(user)
+        self.registry.close_user(user)
+
+    def shutdown(self) -> None:
+        self._stop.set()
+        self.registry.close_all()
+        super().shutdown()
+
+    # -- helpers ------------------------------------------------------------------------
+    def _session(self, context: flight.ServerCallContext) -> FlightSession:
+        auth: CallAuth = context.get_middleware(MIDDLEWARE_KEY)
+        return self.registry.get_or_open(_token_key(auth.token), auth.user)
+
+    def _user(self, context: flight.ServerCallContext) -> str:
+        auth: CallAuth = context.get_middleware(MIDDLEWARE_KEY)
+        return auth.user
+
+    @staticmethod
+    def _command(data: bytes) -> Message:
+        message = cmd.unpack(data)
+        if message is None:
+            raise ClientError("Unknown or malformed Flight SQL command")
+        return message
+
+    def _info_for_result(self, user: str, descriptor: flight.FlightDescriptor, result: Result) -> flight.FlightInfo:
+        handle = self.registry.park(user, result)
+        ticket = flight.Ticket(cmd.pack(cmd.TicketStatementQuery(statement_handle=handle)))
+        total = result.table.num_rows if result.stream is None and result.table is not None else -1
+        return flight.FlightInfo(result.schema, descriptor, [flight.FlightEndpoint(ticket, [])], total, -1)
+
+    def _run(self, context: flight.ServerCallContext, fs: FlightSession, fn: Callable[[], Result]) -> Result:
+        with _cancel_watch(context, fs.engine_session.interrupt):
+            return fn()
+
+    # -- GetFlightInfo --------------------------------------------------------------------
+    def get_flight_info(self, context: flight.ServerCallContext,
+                        descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+        with flight_errors():
+            message = self._command(descriptor.command)
+            name = cmd.type_name(message)
+            if name == "CommandStatementQuery":
+                fs = self._session(context)
+                fs.check_transaction(message.transaction_id or None)  # type: ignore[attr-defined]
+                result = self._run(context, fs, lambda: fs.engine_session.execute(message.query))  # type: ignore[attr-defined]
+                return self._info_for_result(fs.user, descriptor, result)
+            if name == "CommandPreparedStatementQuery":
+                fs = self._session(context)
+                stmt = fs.statement(message.prepared_statement_handle)  # type: ignore[attr-defined]
+                result = self._run(
+                    context, fs, lambda: fs.engine_session.run_prepared_rows(stmt.prepared, stmt.params)
+                )
+                return self._info_for_result(fs.user, descriptor, result)
+            schema = self._metadata_schema(message)
+            ticket = flight.Ticket(cmd.pack(message))
+            return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
+
+    def get_schema(self, context: flight.ServerCallContext,
+                   descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
+        with flight_errors():
+            message = self._command(descriptor.command)
+            name = cmd.type_name(message)
+            if name == "CommandStatementQuery":
+                prepared = self._session(context).engine_session.prepare(message.query)  # type: ignore[attr-defined]
+                return flight.SchemaResult(prepared.dataset_schema or pa.schema([]))
+            if name == "CommandPreparedStatementQuery":
+                stmt = self._session(context).statement(message.prepared_statement_handle)  # type: ignore[attr-defined]
+                return flight.SchemaResult(stmt.prepared.dataset_schema or pa.schema([]))
+            return flight.SchemaResult(self._metadata_schema(message))
+
+    # -- metadata ---------------------------------------------------------------------
+    def _metadata_schema(self, message: Message) -> pa.Schema:
+        name = cmd.type_name(message)
+        if name == "CommandGetTables":
+            with_schema = message.include_schema  # type: ignore[attr-defined]
+            return metadata.TABLES_WITH_SCHEMA_SCHEMA if with_schema else metadata.TABLES_SCHEMA
+        schemas = {
+            "CommandGetSqlInfo": sqlinfo.SQLINFO_SCHEMA,
+            "CommandGetCatalogs": metadata.CATALOGS_SCHEMA,
+            "CommandGetDbSchemas": metadata.DB_SCHEMAS_SCHEMA,
+            "CommandGetTableTypes": metadata.TABLE_TYPES_SCHEMA,
+            "CommandGetPrimaryKeys": metadata.PRIMARY_KEYS_SCHEMA,
+            "CommandGetImportedKeys": metadata.FOREIGN_KEYS_SCHEMA,
+            "CommandGetExportedKeys": metadata.FOREIGN_KEYS_SCHEMA,
+            "CommandGetCrossReference": metadata.FOREIGN_KEYS_SCHEMA,
+            "CommandGetXdbcTypeInfo": metadata.XDBC_TYPE_INFO_SCHEMA,
+        }
+        if name not in schemas:
+            raise ClientError(f"Unsupported Flight SQL command: {name}")
+        return schemas[name]
+
+    def _metadata_table(self, message: Message) -> pa.Table:
+        m: Any = message
+        name = cmd.type_name(message)
+
+        def opt(field: str) -> str | None:
+            return getattr(m, field) if m.HasField(field) else None
+
+        if name == "CommandGetSqlInfo":
+            return sqlinfo.sql_info_table(
+                list(m.info), server_version=SERVER_VERSION, arrow_version=pa.__version__,
+                duckdb_version=_duckdb_version(),
+            )
+        with self.engine.metadata_cursor() as con:
+            if name == "CommandGetCatalogs":
+                return metadata.get_catalogs(con)
+            if name == "CommandGetDbSchemas":
+                return metadata.get_db_schemas(con, opt("catalog"), opt("db_schema_filter_pattern"))
+            if name == "CommandGetTables":
+                return metadata.get_tables(
+                    con, opt("catalog"), opt("db_schema_filter_pattern"), opt("table_name_filter_pattern"),
+                    list(m.table_types), m.include_schema,
+                )
+            if name == "CommandGetTableTypes":
+                return metadata.get_table_types(con)
+            if name == "CommandGetPrimaryKeys":
+                return metadata.get_primary_keys(con, opt("catalog"), opt("db_schema"), m.table)
+            if name == "CommandGetImportedKeys":
+                return metadata.get_imported_keys(con, opt("catalog"), opt("db_schema"), m.table)
+            if name == "CommandGetExportedKeys":
+                return metadata.get_exported_keys(con, opt("catalog"), opt("db_schema"), m.table)
+            if name == "CommandGetCrossReference":
+                return metadata.get_cross_reference(
+                    con, opt("pk_catalog"), opt("pk_db_schema"), m.pk_table,
+                    opt("fk_catalog"), opt("fk_db_schema"), m.fk_table,
+                )
+            if name == "CommandGetXdbcTypeInfo":
+                data_type = m.data_type if m.HasField("data_type") else None
+                return metadata.get_xdbc_type_info(con, data_type)
+        raise ClientError(f"Unsupported Flight SQL command: {name}")
+
+    # -- DoGet ----------------------------------------------------------------------------
+    def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.FlightDataStream:
+        with flight_errors():
+            message = self._command(ticket.ticket)
+            if cmd.type_name(message) == "TicketStatementQuery":
+                result = self.registry.redeem(message.statement_handle, self._user(context))  # type: ignore[attr-defined]
+                if result.stream is None and result.table is not None:
+                    result.close()
+                    return flight.RecordBatchStream(result.table)
+                return flight.GeneratorStream(result.schema, result.batches())
+            self._user(context)
+            return flight.RecordBatchStream(self._metadata_table(message))
+
+    # -- DoPut ----------------------------------------------------------------------------
+    def do_put(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor,
+               reader: flight.MetadataRecordBatchReader, writer: flight.FlightMetadataWriter) -> None:
+        with flight_errors():
+            message: Any = self._command(descriptor.command)
+            name = cmd.type_name(message)
+            fs = self._session(context)
+            session = fs.engine_session
+            if name == "CommandStatementUpdate":
+                # No schema and no data arrive here: never touch the reader.
+                fs.check_transaction(message.transaction_id or None)
+                result = self._run(context, fs, lambda: session.execute(message.query))
+                self._write_count(writer, result)
+            elif name == "CommandPreparedStatementQuery":
+                stmt = fs.statement(message.prepared_statement_handle)
+                stmt.params = parameter_rows(_read_params(reader))
+                writer.write(pa.py_buffer(cmd.DoPutPreparedStatementResult(
+                    prepared_statement_handle=message.prepared_statement_handle).SerializeToString()))
+            elif name == "CommandPreparedStatementUpdate":
+                stmt = fs.statement(message.prepared_statement_handle)
+                self._write_count(writer, self._prepared_update(context, fs, stmt, _read_params(reader)))
+            elif name == "CommandStatementIngest":
+                count = self._ingest(context, fs, message, reader)
+                writer.write(pa.py_buffer(cmd.DoPutUpdateResult(record_count=count).SerializeToString()))
+            else:
+                raise ClientError(f"Unsupported DoPut command: {name}")
+
+    @staticmethod
+    def _write_count(writer: flight.FlightMetadataWriter, result: Result) -> None:
+        count = result.rowcount if result.is_update else -1
+        result.close()
+        writer.write(pa.py_buffer(cmd.DoPutUpdateResult(record_count=count).SerializeToString()))
+
+    def _prepared_update(self, context: flight.ServerCallContext, fs: FlightSession, stmt: PreparedStatement,
+                         params: pa.Table) -> Result:
+        session = fs.engine_session
+        if params.num_columns and params.num_rows:
+            batches = params.to_batches()
+            count = self._run(
+                context, fs, lambda: Result.update(session.execute_many(stmt.prepared, batches))
+            ).rowcount
+            return Result.update(count)
+        bound = stmt.params[0] if stmt.params else None
+        return self._run(context, fs, lambda: session.run_prepared(stmt.prepared, bound))
+
+    def _ingest(self, context: flight.ServerCallContext, fs: FlightSession, message: Any,
+                reader: flight.MetadataRecordBatchReader) -> int:
+        options = message.table_definition_options
+        target = IngestTarget(
+            table=message.table,
+            schema=message.schema if message.HasField("schema") else None,
+            catalog=message.catalog if message.HasField("catalog") else None,
+            temporary=message.temporary,
+        )
+        data = reader.to_reader()
+        with _cancel_watch(context, fs.engine_session.interrupt):
+            return ingest(fs.engine_session, target, data, _INGEST_MISSING.get(options.if_not_exist, IfMissing.FAIL),
+                          _INGEST_EXISTS.get(options.if_exists, IfExists.FAIL))
+
+    # -- actions --------------------------------------------------------------------------
+    def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
+        return _ACTIONS
+
+    def do_action(self, context: flight.ServerCallContext, action: flight.Action) -> Iterator[flight.Result]:
+        with flight_errors():
+            handler = getattr(self, "_action_" + action.type, None)
+            if handler is None:
+                raise ClientError(f"Unsupported action: {action.type}")
+            body = action.body.to_pybytes() if action.body is not None else b""
+            results: list[bytes] = handler(context, body)
+        return iter([flight.Result(pa.py_buffer(r)) for r in results])
+
+    def _action_CreatePreparedStatement(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
+        request: Any = self._command(body)
+        fs = self._session(context)
+        fs.check_transaction(request.transaction_id or None)
+        prepared = fs.engine_session.prepare(request.query)
+        handle = secrets.token_bytes(16)
+        fs.prepared[handle] = PreparedStatement(prepared)
+        result = cmd.ActionCreatePreparedStatementResult(prepared_statement_handle=handle, is_update=prepared.is_update)
+        if prepared.dataset_schema is not None:
+            result.dataset_schema = prepared.dataset_schema.serialize().to_pybytes()
+        if prepared.param_count:
+            fields = [pa.field(str(i), pa.null()) for i in range(prepared.param_count)]
+            result.parameter_schema = pa.schema(fields).serialize().to_pybytes()
+        return [cmd.pack(result)]
+
+    def _action_ClosePreparedStatement(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
+        request: Any = self._command(body)
+        self._session(context).prepared.pop(request.prepared_statement_handle, None)
+        return []
+
+    def _action_BeginTransaction(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
+        fs = self._session(context)
+        if fs.transaction_id is not None and fs.engine_session.in_transaction:
+            raise ClientError("A transaction is already open in this session")
+        fs.engine_session.begin()
+        fs.transaction_id = secrets.token_bytes(16)
+        return [cmd.pack(cmd.ActionBeginTransactionResult(transaction_id=fs.transaction_id))]
+
+    def _action_EndTransaction(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
+        request: Any = self._command(body)
+        fs = self._session(context)
+        if not request.transaction_id or request.transaction_id != fs.transaction_id:
+            raise ClientError("Unknown transaction id for this session")
+        fs.transaction_id = None
+        if request.action == cmd.END_TRANSACTION_COMMIT:
+            fs.engine_session.commit()
+        elif request.action == cmd.END_TRANSACTION_ROLLBACK:
+            fs.engine_session.rollback()
+        else:
+            raise ClientError("EndTransaction needs COMMIT or ROLLBACK")
+        return []
+
+    def _action_BeginSavepoint(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
+        raise StatementRejected("Savepoints are not supported (DuckDB has no savepoints)")
+
+    _action_EndSavepoint = _action_BeginSavepoint
+
+    def _action_CancelFlightInfo(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
+        request: Any = cmd.CancelFlightInfoRequest.FromString(body)
+        status = cmd.CANCEL_STATUS_NOT_CANCELLABLE
+        info = flight.FlightInfo.deserialize(request.info)
+        for endpoint in info.endpoints:
+            ticket = cmd.unpack(endpoint.ticket.ticket)
+            if ticket is not None and cmd.type_name(ticket) == "TicketStatementQuery":
+                if self.registry.drop_result(ticket.statement_handle):  # type: ignore[attr-defined]
+                    status = cmd.CANCEL_STATUS_CANCELLED
+        return [cmd.CancelFlightInfoResult(status=status).SerializeToString()]
+
+    def _action_CloseSession(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
+        auth: CallAuth = context.get_middleware(MIDDLEWARE_KEY)
+        self.registry.close(_token_key(auth.token))
+        self.tokens.revoke(auth.token)
+        return [cmd.CloseSessionResult(status=cmd.CLOSE_SESSION_CLOSED).SerializeToString()]
+
+    def _action_GetSessionOptions(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
+        catalog, schema = self._session(context).engine_session.current_catalog_and_schema()
+        result: Any = cmd.GetSessionOptionsResult()
+        result.session_options["catalog"].string_value = catalog
+        result.session_options["schema"].string_value = schema
+        return [result.SerializeToString()]
+
+    def _action_SetSessionOptions(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
+        request: Any = cmd.SetSessionOptionsRequest.FromString(body)
+        result: Any = cmd.SetSessionOptionsResult()
+        wanted: dict[str, str] = {}
+        for key, value in request.session_options.items():
+            if key not in ("catalog", "schema"):
+                result.errors[key].value = cmd.SESSION_OPTION_INVALID_NAME
+            elif value.WhichOneof("option_value") != "string_value":
+                result.errors[key].value = cmd.SESSION_OPTION_INVALID_VALUE
+            else:
+                wanted[key] = value.string_value
+        if wanted:
+            try:
+                self._session(context).engine_session.use(wanted.get("catalog"), wanted.get("schema"))
+            except Exception:
+                for key in wanted:
+                    result.errors[key].value = cmd.SESSION_OPTION_INVALID_VALUE
+        return [result.SerializeToString()]
+
+
+def _read_params(reader: flight.MetadataRecordBatchReader) -> pa.Table:
+    try:
+        return reader.read_all()
+    except (OSError, pa.ArrowInvalid):
+        return pa.table({})
+
+
+def _duckdb_version() -> str:
+    import duckdb
+
+    return str(duckdb.__version__)
