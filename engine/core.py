@@ -19,7 +19,7 @@ class Engine:
         self.config = config
         self.db = Database(config)
         self.users = UserDirectory(self.db)
-        self._password_listeners: list[Callable[[str], None]] = []
+        self._credential_listeners: list[Callable[[str, bool], None]] = []
         self._meta_lock = threading.Lock()
         self._meta_cursor = self.db.cursor()
 
@@ -27,13 +27,13 @@ class Engine:
         return Session(self, user)
 
     def on_password_changed(self, name: str) -> None:
-        for listener in self._password_listeners:
-            listener(name)
+        for listener in self._credential_listeners:
+            listener(name, False)
 
-    def add_credentials_listener(self, listener: Callable[[str], None]) -> None:
-        """``listener(user)`` runs when a user's password changes or the user is dropped."""
-        self._password_listeners.append(listener)
-        self.users.on_drop(listener)
+    def add_credentials_listener(self, listener: Callable[[str, bool], None]) -> None:
+        """``listener(user, dropped)`` runs when a user's password changes or the user is dropped."""
+        self._credential_listeners.append(listener)
+        self.users.on_drop(lambda name: listener(name, True))
 
     @contextmanager
     def metadata_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:

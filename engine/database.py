@@ -55,10 +55,13 @@ class Database:
         self._con.execute("SET lock_configuration = true")
         self._server = self._con.cursor()
         self._server_lock = threading.RLock()
+        self._cursor_lock = threading.Lock()
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new connection to the instance (per session: own temp tables, transaction, registrations)."""
-        return self._con.cursor()
+        # The parent connection object is not safe to share between threads.
+        with self._cursor_lock:
+            return self._con.cursor()
 
     @contextmanager
     def server_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:

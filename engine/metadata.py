@@ -265,8 +265,7 @@ def get_tables(
     where = _Where("table_catalog", "table_schema").equal("table_catalog", catalog)
     where.like("table_schema", schema_pattern).like("table_name", table_pattern)
     sql = (
-        _VISIBLE
-        + "SELECT * FROM (SELECT table_catalog, table_schema, table_name,"
+        _VISIBLE + "SELECT * FROM (SELECT table_catalog, table_schema, table_name,"
         " CASE table_type WHEN 'BASE TABLE' THEN 'TABLE' ELSE table_type END AS table_type"
         " FROM information_schema.tables WHERE " + where.sql() + ")"
     )
@@ -305,8 +304,7 @@ def _columns(
     where = _Where("database_name", "schema_name").equal("database_name", catalog)
     where.like("schema_name", schema_pattern).like("table_name", table_pattern)
     sql = (
-        _VISIBLE
-        + "SELECT database_name, schema_name, table_name, column_name, is_nullable, data_type,"
+        _VISIBLE + "SELECT database_name, schema_name, table_name, column_name, is_nullable, data_type,"
         " numeric_precision, numeric_scale, column_default, is_generated, comment"
         " FROM duckdb_columns() WHERE " + where.sql() + " ORDER BY column_index"
     )
@@ -403,8 +401,7 @@ def get_primary_keys(
     where = _Where("database_name", "schema_name").equal("database_name", catalog)
     where.equal("schema_name", schema).equal("table_name", table)
     sql = (
-        _VISIBLE
-        + "SELECT database_name, schema_name, table_name, constraint_name, constraint_column_names"
+        _VISIBLE + "SELECT database_name, schema_name, table_name, constraint_name, constraint_column_names"
         " FROM duckdb_constraints() WHERE constraint_type = 'PRIMARY KEY' AND " + where.sql()
     )
     rows = []
@@ -465,8 +462,7 @@ def _foreign_keys(
     where = _Where("database_name", "schema_name").equal("database_name", catalog)
     where.equal("schema_name", schema)
     sql = (
-        _VISIBLE
-        + "SELECT database_name, schema_name, table_name, constraint_type, constraint_name,"
+        _VISIBLE + "SELECT database_name, schema_name, table_name, constraint_type, constraint_name,"
         " constraint_column_names, referenced_table, referenced_column_names"
         " FROM duckdb_constraints()"
         " WHERE constraint_type IN ('FOREIGN KEY', 'PRIMARY KEY', 'UNIQUE') AND " + where.sql()
@@ -574,17 +570,30 @@ class _XdbcType(NamedTuple):
     interval_precision: int | None = None
 
 
-def _integer(name: str, data_type: int, digits: int, unsigned: bool = False) -> _XdbcType:
+def _number(
+    name: str,
+    data_type: int,
+    size: int,
+    radix: int,
+    scale: tuple[int | None, int | None] = (None, None),
+    unsigned: bool = False,
+    create_params: list[str] | None = None,
+) -> _XdbcType:
     return _XdbcType(
         name,
         data_type,
-        column_size=digits,
+        column_size=size,
+        create_params=create_params,
         unsigned_attribute=unsigned,
         auto_increment=False,
-        minimum_scale=0,
-        maximum_scale=0,
-        num_prec_radix=10,
+        minimum_scale=scale[0],
+        maximum_scale=scale[1],
+        num_prec_radix=radix,
     )
+
+
+def _integer(name: str, data_type: int, digits: int, unsigned: bool = False) -> _XdbcType:
+    return _number(name, data_type, digits, 10, scale=(0, 0), unsigned=unsigned)
 
 
 def _quoted(name: str, data_type: int, size: int | None, prefix: str, **kw: Any) -> _XdbcType:
@@ -592,7 +601,6 @@ def _quoted(name: str, data_type: int, size: int | None, prefix: str, **kw: Any)
 
 
 _SQL_DATETIME, _SQL_INTERVAL = 9, 10  # XdbcDataType.XDBC_DATETIME / XDBC_INTERVAL
-_NUMERIC_TYPE = {"unsigned_attribute": False, "auto_increment": False}
 
 # java.sql.Types: BOOLEAN 16, TINYINT -6, SMALLINT 5, INTEGER 4, BIGINT -5, NUMERIC 2, DECIMAL 3,
 # REAL 7 (DuckDB FLOAT is 4 bytes), DOUBLE 8, VARCHAR 12, VARBINARY -3, DATE 91, TIME 92,
@@ -608,19 +616,10 @@ _XDBC_TYPES: tuple[_XdbcType, ...] = (
     _integer("UINTEGER", 4, 10, unsigned=True),
     _integer("BIGINT", -5, 19),
     _integer("UBIGINT", -5, 20, unsigned=True),
-    _XdbcType("HUGEINT", 2, column_size=39, minimum_scale=0, maximum_scale=0, num_prec_radix=10, **_NUMERIC_TYPE),
-    _XdbcType(
-        "DECIMAL",
-        3,
-        column_size=38,
-        create_params=["precision", "scale"],
-        minimum_scale=0,
-        maximum_scale=38,
-        num_prec_radix=10,
-        **_NUMERIC_TYPE,
-    ),
-    _XdbcType("FLOAT", 7, column_size=24, num_prec_radix=2, **_NUMERIC_TYPE),
-    _XdbcType("DOUBLE", 8, column_size=53, num_prec_radix=2, **_NUMERIC_TYPE),
+    _integer("HUGEINT", 2, 39),
+    _number("DECIMAL", 3, 38, 10, scale=(0, 38), create_params=["precision", "scale"]),
+    _number("FLOAT", 7, 24, 2),
+    _number("DOUBLE", 8, 53, 2),
     _quoted("VARCHAR", 12, 2147483647, "'", case_sensitive=True, searchable=3),
     _XdbcType("BLOB", -3, column_size=2147483647, literal_prefix="'", literal_suffix="'::BLOB"),
     _quoted("DATE", 91, 10, "DATE '", sql_data_type=_SQL_DATETIME, datetime_subcode=1),
@@ -628,8 +627,8 @@ _XDBC_TYPES: tuple[_XdbcType, ...] = (
     _quoted("TIMESTAMP", 93, 26, "TIMESTAMP '", sql_data_type=_SQL_DATETIME, datetime_subcode=3),
     _quoted("UUID", 1111, 36, "'"),
     _quoted("INTERVAL", 1111, None, "INTERVAL '", sql_data_type=_SQL_INTERVAL),
-    _XdbcType("STRUCT", 2002),
-    _XdbcType("LIST", 2003),
+    _XdbcType("STRUCT", 2002, create_params=["fields"]),
+    _XdbcType("LIST", 2003, create_params=["element type"]),
     _quoted("TIME WITH TIME ZONE", 2013, 21, "TIMETZ '", sql_data_type=_SQL_DATETIME, datetime_subcode=4),
     _quoted(
         "TIMESTAMP WITH TIME ZONE", 2014, 32, "TIMESTAMPTZ '", sql_data_type=_SQL_DATETIME, datetime_subcode=5

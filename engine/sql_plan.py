@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import duckdb
 import pyarrow as pa
 from sqlglot import exp
 
 from engine import guard
+from engine.errors import StatementRejected
 from engine.plans import Params, Plan
 from engine.results import Result
 
@@ -16,18 +16,25 @@ if TYPE_CHECKING:
     from engine.session import Session
 
 
-def _param_count(sql: str) -> int:
-    try:
-        statements = duckdb.extract_statements(sql)
-    except duckdb.Error:
-        return 0
-    return len(statements[0].named_parameters) if statements else 0
+def _param_count(tree: exp.Expression) -> int:
+    """``?`` count, or the highest ``$n`` (DuckDB numbers positional parameters from 1)."""
+    anonymous = 0
+    numbered = 0
+    for node in tree.find_all(exp.Placeholder):
+        name = node.name
+        if not name:
+            anonymous += 1
+        elif name.isdigit():
+            numbered = max(numbered, int(name))
+        else:
+            raise StatementRejected(f"Named parameter ${name} is not supported: use ? or $1, $2, ...")
+    return anonymous or numbered
 
 
 def plan_sql(tree: exp.Expression) -> Plan:
     sql = guard.regenerate(tree)
     is_query = guard.is_query(tree)
-    params = _param_count(sql)
+    params = _param_count(tree)
 
     def run(session: Session, params_in: Params) -> Result:
         return session.run_duckdb(sql, params_in, is_query=is_query, transaction=_transaction_effect(tree))

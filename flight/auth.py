@@ -58,9 +58,9 @@ class TokenStore:
         with self._lock:
             self._tokens.pop(self._key(token), None)
 
-    def revoke_user(self, user: str) -> list[bytes]:
+    def revoke_user(self, user: str, keep: bytes | None = None) -> list[bytes]:
         with self._lock:
-            keys = [k for k, v in self._tokens.items() if v.user == user]
+            keys = [k for k, v in self._tokens.items() if v.user == user and k != keep]
             for k in keys:
                 del self._tokens[k]
         return keys

@@ -84,6 +84,7 @@ class StageflightServer(flight.FlightServerBase):
             middleware={MIDDLEWARE_KEY: AuthMiddlewareFactory(self.tokens, engine.users.authenticate)},
             tls_certificates=tls_certificates or [],
         )
+        self._calling = threading.local()
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="reaper", daemon=True)
         self._reaper.start()
@@ -98,9 +99,11 @@ class StageflightServer(flight.FlightServerBase):
             except Exception:
                 log.exception("reaper failed")
 
-    def _revoke_user(self, user: str) -> None:
-        self.tokens.revoke_user(user)
-        self.registry.close_user(user)
+    def _revoke_user(self, user: str, dropped: bool) -> None:
+        # A password change logs out the user's other connections, not the one that changed it.
+        keep = None if dropped else getattr(self._calling, "token_key", None)
+        for key in self.tokens.revoke_user(user, keep=keep):
+            self.registry.close(key)
 
     def shutdown(self) -> None:
         self._stop.set()
@@ -110,7 +113,8 @@ class StageflightServer(flight.FlightServerBase):
     # -- helpers ------------------------------------------------------------------------
     def _session(self, context: flight.ServerCallContext) -> FlightSession:
         auth: CallAuth = context.get_middleware(MIDDLEWARE_KEY)
-        return self.registry.get_or_open(_token_key(auth.token), auth.user)
+        self._calling.token_key = _token_key(auth.token)
+        return self.registry.get_or_open(self._calling.token_key, auth.user)
 
     def _user(self, context: flight.ServerCallContext) -> str:
         auth: CallAuth = context.get_middleware(MIDDLEWARE_KEY)

@@ -30,6 +30,7 @@ __all__ = [
     "SQLINFO_SCHEMA",
     "SQLINFO_UNION_TYPE",
     "SQLINFO_DUCKDB_VERSION",
+    "describe",
     "sql_info_table",
     "sql_info_values",
 ]

@@ -47,11 +47,11 @@ class Stage:
     name: str
     kind: StageKind
     url: str | None = None
-    file_format: Mapping[str, str] = field(default=_EMPTY, hash=False)
+    file_format: Mapping[str, str] = field(default_factory=dict, hash=False)
     comment: str | None = None
     creator: str | None = None
     created_on: datetime | None = None
-    connection: Mapping[str, str] = field(default=_EMPTY, hash=False, repr=False)
+    connection: Mapping[str, str] = field(default_factory=dict, hash=False, repr=False)
     schema: str | None = None
     table: str | None = None
 

@@ -240,6 +240,8 @@ def compile_pattern(pattern: str) -> re.Pattern[str]:
         # Rust accepts '(?i)x' anywhere; Python only allows global flags at the very start,
         # so lift them out in front of our anchor.
         flags, body = f"(?{leading.group(1)})", pattern[leading.end() :]
+    if "x" in flags:
+        body += "\n"  # in verbose mode a trailing '# comment' would swallow our closing anchor
     try:
         return re.compile(f"{flags}^(?:{body})\\Z")
     except re.error as exc:

@@ -307,7 +307,8 @@ class LocalBackend(StorageBackend):
             try:
                 dir_fd = self._walk(parts[:-1], key, create=True)
             except _NotFound:
-                raise StorageError(f"Cannot write {key}: a parent is a file") from None
+                # a parent is a file, or a concurrent delete pruned a directory we just made
+                continue
             try:
                 self._refuse_target(dir_fd, parts[-1], key)
                 return dir_fd, temp_name, os.open(temp_name, _TEMP_FLAGS, 0o666, dir_fd=dir_fd)
@@ -319,7 +320,7 @@ class LocalBackend(StorageBackend):
             except BaseException:
                 os.close(dir_fd)
                 raise
-        raise StorageError(f"Cannot write {key}: its directory keeps disappearing")
+        raise StorageError(f"Cannot write {key}: a parent is a file, or its directory keeps disappearing")
 
     @staticmethod
     def _refuse_target(dir_fd: int, name: str, key: str) -> None:

@@ -28,4 +28,3 @@ def outside_dir(tmp_path: Path) -> Path:
 @pytest.fixture
 def local_backend(storage_root: Path) -> LocalBackend:
     return LocalBackend(storage_root)
-

@@ -1,0 +1,462 @@
+"""Core Flight SQL benchmark: stageflight vs. a bare pyarrow.flight server (the physical limit).
+
+Run from the repository root::
+
+    .venv/bin/python -m tests.benchmarks.bench_flight_core [--rows N] [--repeat R]
+
+Both servers run in their own subprocess (no shared GIL with the client or with each other):
+stageflight via ``stageflight serve``, the bare server via this module with ``--serve-bare``. Each
+process generates the same deterministic lineitem-like data itself. Results are printed as a table
+and written to ``tests/benchmarks/results/flight_core.json``. See ``tests/benchmarks/README.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import platform
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import adbc_driver_flightsql.dbapi as flightsql
+import numpy as np
+import pyarrow as pa
+import pyarrow.flight as flight
+
+RESULTS_PATH = Path(__file__).resolve().parent / "results" / "flight_core.json"
+DEFAULT_ROWS = 10_000_000
+BATCH_ROWS = 131_072  # what stageflight streams per batch (EngineConfig.batch_rows)
+SEED = 20240601
+PASSWORD = "bench-root-pw"
+LATENCY_ITERATIONS = 300
+LATENCY_WARMUP = 30
+READY_TIMEOUT = 120.0
+
+# ---------------------------------------------------------------------------------------------
+# data
+# ---------------------------------------------------------------------------------------------
+
+LINEITEM_SCHEMA = pa.schema([
+    ("l_orderkey", pa.int64()),
+    ("l_partkey", pa.int64()),
+    ("l_suppkey", pa.int64()),
+    ("l_linenumber", pa.int32()),
+    ("l_quantity", pa.float64()),
+    ("l_extendedprice", pa.float64()),
+    ("l_discount", pa.float64()),
+    ("l_tax", pa.float64()),
+    ("l_returnflag", pa.string()),
+    ("l_linestatus", pa.string()),
+    ("l_shipdate", pa.date32()),
+    ("l_commitdate", pa.date32()),
+    ("l_shipmode", pa.string()),
+])
+
+_SHIPMODES = ["REG AIR", "AIRMAIL", "TRUCK", "RAILWAY", "SHIPPING", "FOB", "EXPRESS"]  # ~6.6 chars
+
+
+def make_lineitem(rows: int, chunk_rows: int = 1_000_000) -> pa.Table:
+    """Deterministic lineitem-like data: same ``rows`` -> same table in every process."""
+    rng = np.random.default_rng(SEED)
+    flags = pa.array(["A", "N", "R"])
+    statuses = pa.array(["O", "F"])
+    modes = pa.array(_SHIPMODES)
+    batches: list[pa.RecordBatch] = []
+    for start in range(0, rows, chunk_rows):
+        n = min(chunk_rows, rows - start)
+        ship = rng.integers(8000, 10_500, n, dtype=np.int32)
+        quantity = rng.integers(1, 51, n).astype(np.float64)
+        columns: list[pa.Array] = [
+            pa.array(np.arange(start, start + n, dtype=np.int64) // 4 + 1),
+            pa.array(rng.integers(1, 200_000, n, dtype=np.int64)),
+            pa.array(rng.integers(1, 10_000, n, dtype=np.int64)),
+            pa.array((np.arange(start, start + n, dtype=np.int64) % 7 + 1).astype(np.int32)),
+            pa.array(quantity),
+            pa.array(np.round(quantity * rng.uniform(900.0, 2000.0, n), 2)),
+            pa.array(rng.integers(0, 11, n) / 100.0),
+            pa.array(rng.integers(0, 9, n) / 100.0),
+            flags.take(pa.array(rng.integers(0, 3, n, dtype=np.int32))),
+            statuses.take(pa.array(rng.integers(0, 2, n, dtype=np.int32))),
+            pa.array(ship, pa.int32()).cast(pa.date32()),
+            pa.array(ship + rng.integers(-30, 60, n, dtype=np.int32), pa.int32()).cast(pa.date32()),
+            modes.take(pa.array(rng.integers(0, len(_SHIPMODES), n, dtype=np.int32))),
+        ]
+        batches.append(pa.RecordBatch.from_arrays(columns, schema=LINEITEM_SCHEMA))
+    table = pa.Table.from_batches(batches, schema=LINEITEM_SCHEMA).combine_chunks()
+    # Same batch size as stageflight streams, so the limit is not flattered by huge messages.
+    return pa.Table.from_batches(table.to_batches(max_chunksize=BATCH_ROWS), schema=LINEITEM_SCHEMA)
+
+
+def checksum(table: pa.Table) -> tuple[int, int]:
+    import pyarrow.compute as pc
+
+    return table.num_rows, int(pc.sum(table.column("l_partkey")).as_py() or 0)
+
+
+# ---------------------------------------------------------------------------------------------
+# the bare server (the limit)
+# ---------------------------------------------------------------------------------------------
+
+
+class BareServer(flight.FlightServerBase):
+    """The least a Flight server can do: stream an in-memory table, put a stream into DuckDB."""
+
+    def __init__(self, location: str, table: pa.Table, db_path: Path) -> None:
+        super().__init__(location)
+        import duckdb
+
+        self.table = table
+        self.con = duckdb.connect(str(db_path))
+        self.lock = threading.Lock()
+
+    def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.FlightDataStream:
+        return flight.RecordBatchStream(self.table)
+
+    def do_put(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor,
+               reader: flight.MetadataRecordBatchReader, writer: flight.FlightMetadataWriter) -> None:
+        name = descriptor.command.decode() or "t"
+        with self.lock:
+            cur = self.con.cursor()
+            try:
+                cur.register("src", reader.to_reader())
+                cur.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM src')
+                cur.unregister("src")
+            finally:
+                cur.close()
+
+    def do_action(self, context: flight.ServerCallContext, action: flight.Action) -> Iterator[flight.Result]:
+        if action.type == "ping":
+            return iter([])
+        raise flight.FlightServerError(f"unknown action {action.type}")
+
+
+def serve_bare(rows: int, data_dir: Path) -> int:
+    table = make_lineitem(rows)
+    server = BareServer("grpc://127.0.0.1:0", table, data_dir / "bare.duckdb")
+
+    def stop(signum: int, frame: object) -> None:
+        threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    print(f"bare ready: listening on grpc://127.0.0.1:{server.port}", flush=True)
+    server.serve()
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# subprocess helpers
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    uri: str
+    log: Path
+
+
+def _spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path, marker: str) -> Proc:
+    out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
+    with out_path.open("wb") as out, err_path.open("wb") as err:
+        popen = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=Path(__file__).resolve().parents[2])
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        for line in out_path.read_text(errors="replace").splitlines():
+            if marker in line and "listening on " in line:
+                uri = line.split("listening on ", 1)[1].strip()
+                return Proc(name, popen, uri, err_path)
+        if popen.poll() is not None:
+            break
+        time.sleep(0.1)
+    popen.kill()
+    popen.wait()
+    raise RuntimeError(f"{name} did not start (exit {popen.returncode}):\n"
+                       f"{out_path.read_text(errors='replace')}\n{err_path.read_text(errors='replace')}")
+
+
+def _stop(proc: Proc) -> None:
+    if proc.popen.poll() is None:
+        proc.popen.send_signal(signal.SIGTERM)
+        try:
+            proc.popen.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait()
+
+
+def _stageflight_argv(data_dir: Path) -> list[str]:
+    script = Path(sys.executable).parent / "stageflight"
+    base = [str(script)] if script.exists() else [sys.executable, "-m", "flight.cli"]
+    return base + ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", "0",
+                   "--http-port=-1"]
+
+
+@contextlib.contextmanager
+def servers(rows: int, work: Path) -> Iterator[tuple[Proc, Proc]]:
+    env = dict(os.environ, STAGEFLIGHT_ROOT_PASSWORD=PASSWORD, PYTHONUNBUFFERED="1")
+    (work / "ours").mkdir()
+    (work / "bare").mkdir()
+    started: list[Proc] = []
+    try:
+        started.append(_spawn("stageflight", _stageflight_argv(work / "ours"), env, work, "stageflight ready"))
+        bare_argv = [sys.executable, "-m", "tests.benchmarks.bench_flight_core", "--serve-bare",
+                     "--rows", str(rows), "--data-dir", str(work / "bare")]
+        started.append(_spawn("bare", bare_argv, env, work, "bare ready"))
+        yield started[0], started[1]
+    finally:
+        for proc in reversed(started):
+            _stop(proc)
+
+
+# ---------------------------------------------------------------------------------------------
+# measurements
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Measurement:
+    name: str
+    unit: str
+    ours: float
+    limit: float
+    ratio: float
+    goal: str
+    passed: bool
+    note: str = ""
+
+
+def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, list[float]]:
+    times: list[float] = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times), times
+
+
+def p50(fn: Callable[[], object], iterations: int = LATENCY_ITERATIONS, warmup: int = LATENCY_WARMUP) -> float:
+    for _ in range(warmup):
+        fn()
+    samples: list[float] = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        fn()
+        samples.append(time.perf_counter() - start)
+    return statistics.median(samples)
+
+
+def connect(uri: str) -> flightsql.Connection:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return flightsql.connect(uri, db_kwargs={"username": "root", "password": PASSWORD}, autocommit=True)
+
+
+def run(rows: int, repeat: int, latency_iterations: int) -> list[Measurement]:
+    print(f"generating {rows:,} rows ...", flush=True)
+    data = make_lineitem(rows)
+    expected = checksum(data)
+    print(f"  {data.nbytes / 2**20:,.0f} MiB in {data.num_rows // BATCH_ROWS + 1} batches", flush=True)
+    results: list[Measurement] = []
+    with tempfile.TemporaryDirectory(prefix="bench_flight_core_") as tmp, servers(rows, Path(tmp)) as (ours, bare):
+        print(f"stageflight at {ours.uri}, bare server at {bare.uri}", flush=True)
+        client = flight.FlightClient(bare.uri)
+        conn = connect(ours.uri)
+        try:
+            results.append(_bench_ingest(conn, client, data, repeat))
+            results.append(_bench_select(conn, client, expected, repeat))
+            results.extend(_bench_latency(conn, client, latency_iterations))
+        finally:
+            conn.close()
+            client.close()
+    return results
+
+
+def _bench_ingest(conn: flightsql.Connection, client: flight.FlightClient, data: pa.Table,
+                  repeat: int) -> Measurement:
+    print("ingest ...", flush=True)
+
+    def ours() -> None:
+        with conn.cursor() as cur:
+            count = cur.adbc_ingest("ingest_bench", data, mode="replace")
+            if count not in (-1, data.num_rows):
+                raise AssertionError(f"ingest reported {count} rows, expected {data.num_rows}")
+
+    def limit() -> None:
+        writer, reader = client.do_put(flight.FlightDescriptor.for_command(b"ingest_bench"), data.schema)
+        writer.write_table(data)
+        writer.done_writing()
+        writer.close()
+
+    ours()  # warm-up (and first CREATE)
+    limit()
+    our_t, our_all = best_of(repeat, ours)
+    lim_t, lim_all = best_of(repeat, limit)
+    with conn.cursor() as cur:  # the data is really there; also the table the SELECT test reads
+        cur.adbc_ingest("lineitem", data, mode="replace")
+        cur.execute("SELECT count(*) FROM ingest_bench")
+        got = cur.fetchone()
+    if got is None or got[0] != data.num_rows:
+        raise AssertionError(f"ingest_bench has {got} rows, expected {data.num_rows}")
+    ratio = lim_t / our_t
+    print(f"  ours {_fmt_all(our_all)}  limit {_fmt_all(lim_all)}", flush=True)
+    return Measurement("adbc_ingest N rows", "s", our_t, lim_t, ratio, ">= 0.80", ratio >= 0.8,
+                       f"rows/s ours {data.num_rows / our_t:,.0f}")
+
+
+def _bench_select(conn: flightsql.Connection, client: flight.FlightClient, expected: tuple[int, int],
+                  repeat: int) -> Measurement:
+    print("SELECT * ...", flush=True)
+
+    def ours() -> pa.Table:
+        with conn.cursor() as cur:
+            cur.execute("SELECT * FROM lineitem")
+            return cur.fetch_arrow_table()
+
+    def limit() -> pa.Table:
+        return client.do_get(flight.Ticket(b"lineitem")).read_all()
+
+    for fn in (ours, limit):  # warm-up and correctness
+        got = checksum(fn())
+        if got != expected:
+            raise AssertionError(f"{fn.__name__}: got (rows, sum) {got}, expected {expected}")
+    our_t, our_all = best_of(repeat, ours)
+    lim_t, lim_all = best_of(repeat, limit)
+    ratio = lim_t / our_t
+    print(f"  ours {_fmt_all(our_all)}  limit {_fmt_all(lim_all)}", flush=True)
+    return Measurement("SELECT * fetch_arrow_table", "s", our_t, lim_t, ratio, ">= 0.55", ratio >= 0.55,
+                       f"rows/s ours {expected[0] / our_t:,.0f}")
+
+
+def _bench_latency(conn: flightsql.Connection, client: flight.FlightClient, iterations: int) -> list[Measurement]:
+    print("SELECT 1 latency ...", flush=True)
+
+    def bare_ping() -> None:
+        list(client.do_action(flight.Action("ping", b"")))
+
+    def fresh() -> None:
+        # What an ad hoc query costs: the DB-API prepares on first execute of a SQL text
+        # (CreatePreparedStatement), then GetFlightInfo + DoGet, and ClosePreparedStatement on close.
+        with conn.cursor() as cur:
+            cur.execute("SELECT 1")
+            cur.fetchall()
+
+    prepared_cur = conn.cursor()
+    prepared_cur.execute("SELECT 1")
+    prepared_cur.fetchall()
+
+    def prepared() -> None:
+        # Same SQL on the same cursor: no new prepare; GetFlightInfo + DoGet only.
+        prepared_cur.execute("SELECT 1")
+        prepared_cur.fetchall()
+
+    try:
+        bare_p50 = p50(bare_ping, iterations)
+        fresh_p50 = p50(fresh, iterations)
+        prepared_p50 = p50(prepared, iterations)
+        # second pass, keep the better (noisy shared machine)
+        bare_p50 = min(bare_p50, p50(bare_ping, iterations))
+        fresh_p50 = min(fresh_p50, p50(fresh, iterations))
+        prepared_p50 = min(prepared_p50, p50(prepared, iterations))
+    finally:
+        prepared_cur.close()
+    ms = 1000.0
+    return [
+        Measurement("SELECT 1 p50 (new cursor)", "ms", fresh_p50 * ms, bare_p50 * ms, fresh_p50 / bare_p50,
+                    "<= 3.0x", fresh_p50 / bare_p50 <= 3.0,
+                    "4 RPCs: CreatePreparedStatement, GetFlightInfo, DoGet, ClosePreparedStatement"),
+        Measurement("SELECT 1 p50 (prepared re-execute)", "ms", prepared_p50 * ms, bare_p50 * ms,
+                    prepared_p50 / bare_p50, "<= 3.0x", prepared_p50 / bare_p50 <= 3.0,
+                    "2 RPCs: GetFlightInfo, DoGet"),
+    ]
+
+
+def _fmt_all(times: list[float]) -> str:
+    return "[" + ", ".join(f"{t:.3f}" for t in times) + "] s"
+
+
+# ---------------------------------------------------------------------------------------------
+# report
+# ---------------------------------------------------------------------------------------------
+
+
+def report(results: list[Measurement], rows: int, repeat: int) -> str:
+    header = f"{'measurement':<36} {'ours':>10} {'limit':>10} {'ratio':>7} {'goal':>8}  result"
+    lines = [f"stageflight core benchmark, {rows:,} rows, best of {repeat} (latency: p50)", header,
+             "-" * len(header)]
+    for m in results:
+        lines.append(f"{m.name:<36} {m.ours:>8.3f}{m.unit:<2} {m.limit:>8.3f}{m.unit:<2} {m.ratio:>7.2f} "
+                     f"{m.goal:>8}  {'PASS' if m.passed else 'FAIL'}")
+    lines.append("ratio: throughput = limit_time / our_time (higher is better); "
+                 "latency = our_p50 / bare_p50 (lower is better)")
+    return "\n".join(lines)
+
+
+def write_json(results: list[Measurement], rows: int, repeat: int, path: Path = RESULTS_PATH) -> None:
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    doc: dict[str, Any] = {
+        "benchmark": "flight_core",
+        "rows": rows,
+        "repeat": repeat,
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "environment": {
+            "python": platform.python_version(), "pyarrow": pa.__version__, "duckdb": duckdb.__version__,
+            "adbc_driver_flightsql": _version("adbc_driver_flightsql"), "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
+        "measurements": [asdict(m) for m in results],
+        "all_passed": all(m.passed for m in results),
+    }
+    path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def _version(module: str) -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(module.replace("_", "-"))
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of generated lineitem data")
+    parser.add_argument("--repeat", type=int, default=None,
+                        help="repetitions per throughput measurement, best kept (default 5, 3 above 5M rows)")
+    parser.add_argument("--latency-iterations", type=int, default=LATENCY_ITERATIONS)
+    parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results file")
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve_bare:
+        return serve_bare(args.rows, args.data_dir)
+    repeat = args.repeat or (3 if args.rows > 5_000_000 else 5)
+    results = run(args.rows, repeat, args.latency_iterations)
+    print()
+    print(report(results, args.rows, repeat))
+    for m in results:
+        if m.note:
+            print(f"  {m.name}: {m.note}")
+    write_json(results, args.rows, repeat, args.output)
+    print(f"\nwrote {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
