@@ -1,17 +1,25 @@
-"""The engine: one locked DuckDB database, its users, and the sessions that run statements on it."""
+"""The engine: one locked DuckDB database, its users and stages, and the sessions that run statements."""
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import duckdb
 
 from engine.config import EngineConfig
 from engine.database import Database
 from engine.session import Session
+from engine.stage_catalog import StageCatalog
+from engine.stage_service import StageService
 from engine.users import UserDirectory
+
+log = logging.getLogger("stageflight")
+
+GC_INTERVAL_SECONDS = 3600.0
 
 
 class Engine:
@@ -19,13 +27,22 @@ class Engine:
         self.config = config
         self.db = Database(config)
         self.users = UserDirectory(self.db)
+        self.stage_catalog = StageCatalog(self.db)
+        self.stages = StageService(self.stage_catalog, config.stage_root, self._table_exists)
         self._credential_listeners: list[Callable[[str, bool], None]] = []
         self._meta_lock = threading.Lock()
         self._meta_cursor = self.db.cursor()
+        self.users.on_drop(self._forget_user)
+        self._stop = threading.Event()
+        self._gc_thread: threading.Thread | None = None
+        if config.user_stage_retention_days is not None:
+            self._gc_thread = threading.Thread(target=self._gc_loop, name="user-stage-gc", daemon=True)
+            self._gc_thread.start()
 
     def open_session(self, user: str) -> Session:
         return Session(self, user)
 
+    # -- users -------------------------------------------------------------------------
     def on_password_changed(self, name: str) -> None:
         for listener in self._credential_listeners:
             listener(name, False)
@@ -35,6 +52,41 @@ class Engine:
         self._credential_listeners.append(listener)
         self.users.on_drop(lambda name: listener(name, True))
 
+    def _forget_user(self, name: str) -> None:
+        # The RFC's "cleanup while drop users": a re-created user starts with an empty stage.
+        self.stages.drop_user_stage(name)
+        self.stage_catalog.forget_user(name)
+
+    # -- stages ------------------------------------------------------------------------
+    def _table_exists(self, schema: str, table: str) -> bool:
+        with self.metadata_cursor() as cur:
+            row = cur.execute(
+                "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
+                "AND schema_name = ? AND table_name = ?", [schema, table],
+            ).fetchone()
+        return row is not None
+
+    def enable_local_presign(self, base_url: str) -> Any:
+        """Sign URLs served by the HTTP side at ``base_url``; returns the request handler to mount."""
+        from stages.presign import PresignedFiles, PresignSigner
+
+        signer = PresignSigner.load_or_create(self.config.data_dir / "presign.key")
+        base = base_url.rstrip("/")
+
+        def sign(method: str, key: str, expire: int, content_type: str | None) -> str:
+            return base + signer.sign(method, key, expire, content_type)
+
+        self.stages.local_signer = sign
+        return PresignedFiles(self.stages.storage, signer)
+
+    def _gc_loop(self) -> None:
+        retention = self.config.user_stage_retention_days
+        while retention is not None and not self._stop.wait(GC_INTERVAL_SECONDS):
+            try:
+                self.stages.vacuum_user_stages(retention)
+            except Exception:
+                log.exception("user-stage GC failed")
+
     @contextmanager
     def metadata_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
         """A connection for catalog metadata commands, apart from any session's busy cursor."""
@@ -42,4 +94,5 @@ class Engine:
             yield self._meta_cursor
 
     def close(self) -> None:
+        self._stop.set()
         self.db.close()

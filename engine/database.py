@@ -19,6 +19,24 @@ _CATALOG_DDL = [
         password_hash VARCHAR NOT NULL,
         is_admin BOOLEAN NOT NULL DEFAULT false,
         created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.stages (
+        name VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        url VARCHAR,
+        file_format VARCHAR NOT NULL DEFAULT '{{}}',
+        connection VARCHAR NOT NULL DEFAULT '{{}}',
+        comment VARCHAR,
+        creator VARCHAR,
+        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.stage_grants (
+        stage VARCHAR NOT NULL,
+        grantee VARCHAR NOT NULL,
+        privilege VARCHAR NOT NULL,
+        PRIMARY KEY (stage, grantee, privilege))""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.global_grants (
+        grantee VARCHAR NOT NULL,
+        privilege VARCHAR NOT NULL,
+        PRIMARY KEY (grantee, privilege))""",
 ]
 
 

@@ -17,6 +17,9 @@ from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRej
 from engine.plans import Params, Plan
 from engine.results import Result
 from engine.sql_plan import plan_sql
+from engine.stage_catalog import StagePrivilege
+from engine.stage_service import Resolved
+from engine.stage_sql import parse_stage_statement
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -32,9 +35,11 @@ class Prepared:
 
 
 def plan_statements(sql: str) -> list[Plan]:
-    special = parse_user_statement(sql) if sql.strip() else None
-    if special is not None:
-        return [special]
+    if sql.strip():
+        for parse in (parse_user_statement, parse_stage_statement):
+            special = parse(sql)
+            if special is not None:
+                return [special]
     return [plan_sql(tree) for tree in guard.validate(sql)]
 
 
@@ -168,6 +173,9 @@ class Session:
             raise QueryCancelled("Query cancelled") from None
         except duckdb.Error as exc:
             raise EngineError(str(exc)) from None
+
+    def resolve_stage(self, ref: str, privilege: StagePrivilege) -> Resolved:
+        return self.engine.stages.resolve(ref, self.user, self.is_admin, privilege)
 
     # -- ingest, transactions, options ------------------------------------------------
     def register_arrow(self, data: pa.RecordBatchReader | pa.Table) -> str:

@@ -1,0 +1,164 @@
+"""Stage resolution and file operations: @ref -> (stage, storage prefix), with privilege checks.
+
+Every path is validated (stages.paths) before any storage call; the user stage needs no grant
+and always means the caller's own stage.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pyarrow as pa
+
+from engine.errors import PermissionDenied, StatementRejected
+from engine.stage_catalog import StageCatalog, StagePrivilege
+from stages.errors import StageError
+from stages.model import Stage, StageKind, table_stage, user_stage
+from stages.paths import StageLocation, compile_pattern, filter_listing, parse_stage_ref, validate_key
+from stages.storage import load_backend
+from stages.storage.base import StagedFile, StorageBackend
+
+log = logging.getLogger("stageflight")
+
+LIST_SCHEMA = pa.schema([
+    pa.field("name", pa.string(), nullable=False),
+    pa.field("size", pa.uint64(), nullable=False),
+    pa.field("md5", pa.string()),
+    pa.field("last_modified", pa.string(), nullable=False),
+    pa.field("creator", pa.string()),
+])
+PRESIGN_SCHEMA = pa.schema([
+    pa.field("method", pa.string(), nullable=False),
+    pa.field("headers", pa.string(), nullable=False),
+    pa.field("url", pa.string(), nullable=False),
+])
+MAX_PRESIGN_EXPIRE = 7 * 24 * 3600
+
+# (method, key, expire seconds, content type) -> URL served by the server's HTTP side.
+LocalSigner = Callable[[str, str, int, str | None], str]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    stage: Stage
+    location: StageLocation
+    backend: StorageBackend
+
+    @property
+    def root_key(self) -> str:
+        return self.stage.prefix
+
+    @property
+    def location_key(self) -> str:
+        return self.stage.prefix + self.location.path
+
+
+def format_last_modified(when: datetime) -> str:
+    utc = when.astimezone(UTC)
+    return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d} +0000"
+
+
+class StageService:
+    def __init__(self, catalog: StageCatalog, storage_root: str, table_exists: Callable[[str, str], bool]) -> None:
+        self.catalog = catalog
+        self.storage = load_backend(storage_root)
+        self._table_exists = table_exists
+        self.local_signer: LocalSigner | None = None
+        self._gc_lock = threading.Lock()
+
+    # -- resolution ------------------------------------------------------------------
+    def resolve(self, ref: str, user: str, is_admin: bool, privilege: StagePrivilege,
+                current_schema: str = "main") -> Resolved:
+        location = parse_stage_ref(ref)
+        if location.is_user_stage:
+            return Resolved(user_stage(user), location, self.storage)
+        if location.is_table_stage:
+            schema, table = location.table_parts()
+            schema = schema or current_schema
+            if not self._table_exists(schema, table):
+                raise StageError(f"Table stage @%{table}: table {schema}.{table} does not exist")
+            return Resolved(table_stage(schema, table), location, self.storage)
+        stage = self.catalog.get(location.stage_name)
+        self.catalog.require(stage, user, is_admin, privilege)
+        return Resolved(stage, location, self.backend_for(stage))
+
+    def backend_for(self, stage: Stage) -> StorageBackend:
+        if stage.kind is StageKind.EXTERNAL:
+            raise StageError(f"External stage @{stage.name}: external storage is not supported by this server yet")
+        return self.storage
+
+    # -- LIST / REMOVE / PRESIGN -------------------------------------------------------
+    def list_files(self, resolved: Resolved, pattern: str | None) -> list[tuple[str, StagedFile]]:
+        regex = compile_pattern(pattern) if pattern is not None else None
+        files = resolved.backend.list_files(resolved.location_key)
+        return list(filter_listing(files, resolved.root_key, resolved.location.path, regex))
+
+    def list_table(self, resolved: Resolved, pattern: str | None) -> pa.Table:
+        rows = [
+            {"name": name, "size": f.size, "md5": None if resolved.stage.is_internal else f.etag,
+             "last_modified": format_last_modified(f.last_modified), "creator": None}
+            for name, f in self.list_files(resolved, pattern)
+        ]
+        return pa.Table.from_pylist(rows, schema=LIST_SCHEMA)
+
+    def remove(self, resolved: Resolved, pattern: str | None) -> int:
+        keys = [f.key for _, f in self.list_files(resolved, pattern)]
+        removed = 0
+        for start in range(0, len(keys), 1000):  # batches, as Databend and S3 DeleteObjects do
+            removed += resolved.backend.delete(keys[start:start + 1000])
+        return removed
+
+    def presign(self, resolved: Resolved, upload: bool, expire: int, content_type: str | None) -> pa.Table:
+        if not 0 < expire <= MAX_PRESIGN_EXPIRE:
+            raise StatementRejected(f"EXPIRE must be between 1 and {MAX_PRESIGN_EXPIRE} seconds, got {expire}")
+        if not resolved.location.path or resolved.location.path.endswith("/"):
+            raise StatementRejected(f"PRESIGN needs a file path, not a folder: {resolved.stage.ref}/"
+                                    f"{resolved.location.path}")
+        key = validate_key(resolved.location_key)
+        method = "PUT" if upload else "GET"
+        native = resolved.backend.presign(key, method, expire, content_type)
+        if native is not None:
+            return _presign_row(native.method, dict(native.headers), native.url)
+        if self.local_signer is None:
+            raise StageError("This storage does not support presigned URLs and the HTTP side is disabled")
+        headers = {"Content-Type": content_type} if content_type and upload else {}
+        return _presign_row(method, headers, self.local_signer(method, key, expire, content_type))
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def wipe(self, stage: Stage) -> int:
+        """Delete every file of an internal stage (DROP STAGE, CREATE OR REPLACE, DROP USER)."""
+        if not stage.is_internal:
+            return 0
+        return self.storage.delete_prefix(stage.prefix)
+
+    def drop_user_stage(self, user: str) -> None:
+        try:
+            self.wipe(user_stage(user))
+        except StageError:
+            log.exception("could not remove the user stage of %s", user)
+
+    def vacuum_user_stages(self, retention_days: int) -> tuple[int, int]:
+        """Delete user-stage files older than the retention. Returns (files, bytes) removed."""
+        if retention_days < 0:
+            raise StatementRejected("Retention must be zero or more days")
+        cutoff = datetime.now(UTC) - timedelta(days=retention_days)
+        with self._gc_lock:
+            old = [f for f in self.storage.list_files("stage/user/") if f.last_modified < cutoff]
+            removed = self.storage.delete([f.key for f in old])
+        log.info("user-stage GC removed %d files older than %d days", removed, retention_days)
+        return removed, sum(f.size for f in old)
+
+
+def _presign_row(method: str, headers: dict[str, str], url: str) -> pa.Table:
+    return pa.Table.from_pylist([{"method": method, "headers": json.dumps(headers), "url": url}],
+                                schema=PRESIGN_SCHEMA)
+
+
+def require_owner(stage: Stage, user: str, is_admin: bool, action: str) -> None:
+    if not (is_admin or stage.creator == user):
+        raise PermissionDenied(f"Permission denied: only the owner of @{stage.name} or root may {action} it")

@@ -1,0 +1,51 @@
+"""File format options (Databend spelling): validation and defaults."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from stages.errors import StageError
+
+FORMAT_TYPES = {"CSV", "TSV", "TEXT", "NDJSON", "PARQUET"}
+DEFAULT_FORMAT = "PARQUET"  # Databend's default when neither statement nor stage names a format
+
+_COMMON = {"TYPE", "FORMAT_NAME", "COMPRESSION"}
+_OPTIONS_BY_TYPE: dict[str, set[str]] = {
+    "CSV": _COMMON | {
+        "SKIP_HEADER", "FIELD_DELIMITER", "RECORD_DELIMITER", "QUOTE", "ESCAPE", "NULL_DISPLAY", "NAN_DISPLAY",
+        "EMPTY_FIELD_AS", "QUOTED_EMPTY_FIELD_AS", "ALLOW_QUOTED_NULLS", "ERROR_ON_COLUMN_COUNT_MISMATCH",
+        "TRIM_SPACE", "BINARY_FORMAT", "ENCODING", "OUTPUT_HEADER", "QUOTE_STYLE", "NULL_IF",
+    },
+    "TSV": _COMMON | {
+        "SKIP_HEADER", "FIELD_DELIMITER", "RECORD_DELIMITER", "NULL_DISPLAY", "NAN_DISPLAY", "EMPTY_FIELD_AS",
+        "ERROR_ON_COLUMN_COUNT_MISMATCH", "TRIM_SPACE", "ENCODING", "OUTPUT_HEADER", "ESCAPE", "QUOTE",
+    },
+    "NDJSON": _COMMON | {"NULL_FIELD_AS", "MISSING_FIELD_AS", "NULL_IF"},
+    "PARQUET": _COMMON | {"MISSING_FIELD_AS", "NULL_IF", "USE_LOGIC_TYPE"},
+}
+_OPTIONS_BY_TYPE["TEXT"] = _OPTIONS_BY_TYPE["TSV"]
+ALL_OPTIONS = set().union(*_OPTIONS_BY_TYPE.values())
+
+
+def normalize_format_options(options: Mapping[str, str]) -> dict[str, str]:
+    """Upper-case keys (and TYPE), check every option is known for the format type.
+
+    Raises:
+        StageError: an unknown option, an unknown TYPE, or an option that does not apply to it.
+    """
+    normalized = {key.upper(): value for key, value in options.items()}
+    unknown = sorted(set(normalized) - ALL_OPTIONS)
+    if unknown:
+        raise StageError(f"Unknown file format option: {unknown[0]}")
+    if "FORMAT_NAME" in normalized and len(normalized) > 1:
+        raise StageError("FORMAT_NAME cannot be combined with other file format options")
+    if "TYPE" in normalized:
+        kind = normalized["TYPE"] = normalized["TYPE"].upper()
+        if kind not in FORMAT_TYPES:
+            raise StageError(f"Unknown file format TYPE: {kind} (use CSV, TSV, TEXT, NDJSON or PARQUET)")
+        wrong = sorted(set(normalized) - _OPTIONS_BY_TYPE[kind])
+        if wrong:
+            raise StageError(f"Unsupported option {wrong[0]} for file format {kind}")
+    elif len(normalized) > (1 if "FORMAT_NAME" in normalized else 0):
+        raise StageError("File format options need TYPE = CSV | TSV | TEXT | NDJSON | PARQUET")
+    return normalized
