@@ -46,6 +46,11 @@ VACUUM_SCHEMA = pa.schema([
 
 def parse_stage_statement(sql: str) -> Plan | None:
     cur = TokenCursor(sql)
+    first = cur.peek()
+    if first is not None and first.text.upper() == "VACUUM":
+        # DuckDB's tokenizer reads VACUUM as a command and the rest as one string: re-read the rest.
+        rest = TokenCursor(sql[first.end + 1:])
+        return _vacuum(rest) if rest.accept("USER", "STAGES") else None
     if cur.is_word("LIST", "LS"):
         cur.advance()
         return _list(cur)
@@ -66,8 +71,6 @@ def parse_stage_statement(sql: str) -> Plan | None:
         return _show_stages(cur)
     if cur.is_word("GRANT", "REVOKE") and _mentions_stage(cur):
         return _grant(cur)
-    if cur.accept("VACUUM", "USER", "STAGES"):
-        return _vacuum(cur)
     return None
 
 
