@@ -12,6 +12,7 @@ import duckdb
 
 from engine.config import EngineConfig
 from engine.database import Database
+from engine.file_formats import FileFormats
 from engine.session import Session
 from engine.stage_catalog import StageCatalog
 from engine.stage_service import StageService
@@ -28,6 +29,7 @@ class Engine:
         self.db = Database(config)
         self.users = UserDirectory(self.db)
         self.stage_catalog = StageCatalog(self.db)
+        self.file_formats = FileFormats(self.db)
         self.stages = StageService(self.stage_catalog, config.stage_root, self._table_exists)
         self._credential_listeners: list[Callable[[str, bool], None]] = []
         self._meta_lock = threading.Lock()

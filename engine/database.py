@@ -33,6 +33,19 @@ _CATALOG_DDL = [
         grantee VARCHAR NOT NULL,
         privilege VARCHAR NOT NULL,
         PRIMARY KEY (stage, grantee, privilege))""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.file_formats (
+        name VARCHAR PRIMARY KEY,
+        options VARCHAR NOT NULL,
+        creator VARCHAR,
+        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.load_history (
+        table_name VARCHAR NOT NULL,
+        file_key VARCHAR NOT NULL,
+        etag VARCHAR,
+        size BIGINT NOT NULL,
+        last_modified TIMESTAMPTZ NOT NULL,
+        loaded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (table_name, file_key))""",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.global_grants (
         grantee VARCHAR NOT NULL,
         privilege VARCHAR NOT NULL,

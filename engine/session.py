@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -16,6 +18,9 @@ from engine.admin import parse_user_statement
 from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected
 from engine.plans import Params, Plan
 from engine.results import Result
+from engine.copy_exec import plan_load, plan_unload
+from engine.copy_sql import CopyLoad, CopyUnload, parse_copy
+from engine.file_formats import parse_file_format_statement
 from engine.sql_plan import plan_sql
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
@@ -36,10 +41,15 @@ class Prepared:
 
 def plan_statements(sql: str) -> list[Plan]:
     if sql.strip():
-        for parse in (parse_user_statement, parse_stage_statement):
+        for parse in (parse_user_statement, parse_stage_statement, parse_file_format_statement):
             special = parse(sql)
             if special is not None:
                 return [special]
+        copy = parse_copy(sql)
+        if isinstance(copy, CopyLoad):
+            return [plan_load(copy)]
+        if isinstance(copy, CopyUnload):
+            return [plan_unload(copy)]
     return [plan_sql(tree) for tree in guard.validate(sql)]
 
 
@@ -54,6 +64,7 @@ class Session:
         self._busy = threading.Lock()
         self.in_transaction = False
         self.closed = False
+        self._after_commit: list[Callable[[], object]] = []
 
     # -- exclusivity -----------------------------------------------------------------
     def _acquire(self) -> None:
@@ -67,6 +78,48 @@ class Session:
 
     def _release(self) -> None:
         self._busy.release()
+
+    @contextmanager
+    def exclusive(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The session's cursor, held for server-built work (COPY, unload)."""
+        self._acquire()
+        try:
+            yield self.cursor
+        finally:
+            self._release()
+
+    @contextmanager
+    def statement_transaction(self, cur: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """One transaction for a multi-step statement, unless the client already has one open."""
+        if self.in_transaction:
+            yield
+            return
+        cur.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            cur.execute("ROLLBACK")
+            self._after_commit.clear()
+            raise
+        cur.execute("COMMIT")
+        self._run_after_commit()
+
+    def after_commit(self, action: Callable[[], object]) -> None:
+        """Run ``action`` once the current work is committed (PURGE deletes files only then)."""
+        self._after_commit.append(action)
+        if not self.in_transaction:
+            self._run_after_commit()
+
+    def _run_after_commit(self) -> None:
+        actions, self._after_commit = self._after_commit, []
+        for action in actions:
+            try:
+                action()
+            except Exception:
+                logging.getLogger("stageflight").exception("post-commit action failed")
+
+    def current_schema(self) -> str:
+        return self.current_catalog_and_schema()[1]
 
     # -- statements ------------------------------------------------------------------
     def prepare(self, sql: str) -> Prepared:
@@ -190,8 +243,10 @@ class Session:
     def commit(self) -> None:
         self._simple("COMMIT")
         self.in_transaction = False
+        self._run_after_commit()
 
     def rollback(self) -> None:
+        self._after_commit.clear()
         self._simple("ROLLBACK")
         self.in_transaction = False
 

@@ -23,10 +23,10 @@ def _param_count(tree: exp.Expression) -> int:
     anonymous = 0
     numbered = 0
     for node in tree.find_all(exp.Placeholder):
-        name = node.name
-        if not name:
+        name = node.args.get("this")
+        if name is None or name == "?":
             anonymous += 1
-        elif name.isdigit():
+        elif str(name).isdigit():
             numbered = max(numbered, int(name))
         else:
             raise StatementRejected(f"Named parameter ${name} is not supported: use ? or $1, $2, ...")

@@ -52,7 +52,7 @@ def main() -> int:
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String, nullable=False),
         sa.Column("category", sa.String, nullable=False),
-        sa.Column("price", sa.Float, nullable=False),
+        sa.Column("price", sa.Double, nullable=False),
     )
     try:
         with engine.begin() as conn:  # one transaction: DDL and inserts commit together
@@ -80,12 +80,18 @@ def main() -> int:
             ).all()
             print("under 10: " + ", ".join(f"{name} ({price:.2f})" for name, price in cheap))
 
-        # Reflection goes through Flight SQL metadata (GetObjects).
+        # Reflection goes through Flight SQL metadata (ADBC GetObjects -> GetTables with schemas).
+        # (Inspector.get_table_names() is not used: sqlalchemy-adbc 0.3 keeps only table_type "table"
+        # in lowercase, while Flight SQL servers report "TABLE" as JDBC does.)
         inspector = sa.inspect(engine)
-        tables = inspector.get_table_names()
-        print(f"example_products reflected: {'example_products' in tables}")
-        columns = inspector.get_columns("example_products")
-        print("columns: " + ", ".join(str(c["name"]) for c in columns))
+        print(f"has_table example_products: {inspector.has_table('example_products')}")
+        with engine.connect() as conn:
+            reflected = sa.Table("example_products", sa.MetaData(), autoload_with=conn)
+            print("reflected columns: " + ", ".join(f"{c.name} {c.type}" for c in reflected.columns))
+            priciest = conn.execute(
+                sa.select(reflected.c.name).order_by(reflected.c.price.desc()).limit(1)
+            ).scalar_one()
+            print(f"most expensive: {priciest}")
 
         with engine.begin() as conn:
             conn.execute(sa.text("DROP TABLE example_products"))

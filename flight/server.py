@@ -7,7 +7,6 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pyarrow as pa
@@ -21,6 +20,7 @@ from engine.ingest import IfExists, IfMissing, IngestTarget, ingest
 from engine.results import Result
 from flight import commands as cmd
 from flight import sqlinfo
+from flight.cancel import CancelWatcher
 from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore
 from flight.errors import ClientError, flight_errors
 from flight.sessions import FlightSession, PreparedStatement, SessionRegistry, parameter_rows
@@ -51,25 +51,6 @@ def _token_key(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-@contextmanager
-def _cancel_watch(context: flight.ServerCallContext, interrupt: Callable[[], None]) -> Iterator[None]:
-    """Interrupt DuckDB when the client cancels the call (ADBC cancels the gRPC call, no RPC)."""
-    stop = threading.Event()
-
-    def watch() -> None:
-        while not stop.wait(0.05):
-            if context.is_cancelled():
-                interrupt()
-                return
-
-    watcher = threading.Thread(target=watch, name="cancel-watch", daemon=True)
-    watcher.start()
-    try:
-        yield
-    finally:
-        stop.set()
-
-
 class StageflightServer(flight.FlightServerBase):
     def __init__(self, location: str, engine: Engine, *, token_ttl: int = 3600, session_idle: int = 3600,
                  result_ttl: int = 300, max_sessions: int = 512,
@@ -85,6 +66,7 @@ class StageflightServer(flight.FlightServerBase):
             tls_certificates=tls_certificates or [],
         )
         self._calling = threading.local()
+        self._cancels = CancelWatcher()
         self._stop = threading.Event()
         self._reaper = threading.Thread(target=self._reap_loop, name="reaper", daemon=True)
         self._reaper.start()
@@ -107,6 +89,7 @@ class StageflightServer(flight.FlightServerBase):
 
     def shutdown(self) -> None:
         self._stop.set()
+        self._cancels.stop()
         self.registry.close_all()
         super().shutdown()
 
@@ -134,7 +117,7 @@ class StageflightServer(flight.FlightServerBase):
         return flight.FlightInfo(result.schema, descriptor, [flight.FlightEndpoint(ticket, [])], total, -1)
 
     def _run(self, context: flight.ServerCallContext, fs: FlightSession, fn: Callable[[], Result]) -> Result:
-        with _cancel_watch(context, fs.engine_session.interrupt):
+        with self._cancels.watch(context, fs.engine_session.interrupt):
             return fn()
 
     # -- GetFlightInfo --------------------------------------------------------------------
@@ -301,7 +284,7 @@ class StageflightServer(flight.FlightServerBase):
             temporary=message.temporary,
         )
         data = reader.to_reader()
-        with _cancel_watch(context, fs.engine_session.interrupt):
+        with self._cancels.watch(context, fs.engine_session.interrupt):
             return ingest(fs.engine_session, target, data, _INGEST_MISSING.get(options.if_not_exist, IfMissing.FAIL),
                           _INGEST_EXISTS.get(options.if_exists, IfExists.FAIL))
 

@@ -101,7 +101,7 @@ def served(tmp_path: Path) -> Iterator[Served]:
 
     server = make_server("127.0.0.1", 0, app, threaded=True)
     state.port = server.server_port
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     yield state
     server.shutdown()
@@ -266,7 +266,8 @@ def test_range_ignored_gives_whole_file(served: Served, header: str) -> None:
 def test_if_range_mismatch_gives_whole_file(served: Served) -> None:
     put_file(served)
     etag = f'"{served.backend.stat(KEY).etag}"'
-    status, _, body = served.request("GET", served.url("GET"), headers={"Range": "bytes=0-1", "If-Range": etag})
+    status, _, body = served.request("GET", served.url("GET"),
+                                     headers={"Range": "bytes=0-1", "If-Range": etag})
     assert (status, body) == (206, CONTENT[:2])
     status, _, body = served.request("GET", served.url("GET"),
                                      headers={"Range": "bytes=0-1", "If-Range": '"old"'})

@@ -1,0 +1,335 @@
+"""Running COPY INTO: staged files into a table exactly once (load history), tables out to stages."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from engine import guard
+from engine.copy_sql import CopyLoad, CopyUnload
+from engine.database import CATALOG_SCHEMA
+from engine.errors import EngineError, StatementRejected
+from engine.names import quote_ident, reject_reserved
+from engine.plans import Params, Plan
+from engine.results import Result
+from engine.stage_catalog import StagePrivilege
+from engine.stage_service import Resolved
+from stages.errors import StageError
+from stages.formats import DEFAULT_FORMAT, normalize_format_options
+from stages.paths import join_key, relative_name
+from stages.storage.base import StagedFile
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+log = logging.getLogger("stageflight")
+
+LOAD_SCHEMA = pa.schema([
+    pa.field("File", pa.string(), nullable=False),
+    pa.field("Rows_loaded", pa.int32(), nullable=False),
+    pa.field("Errors_seen", pa.int32(), nullable=False),
+    pa.field("First_error", pa.string()),
+    pa.field("First_error_line", pa.int32()),
+])
+UNLOAD_SCHEMA = pa.schema([
+    pa.field("rows_unloaded", pa.uint64(), nullable=False),
+    pa.field("input_bytes", pa.uint64(), nullable=False),
+    pa.field("output_bytes", pa.uint64(), nullable=False),
+])
+UNLOAD_DETAILED_SCHEMA = pa.schema([
+    pa.field("file_name", pa.string(), nullable=False),
+    pa.field("file_size", pa.uint64(), nullable=False),
+    pa.field("row_count", pa.uint64(), nullable=False),
+])
+VALIDATION_ERRORS_SCHEMA = pa.schema([
+    pa.field("file", pa.string(), nullable=False),
+    pa.field("line", pa.int32()),
+    pa.field("error", pa.string(), nullable=False),
+    pa.field("errors_seen", pa.int32(), nullable=False),
+])
+
+
+@dataclass
+class Candidate:
+    name: str  # relative to the stage root, as LIST shows it
+    file: StagedFile
+
+
+def history_table_key(schema: str, table: str) -> str:
+    return f"{schema}.{table}".lower()
+
+
+def _split_table(parts: list[str]) -> tuple[str | None, str | None, str]:
+    if len(parts) == 3:
+        return parts[0], parts[1], parts[2]
+    if len(parts) == 2:
+        return None, parts[0], parts[1]
+    return None, None, parts[0]
+
+
+def _effective_format(session: Session, statement_format: dict[str, str], resolved: Resolved) -> dict[str, str]:
+    """Statement FILE_FORMAT > stage FILE_FORMAT > Parquet (Databend's precedence)."""
+    formats = session.engine.file_formats
+    for options in (statement_format, dict(resolved.stage.file_format)):
+        if options:
+            return normalize_format_options(formats.resolve(options))
+    return {"TYPE": DEFAULT_FORMAT}
+
+
+# -- load ----------------------------------------------------------------------------------
+def plan_load(load: CopyLoad) -> Plan:
+    schema = VALIDATION_ERRORS_SCHEMA if load.validation_mode == "RETURN_ERRORS" else (
+        None if load.validation_mode else LOAD_SCHEMA)
+
+    def run(session: Session, params: Params) -> Result:
+        return Result.of_table(CopyLoader(session, load).run())
+
+    return Plan(description="COPY INTO table", is_query=True, run=run, schema=schema)
+
+
+class CopyLoader:
+    def __init__(self, session: Session, load: CopyLoad) -> None:
+        from stages.readers import parse_on_error
+
+        self.session = session
+        self.load = load
+        self.on_error = parse_on_error(load.on_error)
+        catalog, schema, table = _split_table(load.table)
+        reject_reserved(catalog, schema, table)
+        self.catalog, self.schema_name, self.table = catalog, schema, table
+        self.sql_name = ".".join(quote_ident(p) for p in load.table)
+
+    def run(self) -> pa.Table:
+        session = self.session
+        if self.load.transform_sql is not None:
+            raise StatementRejected("COPY with a SELECT transform is not supported yet: "
+                                    "load the columns as they are, then INSERT ... SELECT")
+        resolved = session.resolve_stage(self.load.source, StagePrivilege.READ)
+        target = self._target_schema()
+        options = _effective_format(session, self.load.file_format, resolved)
+        schema_name = self.schema_name or session.current_schema()
+        history_key = history_table_key(schema_name, self.table)
+        candidates = self._select_files(resolved, history_key)
+        mode = self.load.validation_mode
+        if mode is not None:
+            return self._validate(resolved, candidates, options, target, mode)
+        if not candidates:
+            return LOAD_SCHEMA.empty_table()
+        rows, loaded = self._load_files(resolved, candidates, options, target, history_key)
+        if self.load.purge:
+            session.after_commit(lambda: resolved.backend.delete([c.file.key for c in loaded]))
+        table = pa.Table.from_pylist(rows, schema=LOAD_SCHEMA)
+        if self.load.return_failed_only:
+            table = table.filter(pa.compute.greater(table["Errors_seen"], 0))
+        return table
+
+    def _target_schema(self) -> pa.Schema:
+        with self.session.exclusive() as cur:
+            try:
+                schema = cur.sql(f"SELECT * FROM {self.sql_name} LIMIT 0").to_arrow_table().schema
+            except Exception as exc:
+                raise EngineError(str(exc)) from None
+        if self.load.columns is None:
+            return schema
+        by_name = {f.name.lower(): f for f in schema}
+        fields = []
+        for column in self.load.columns:
+            if column.lower() not in by_name:
+                raise StatementRejected(f"Table {'.'.join(self.load.table)} does not have a column with name {column}")
+            fields.append(by_name[column.lower()])
+        return pa.schema(fields)
+
+    def _select_files(self, resolved: Resolved, history_key: str) -> list[Candidate]:
+        stages = self.session.engine.stages
+        if self.load.files is not None:
+            candidates = []
+            for name in self.load.files:
+                key = join_key(resolved.location_key if resolved.location.path.endswith("/") or
+                               not resolved.location.path else resolved.location_key + "/", name.lstrip("/"))
+                file = resolved.backend.stat(key)
+                candidates.append(Candidate(relative_name(resolved.root_key, key), file))
+        else:
+            candidates = [Candidate(n, f) for n, f in stages.list_files(resolved, self.load.pattern)]
+        if not self.load.force:
+            loaded = self._loaded_files(history_key)
+            candidates = [c for c in candidates if not _same_file(loaded.get(c.file.key), c.file)]
+        if self.load.max_files is not None:
+            candidates = candidates[: self.load.max_files]
+        if self.load.size_limit is not None:
+            total, kept = 0, []
+            for c in candidates:
+                if kept and total + c.file.size > self.load.size_limit:
+                    break
+                kept.append(c)
+                total += c.file.size
+            candidates = kept
+        return candidates
+
+    def _loaded_files(self, history_key: str) -> dict[str, tuple[Any, ...]]:
+        retention = self.session.engine.config.load_history_retention_days
+        cutoff = datetime.now(UTC) - timedelta(days=retention)
+        with self.session.exclusive() as cur:
+            rows = cur.execute(
+                f"SELECT file_key, etag, size, last_modified FROM {CATALOG_SCHEMA}.load_history "
+                "WHERE table_name = ? AND loaded_at >= ?", [history_key, cutoff],
+            ).fetchall()
+        return {r[0]: r[1:] for r in rows}
+
+    def _reader(self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema) -> Any:
+        from stages.readers import open_file_reader
+
+        return open_file_reader(resolved.backend, c.file.key, c.name, options, target, on_error=self.on_error,
+                                column_match=self.load.column_match_mode,
+                                batch_rows=self.session.engine.config.batch_rows)
+
+    def _load_files(self, resolved: Resolved, candidates: list[Candidate], options: dict[str, str],
+                    target: pa.Schema, history_key: str) -> tuple[list[dict[str, Any]], list[Candidate]]:
+        session = self.session
+        columns = ", ".join(quote_ident(f.name) for f in target)
+        rows: list[dict[str, Any]] = []
+        loaded: list[Candidate] = []
+        with session.exclusive() as cur, session.statement_transaction(cur):
+            for c in candidates:
+                reader, stats = self._reader(resolved, c, options, target)
+                name = f"__stage_{uuid.uuid4().hex}"
+                cur.register(name, reader)
+                try:
+                    cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}")
+                except Exception as exc:
+                    raise _load_error(exc, c) from None
+                finally:
+                    cur.unregister(name)
+                rows.append({"File": c.name, "Rows_loaded": stats.rows_loaded, "Errors_seen": stats.errors_seen,
+                             "First_error": stats.first_error, "First_error_line": stats.first_error_line})
+                if stats.rows_loaded or not stats.errors_seen:
+                    self._record(cur, history_key, c.file)
+                if not stats.errors_seen:
+                    loaded.append(c)
+        return rows, loaded
+
+    @staticmethod
+    def _record(cur: Any, history_key: str, file: StagedFile) -> None:
+        # Same transaction as the rows: a crash leaves neither, a commit leaves both.
+        cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.load_history WHERE table_name = ? AND file_key = ?",
+                    [history_key, file.key])
+        cur.execute(
+            f"INSERT INTO {CATALOG_SCHEMA}.load_history (table_name, file_key, etag, size, last_modified) "
+            "VALUES (?, ?, ?, ?, ?)", [history_key, file.key, file.etag, file.size, file.last_modified],
+        )
+
+    def _validate(self, resolved: Resolved, candidates: list[Candidate], options: dict[str, str],
+                  target: pa.Schema, mode: str) -> pa.Table:
+        from stages.readers import parse_on_error
+
+        if mode in ("RETURN_ERRORS", "RETURN_ALL_ERRORS"):
+            self.on_error = parse_on_error("CONTINUE")
+            found = []
+            for c in candidates:
+                reader, stats = self._reader(resolved, c, options, target)
+                for _ in reader:
+                    pass
+                if stats.errors_seen:
+                    found.append({"file": c.name, "line": stats.first_error_line, "error": stats.first_error or "",
+                                  "errors_seen": stats.errors_seen})
+            return pa.Table.from_pylist(found, schema=VALIDATION_ERRORS_SCHEMA)
+        limit = int(mode.split("_")[1])
+        batches: list[pa.RecordBatch] = []
+        remaining = limit
+        for c in candidates:
+            reader, _ = self._reader(resolved, c, options, target)
+            for batch in reader:
+                batches.append(batch.slice(0, remaining))
+                remaining -= min(remaining, batch.num_rows)
+                if not remaining:
+                    break
+            if not remaining:
+                break
+        return pa.Table.from_batches(batches, schema=target)
+
+
+def _same_file(recorded: tuple[Any, ...] | None, file: StagedFile) -> bool:
+    if recorded is None:
+        return False
+    etag, size, last_modified = recorded
+    if etag and file.etag:
+        return bool(etag == file.etag)
+    return bool(size == file.size and last_modified == file.last_modified)
+
+
+def _load_error(exc: Exception, c: Candidate) -> EngineError:
+    text = str(exc)
+    # An abort raised inside the reader reaches us through DuckDB's Arrow scan; keep its own words.
+    marker = "abort after"
+    if marker in text:
+        text = text[text.index(marker):]
+    elif c.name not in text:
+        text = f"{text} (file '{c.name}')"
+    return EngineError(text)
+
+
+# -- unload ---------------------------------------------------------------------------------
+def plan_unload(unload: CopyUnload) -> Plan:
+    schema = UNLOAD_DETAILED_SCHEMA if unload.detailed_output else UNLOAD_SCHEMA
+
+    def run(session: Session, params: Params) -> Result:
+        return Result.of_table(_run_unload(session, unload))
+
+    return Plan(description="COPY INTO stage", is_query=True, run=run, schema=schema)
+
+
+def _source_sql(unload: CopyUnload) -> str:
+    if unload.source_table is not None:
+        reject_reserved(*unload.source_table)
+        return "SELECT * FROM " + ".".join(quote_ident(p) for p in unload.source_table)
+    trees = guard.validate(unload.source_query or "")
+    if len(trees) != 1 or not guard.is_query(trees[0]):
+        raise StatementRejected("COPY INTO @stage FROM (...) needs exactly one query")
+    return guard.regenerate(trees[0])
+
+
+def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
+    from stages.writers import unload as write_files
+
+    resolved = session.resolve_stage(unload.target, StagePrivilege.WRITE)
+    options = _effective_format(session, unload.file_format, resolved)
+    sql = _source_sql(unload)
+    counted = {"rows": 0, "bytes": 0}
+    with session.exclusive() as cur:
+        try:
+            source = cur.sql(sql).to_arrow_reader(session.engine.config.batch_rows)
+        except Exception as exc:
+            raise EngineError(str(exc)) from None
+
+        def counting() -> Iterator[pa.RecordBatch]:
+            for batch in source:
+                counted["rows"] += batch.num_rows
+                counted["bytes"] += batch.nbytes
+                yield batch
+
+        reader = pa.RecordBatchReader.from_batches(source.schema, counting())
+        try:
+            files = write_files(
+                reader, resolved.backend, resolved.root_key, resolved.location.path, options,
+                query_id=uuid.uuid4().hex, single=unload.single, max_file_size=unload.max_file_size,
+                overwrite=unload.overwrite, use_raw_path=unload.use_raw_path,
+                include_query_id=unload.include_query_id,
+            )
+        except StageError:
+            raise
+        except Exception as exc:
+            raise EngineError(str(exc)) from None
+    if unload.detailed_output:
+        return pa.Table.from_pylist(
+            [{"file_name": f.name, "file_size": f.size, "row_count": f.rows} for f in files],
+            schema=UNLOAD_DETAILED_SCHEMA,
+        )
+    return pa.Table.from_pylist(
+        [{"rows_unloaded": counted["rows"], "input_bytes": counted["bytes"],
+          "output_bytes": sum(f.size for f in files)}], schema=UNLOAD_SCHEMA,
+    )

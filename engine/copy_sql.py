@@ -1,0 +1,210 @@
+"""Parsing COPY INTO: load (``COPY INTO t FROM @stage``) and unload (``COPY INTO @stage FROM t``)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from sqlglot.tokens import TokenType
+
+from engine.errors import StatementRejected
+from engine.file_formats import parse_options_list
+from engine.tokens import TokenCursor
+from stages.formats import normalize_format_options
+from stages.paths import parse_stage_ref
+
+_IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
+_VALIDATION_RE = re.compile(r"^(RETURN_ERRORS|RETURN_ALL_ERRORS|RETURN_(\d+)_ROWS)$")
+MAX_FILES_LIMIT = 15000
+
+
+@dataclass
+class CopyLoad:
+    table: list[str]
+    columns: list[str] | None
+    source: str
+    transform_sql: str | None = None
+    files: list[str] | None = None
+    pattern: str | None = None
+    file_format: dict[str, str] = field(default_factory=dict)
+    on_error: str = "ABORT"
+    max_files: int | None = None
+    size_limit: int | None = None
+    purge: bool = False
+    force: bool = False
+    return_failed_only: bool = False
+    column_match_mode: str = "CASE_INSENSITIVE"
+    validation_mode: str | None = None
+
+
+@dataclass
+class CopyUnload:
+    target: str
+    source_table: list[str] | None
+    source_query: str | None
+    file_format: dict[str, str] = field(default_factory=dict)
+    single: bool = False
+    max_file_size: int = 64 * 1024 * 1024
+    overwrite: bool = False
+    use_raw_path: bool = False
+    include_query_id: bool = True
+    detailed_output: bool = False
+
+
+def _bool(cur: TokenCursor, name: str) -> bool:
+    cur.expect_type(TokenType.EQ, f"'=' after {name}")
+    value = cur.option_value().upper()
+    if value not in ("TRUE", "FALSE"):
+        raise StatementRejected(f"{name} must be TRUE or FALSE, got {value}")
+    return value == "TRUE"
+
+
+def _int(cur: TokenCursor, name: str) -> int:
+    cur.expect_type(TokenType.EQ, f"'=' after {name}")
+    value = cur.option_value()
+    if not value.isdigit():
+        raise StatementRejected(f"{name} must be a whole number, got {value}")
+    return int(value)
+
+
+def _word(cur: TokenCursor, name: str) -> str:
+    cur.expect_type(TokenType.EQ, f"'=' after {name}")
+    return cur.option_value().strip("'").upper()
+
+
+def _qualified_name(cur: TokenCursor) -> list[str]:
+    parts = [cur.identifier("a table name")]
+    while cur.accept_type(TokenType.DOT):
+        parts.append(cur.identifier("a table name"))
+    if len(parts) > 3 or not all(_IDENT.match(p) for p in parts):
+        raise StatementRejected(f"Invalid table name {'.'.join(parts)!r}")
+    return parts
+
+
+def _parenthesised_sql(cur: TokenCursor) -> str:
+    open_tok = cur.expect_type(TokenType.L_PAREN, "'('")
+    depth = 1
+    while depth:
+        tok = cur.advance()
+        if tok.token_type == TokenType.L_PAREN:
+            depth += 1
+        elif tok.token_type == TokenType.R_PAREN:
+            depth -= 1
+    return cur.sql[open_tok.end + 1 : cur.tokens[cur.pos - 1].start]
+
+
+def parse_copy(sql: str) -> CopyLoad | CopyUnload | None:
+    cur = TokenCursor(sql)
+    if not cur.accept("COPY", "INTO"):
+        return None
+    tok = cur.peek()
+    if tok is not None and (tok.text == "@" or (tok.token_type == TokenType.STRING and tok.text.startswith("@"))):
+        return _unload(cur)
+    return _load(cur)
+
+
+def _load(cur: TokenCursor) -> CopyLoad:
+    table = _qualified_name(cur)
+    columns = None
+    if cur.peek() is not None and cur.peek().token_type == TokenType.L_PAREN:  # type: ignore[union-attr]
+        cur.advance()
+        columns = [cur.identifier("a column name")]
+        while cur.accept_type(TokenType.COMMA):
+            columns.append(cur.identifier("a column name"))
+        cur.expect_type(TokenType.R_PAREN, "')' after the column list")
+    cur.expect("FROM")
+    load = CopyLoad(table=table, columns=columns, source="")
+    nxt = cur.peek()
+    if nxt is not None and nxt.token_type == TokenType.L_PAREN:
+        load.transform_sql = _parenthesised_sql(cur)
+        match = re.search(r"(?is)\bFROM\s+('?@[^\s,()']+'?)", load.transform_sql)
+        if match is None:
+            raise StatementRejected("COPY transform must select FROM a stage: (SELECT $1, ... FROM @stage)")
+        load.source = match.group(1).strip("'")
+    elif nxt is not None and nxt.token_type == TokenType.STRING and not nxt.text.startswith("@"):
+        raise StatementRejected("COPY from a URL or path is not allowed: put the files in a stage and "
+                                "COPY INTO t FROM @stage")
+    else:
+        load.source = cur.stage_ref()
+    parse_stage_ref(load.source)
+    _load_options(cur, load)
+    return load
+
+
+def _load_options(cur: TokenCursor, load: CopyLoad) -> None:
+    while not cur.at_end():
+        name = cur.identifier("a COPY option").upper()
+        if name == "FILES":
+            cur.expect_type(TokenType.EQ, "'=' after FILES")
+            cur.expect_type(TokenType.L_PAREN, "'(' after FILES =")
+            load.files = []
+            while not cur.accept_type(TokenType.R_PAREN):
+                load.files.append(cur.string("a quoted file name"))
+                cur.accept_type(TokenType.COMMA)
+        elif name == "PATTERN":
+            cur.expect_type(TokenType.EQ, "'=' after PATTERN")
+            load.pattern = cur.string("PATTERN as a quoted regular expression")
+        elif name == "FILE_FORMAT":
+            load.file_format = parse_options_list(cur, "FILE_FORMAT")
+        elif name == "ON_ERROR":
+            load.on_error = _word(cur, name)
+        elif name == "MAX_FILES":
+            load.max_files = _int(cur, name)
+            if not 0 < load.max_files < MAX_FILES_LIMIT:
+                raise StatementRejected(f"MAX_FILES must be between 1 and {MAX_FILES_LIMIT - 1}")
+        elif name == "SIZE_LIMIT":
+            load.size_limit = _int(cur, name)
+        elif name == "PURGE":
+            load.purge = _bool(cur, name)
+        elif name == "FORCE":
+            load.force = _bool(cur, name)
+        elif name == "RETURN_FAILED_ONLY":
+            load.return_failed_only = _bool(cur, name)
+        elif name == "COLUMN_MATCH_MODE":
+            load.column_match_mode = _word(cur, name)
+            if load.column_match_mode not in ("CASE_SENSITIVE", "CASE_INSENSITIVE"):
+                raise StatementRejected("COLUMN_MATCH_MODE must be one of CASE_SENSITIVE | CASE_INSENSITIVE")
+        elif name == "VALIDATION_MODE":
+            load.validation_mode = _word(cur, name)
+            if not _VALIDATION_RE.match(load.validation_mode):
+                raise StatementRejected("VALIDATION_MODE must be RETURN_ERRORS, RETURN_ALL_ERRORS or RETURN_<n>_ROWS")
+        else:
+            raise StatementRejected(f"Unknown COPY option: {name}")
+    if load.file_format and "FORMAT_NAME" not in load.file_format:
+        load.file_format = normalize_format_options(load.file_format)
+    elif load.file_format:
+        normalize_format_options(load.file_format)
+
+
+def _unload(cur: TokenCursor) -> CopyUnload:
+    target = cur.stage_ref()
+    parse_stage_ref(target)
+    cur.expect("FROM")
+    nxt = cur.peek()
+    if nxt is not None and nxt.token_type == TokenType.L_PAREN:
+        unload = CopyUnload(target=target, source_table=None, source_query=_parenthesised_sql(cur))
+    else:
+        unload = CopyUnload(target=target, source_table=_qualified_name(cur), source_query=None)
+    while not cur.at_end():
+        name = cur.identifier("a COPY option").upper()
+        if name == "FILE_FORMAT":
+            unload.file_format = parse_options_list(cur, "FILE_FORMAT")
+        elif name == "SINGLE":
+            unload.single = _bool(cur, name)
+        elif name == "MAX_FILE_SIZE":
+            unload.max_file_size = _int(cur, name)
+        elif name == "OVERWRITE":
+            unload.overwrite = _bool(cur, name)
+        elif name == "USE_RAW_PATH":
+            unload.use_raw_path = _bool(cur, name)
+        elif name == "INCLUDE_QUERY_ID":
+            unload.include_query_id = _bool(cur, name)
+        elif name == "DETAILED_OUTPUT":
+            unload.detailed_output = _bool(cur, name)
+        elif name in ("PARTITION", "VALIDATION_MODE"):
+            raise StatementRejected(f"COPY INTO @stage option {name} is not supported")
+        else:
+            raise StatementRejected(f"Unknown COPY option: {name}")
+    if unload.file_format and "FORMAT_NAME" not in unload.file_format:
+        unload.file_format = normalize_format_options(unload.file_format)
+    return unload

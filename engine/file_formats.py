@@ -1,0 +1,142 @@
+"""Named file formats: CREATE [OR REPLACE] FILE FORMAT [IF NOT EXISTS], DROP FILE FORMAT, SHOW FILE FORMATS."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+from sqlglot.tokens import TokenType
+
+from engine.database import CATALOG_SCHEMA, Database
+from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
+from engine.plans import Plan, static_query, static_update
+from engine.tokens import TokenCursor
+from stages.formats import FORMAT_TYPES, normalize_format_options
+from stages.paths import STAGE_NAME_RE
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+SHOW_SCHEMA = pa.schema([
+    pa.field("name", pa.string(), nullable=False),
+    pa.field("format_options", pa.string(), nullable=False),
+])
+
+
+class FileFormats:
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def get(self, name: str) -> dict[str, str]:
+        with self._db.server_cursor() as cur:
+            row = cur.execute(f"SELECT options FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?",
+                              [name.lower()]).fetchone()
+        if row is None:
+            raise ObjectNotFound(f"File format does not exist: {name}")
+        return dict(json.loads(row[0]))
+
+    def create(self, name: str, options: Mapping[str, str], creator: str, *, replace: bool,
+               if_not_exists: bool) -> None:
+        with self._db.server_cursor() as cur:
+            exists = cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name]).fetchone()
+            if exists and if_not_exists:
+                return
+            if exists and not replace:
+                raise ObjectAlreadyExists(f"File format already exists: {name}")
+            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
+            cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.file_formats (name, options, creator) VALUES (?, ?, ?)",
+                        [name, json.dumps(dict(options)), creator])
+
+    def drop(self, name: str, *, if_exists: bool) -> None:
+        with self._db.server_cursor() as cur:
+            exists = cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name]).fetchone()
+            if not exists:
+                if if_exists:
+                    return
+                raise ObjectNotFound(f"File format does not exist: {name}")
+            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
+
+    def list(self) -> pa.Table:
+        with self._db.server_cursor() as cur:
+            rows = cur.execute(f"SELECT name, options FROM {CATALOG_SCHEMA}.file_formats ORDER BY name").fetchall()
+        rendered = [{"name": n, "format_options": render_options(json.loads(o))} for n, o in rows]
+        return pa.Table.from_pylist(rendered, schema=SHOW_SCHEMA)
+
+    def resolve(self, options: Mapping[str, str]) -> dict[str, str]:
+        """Replace ``FORMAT_NAME = 'f'`` by the named format's options."""
+        if "FORMAT_NAME" in options:
+            return self.get(options["FORMAT_NAME"])
+        return dict(options)
+
+
+def render_options(options: Mapping[str, str]) -> str:
+    return " ".join(f"{k.lower()} = {_render_value(v)}" for k, v in options.items())
+
+
+def _render_value(value: str) -> str:
+    if value.upper() in FORMAT_TYPES or value.lstrip("-").isdigit() or value.upper() in ("TRUE", "FALSE"):
+        return value
+    return "'" + value.replace("'", "''") + "'"
+
+
+def parse_options_list(cur: TokenCursor, what: str) -> dict[str, str]:
+    cur.accept_type(TokenType.EQ)
+    cur.expect_type(TokenType.L_PAREN, f"'(' after {what}")
+    options: dict[str, str] = {}
+    while not cur.accept_type(TokenType.R_PAREN):
+        key = cur.identifier(f"an option name in {what}").upper()
+        cur.expect_type(TokenType.EQ, f"'=' after {key}")
+        options[key] = cur.option_value()
+        cur.accept_type(TokenType.COMMA)
+    return options
+
+
+def parse_file_format_statement(sql: str) -> Plan | None:
+    cur = TokenCursor(sql)
+    if cur.words_ahead("CREATE", "FILE", "FORMAT") or cur.words_ahead("CREATE", "OR", "REPLACE", "FILE", "FORMAT"):
+        return _create(cur)
+    if cur.accept("DROP", "FILE", "FORMAT"):
+        if_exists = cur.accept("IF", "EXISTS")
+        name = _format_name(cur)
+        cur.finish()
+        return static_update(f"DROP FILE FORMAT {name}",
+                             lambda s: s.engine.file_formats.drop(name, if_exists=if_exists))
+    if cur.accept("SHOW", "FILE", "FORMATS"):
+        cur.finish()
+        return static_query("SHOW FILE FORMATS", SHOW_SCHEMA, lambda s: s.engine.file_formats.list())
+    return None
+
+
+def _format_name(cur: TokenCursor) -> str:
+    name = cur.identifier("a file format name").lower()
+    if not STAGE_NAME_RE.match(name):
+        raise StatementRejected(f"Invalid file format name {name!r}")
+    if name.upper() in FORMAT_TYPES:
+        raise StatementRejected(f"{name} is a built-in format type and cannot name a file format")
+    return name
+
+
+def _create(cur: TokenCursor) -> Plan:
+    cur.expect("CREATE")
+    replace = cur.accept("OR", "REPLACE")
+    cur.expect("FILE", "FORMAT")
+    if_not_exists = cur.accept("IF", "NOT", "EXISTS")
+    if replace and if_not_exists:
+        raise StatementRejected("CREATE OR REPLACE FILE FORMAT cannot be combined with IF NOT EXISTS")
+    name = _format_name(cur)
+    options: dict[str, str] = {}
+    while not cur.at_end():
+        key = cur.identifier("a file format option").upper()
+        cur.expect_type(TokenType.EQ, f"'=' after {key}")
+        options[key] = cur.option_value()
+    if "TYPE" not in options:
+        raise StatementRejected("CREATE FILE FORMAT needs TYPE = CSV | TSV | TEXT | NDJSON | PARQUET")
+    normalized = normalize_format_options(options)
+
+    def action(session: Session) -> None:
+        session.engine.file_formats.create(name, normalized, session.user, replace=replace,
+                                           if_not_exists=if_not_exists)
+
+    return static_update(f"CREATE FILE FORMAT {name}", action)
