@@ -236,6 +236,13 @@ class Session:
         self.cursor.register(name, data)
         return name
 
+    def unregister_all(self, names: list[str]) -> None:
+        for name in names:
+            try:
+                self.cursor.unregister(name)
+            except duckdb.Error:
+                pass
+
     def begin(self) -> None:
         self._simple("BEGIN TRANSACTION")
         self.in_transaction = True

@@ -12,7 +12,8 @@ from engine.errors import StatementRejected
 from engine.plans import Params, Plan
 from engine.results import Result
 from stages.model import table_stage
-from stages.paths import STAGE_NAME_RE
+from stages.paths import STAGE_NAME_RE, parse_stage_ref
+from engine.dialect import stage_options, stage_refs
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -34,6 +35,8 @@ def _param_count(tree: exp.Expression) -> int:
 
 
 def plan_sql(tree: exp.Expression) -> Plan:
+    if stage_refs(tree):
+        return _plan_with_stages(tree)
     sql = guard.regenerate(tree)
     is_query = guard.is_query(tree)
     params = _param_count(tree)
@@ -56,6 +59,50 @@ def plan_sql(tree: exp.Expression) -> Plan:
         description=sql[:200], is_query=is_query, run=run, param_count=params,
         describe=describe if is_query else None,
     )
+
+
+def _plan_with_stages(tree: exp.Expression) -> Plan:
+    """Statements reading staged files: each @ref becomes a registered Arrow stream at run time."""
+    for ref in stage_refs(tree):
+        parse_stage_ref(ref.text)  # unsafe paths are refused before anything runs
+    is_query = guard.is_query(tree)
+    params = sum(1 for p in tree.find_all(exp.Placeholder) if p.args.get("this") in (None, "?"))
+
+    def run(session: Session, params_in: Params) -> Result:
+        bound = tree.copy()
+        names: list[str] = []
+        try:
+            for ref in stage_refs(bound):
+                reader = session.engine.stages.scan(session, ref.text, stage_options(ref))
+                names.append(session.register_arrow(reader))
+                ref.replace(exp.to_identifier(names[-1]))
+            _positional_columns(bound)
+            sql = guard.regenerate(bound)
+            result = session.run_duckdb(sql, params_in, is_query=is_query)
+        except BaseException:
+            session.unregister_all(names)
+            raise
+        if result.stream is None:
+            session.unregister_all(names)
+        else:
+            done = result.on_close
+            result.on_close = lambda: (done() if done else None, session.unregister_all(names))  # type: ignore[func-returns-value]
+        return result
+
+    return Plan(description="query on staged files", is_query=is_query, run=run, param_count=params)
+
+
+def _positional_columns(tree: exp.Expression) -> None:
+    """``$1`` / ``t.$2`` name columns of staged CSV files, not parameters."""
+    for node in list(tree.find_all(exp.Placeholder)):
+        name = node.args.get("this")
+        if name is None or not str(name).isdigit():
+            continue
+        ident = exp.to_identifier(f"${name}", quoted=True)
+        if isinstance(node.parent, exp.Column):
+            node.replace(ident)
+        else:
+            node.replace(exp.column(ident))
 
 
 def _dropped_tables(tree: exp.Expression) -> list[tuple[str, str]]:

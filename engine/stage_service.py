@@ -9,15 +9,19 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from engine.errors import PermissionDenied, StatementRejected
 from engine.stage_catalog import StageCatalog, StagePrivilege
 from stages.errors import StageError
+from stages.formats import DEFAULT_FORMAT, FORMAT_TYPES, normalize_format_options
+from stages.scan import scan_files
 from stages.model import Stage, StageKind, table_stage, user_stage
 from stages.paths import StageLocation, compile_pattern, filter_listing, parse_stage_ref, validate_key
 from stages.storage import load_backend
@@ -129,6 +133,30 @@ class StageService:
         headers = {"Content-Type": content_type} if content_type and upload else {}
         return _presign_row(method, headers, self.local_signer(method, key, expire, content_type))
 
+    def scan(self, session: Any, ref: str, options: Mapping[str, Any]) -> pa.RecordBatchReader:
+        """``SELECT ... FROM @ref (FILE_FORMAT => ..., PATTERN => ..., FILES => (...))``."""
+        resolved = session.resolve_stage(ref, StagePrivilege.READ)
+        values = {k: _literal(v) for k, v in options.items()}
+        unknown = sorted(set(values) - {"FILE_FORMAT", "PATTERN", "FILES"})
+        if unknown:
+            raise StatementRejected(f"Unknown stage option {unknown[0]}: use FILE_FORMAT, PATTERN or FILES")
+        fmt = values.get("FILE_FORMAT")
+        if isinstance(fmt, str):
+            file_format = {"TYPE": fmt.upper()} if fmt.upper() in FORMAT_TYPES else session.engine.file_formats.get(fmt)
+        else:
+            file_format = dict(resolved.stage.file_format) or {"TYPE": DEFAULT_FORMAT}
+        file_format = normalize_format_options(session.engine.file_formats.resolve(file_format))
+        pattern = values.get("PATTERN")
+        listed = self.list_files(resolved, pattern if isinstance(pattern, str) else None)
+        wanted = values.get("FILES")
+        if isinstance(wanted, list):
+            base = resolved.location.path
+            names = {(base + w.lstrip("/")) if base.endswith("/") or not base else f"{base}/{w.lstrip('/')}"
+                     for w in wanted}
+            listed = [(n, f) for n, f in listed if n in names]
+        return scan_files(resolved.backend, [(n, f.key) for n, f in listed], file_format,
+                          session.engine.config.batch_rows)
+
     # -- lifecycle -------------------------------------------------------------------------
     def wipe(self, stage: Stage) -> int:
         """Delete every file of an internal stage (DROP STAGE, CREATE OR REPLACE, DROP USER)."""
@@ -152,6 +180,15 @@ class StageService:
             removed = self.storage.delete([f.key for f in old])
         log.info("user-stage GC removed %d files older than %d days", removed, retention_days)
         return removed, sum(f.size for f in old)
+
+
+def _literal(node: Any) -> Any:
+    if isinstance(node, exp.Tuple | exp.Paren | exp.Array):
+        items = node.expressions if not isinstance(node, exp.Paren) else [node.this]
+        return [_literal(i) for i in items]
+    if isinstance(node, exp.Literal):
+        return node.this
+    return node.name if hasattr(node, "name") else str(node)
 
 
 def _presign_row(method: str, headers: dict[str, str], url: str) -> pa.Table:

@@ -12,6 +12,7 @@ import getpass
 import http.client
 import json
 import os
+import re
 import ssl
 import sys
 import tempfile
@@ -147,8 +148,15 @@ def _send_put(conn: http.client.HTTPConnection, target: str, signed: Signed, sou
     for name, value in signed.headers.items():
         conn.putheader(name, value)
     conn.endheaders()
-    while chunk := source.read(CHUNK_BYTES):
+    remaining = size
+    while remaining > 0:
+        # Never more than announced (a growing log file would corrupt the HTTP stream); a file
+        # that shrank is an error, and the server discards the short upload.
+        chunk = source.read(min(CHUNK_BYTES, remaining))
+        if not chunk:
+            raise CliError(f"{progress.label}: the local file shrank while it was being uploaded")
         conn.send(chunk)
+        remaining -= len(chunk)
         progress.advance(len(chunk))
 
 
@@ -390,10 +398,18 @@ _HANDLERS: dict[str, Callable[[argparse.Namespace, Callable[[], Any]], int]] = {
 }
 
 
+# ADBC wraps server messages: "UNKNOWN: [FlightSQL] <message>. Detail: Failed (Unknown; Prepare)"
+# or "IO: [FlightSQL] <message> (Unavailable; AuthenticateBasicToken). Vendor code: 14".
+_ADBC_PREFIX_RE = re.compile(r"^[A-Z_]+: \[FlightSQL\] ")
+_ADBC_SUFFIX_RE = re.compile(r"(\. Detail: .*| \([A-Za-z]+; [A-Za-z]+\)\. Vendor code: -?\d+)$")
+
+
 def _error_text(exc: Exception) -> str:
-    """One line from a driver or server error (ADBC messages can span several lines)."""
+    """One line from a driver or server error, without the driver's status decorations."""
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
-    return lines[0] if lines else type(exc).__name__
+    if not lines:
+        return type(exc).__name__
+    return _ADBC_SUFFIX_RE.sub("", _ADBC_PREFIX_RE.sub("", lines[0])) or lines[0]
 
 
 def main(command: str, argv: list[str]) -> int:

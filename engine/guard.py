@@ -1,0 +1,328 @@
+"""The statement allowlist: what user SQL may do before DuckDB sees it (docs/security.md §3).
+
+The locked DuckDB still lets SQL read its own database file, WAL and temp directory, create
+instance-wide secrets and ATTACH ':memory:' (security.md §1.3), so this module is a real layer,
+not a convenience. It is an allowlist: a statement passes only if its root is a known-safe kind
+and every node below it (CTEs, subqueries, lambdas, RETURNING, DEFAULT, CHECK) is acceptable.
+DuckDB later runs only :func:`regenerate` output, one statement at a time, never the user's text.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+
+import duckdb
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
+from sqlglot.tokens import TokenType
+
+from engine.dialect import StageDuckDB, StageRef
+from engine.errors import StatementRejected
+
+RESERVED_PREFIXES = ("__stageflight", "__stage_")
+MAX_SQL_BYTES = 1_048_576
+
+_IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# 'FROM main.csv' is a replacement scan of ./main.csv in DuckDB, not a table 'csv' in schema 'main'.
+_FILE_SUFFIXES = frozenset(
+    "csv tsv tbl txt dat parquet parq json jsonl ndjson geojson db duckdb ddb sqlite sqlite3 arrow feather "
+    "ipc avro orc xlsx xls gz gzip zst zstd lz4 snappy bz2 xz br brotli lance vortex blob wal".split()
+)
+_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+_SYSTEM_VIEWS = frozenset({"pg_settings", "information_schema_settings", "sqlite_master", "sqlite_schema"})
+_SYSTEM_VIEW_RE = re.compile(r"^(duckdb_|pragma_|pg_settings)", re.I)
+# Functions that touch files, settings, secrets, extensions or run SQL held in a string.
+_FILE_FUNC_RE = re.compile(
+    r"^(read_\w*|glob|sniff_csv|parquet_\w+|query|query_table|st_read\w*|iceberg_\w+|delta_\w+|"
+    r"sqlite_\w+|postgres_\w+|mysql_\w+|arrow_scan\w*|pandas_scan|python_\w+|ducklake_\w+|http_\w+)$",
+    re.I,
+)
+_DENY_FUNC_RE = re.compile(
+    r"^(duckdb_\w+|pragma_\w*|json_execute_serialized_sql|json_serialize_sql|json_deserialize_sql|"
+    r"getenv|current_setting|getvariable|set_variable|which_secret|load_\w+|enable_\w+|disable_\w+|"
+    r"add_grammar\w*|remove_grammar\w*|register_\w+|checkpoint|force_checkpoint|write_log|"
+    r"truncate_duckdb_logs|seq_scan|summary|test_all_types|test_vector_types|repeat_row|export_\w+|"
+    r"import_\w+|copy_database|ui_\w+|to_json_serialized\w*)$",
+    re.I,
+)
+_STAGE_OPTION_VALUES = (exp.Literal, exp.Boolean, exp.Null, exp.Column, exp.Identifier, exp.Var, exp.Neg)
+
+_ROOTS: dict[type[exp.Expression], str] = {
+    exp.Select: "SELECT", exp.SetOperation: "SELECT", exp.Values: "SELECT", exp.Describe: "SELECT",
+    exp.Show: "SELECT", exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE",
+    exp.TruncateTable: "DELETE", exp.Merge: "MERGE_INTO", exp.Create: "CREATE", exp.Drop: "DROP",
+    exp.Alter: "ALTER", exp.Transaction: "TRANSACTION", exp.Commit: "TRANSACTION",
+    exp.Rollback: "TRANSACTION",
+}
+_DDL_KINDS = frozenset({"TABLE", "VIEW", "SCHEMA", "SEQUENCE", "INDEX"})
+# Statement kinds that must never appear below the root (a COPY inside a CTE, a SET inside ...).
+_NESTED_DENY: dict[type[exp.Expression], str] = {
+    exp.Command: "", exp.Attach: "ATTACH", exp.Detach: "DETACH", exp.Install: "INSTALL", exp.Set: "SET",
+    exp.Pragma: "PRAGMA", exp.Use: "USE", exp.Copy: "COPY", exp.Summarize: "SUMMARIZE",
+    exp.Describe: "DESCRIBE", exp.Show: "SHOW", exp.Transaction: "BEGIN", exp.Commit: "COMMIT",
+    exp.Rollback: "ROLLBACK", exp.Create: "CREATE", exp.Drop: "DROP", exp.Alter: "ALTER",
+    exp.TruncateTable: "TRUNCATE", exp.Analyze: "ANALYZE",
+}
+
+_duck_lock = threading.Lock()
+_duck = duckdb.connect(":memory:")  # private: only its parser is used, never user data
+
+
+# -- parsing ---------------------------------------------------------------------------------
+def parse_statements(sql: str) -> list[exp.Expression]:
+    """Parse ``sql`` with the stage-aware dialect; every problem becomes ``StatementRejected``."""
+    if "\x00" in sql:
+        raise StatementRejected("Statement contains a NUL character")
+    if len(sql.encode("utf-8", "surrogatepass")) > MAX_SQL_BYTES:
+        raise StatementRejected(f"Statement is longer than {MAX_SQL_BYTES} bytes")
+    try:
+        trees = sqlglot.parse(sql, read=StageDuckDB, error_level=ErrorLevel.IMMEDIATE)
+    except ParseError as exc:
+        raise StatementRejected(f"Cannot parse statement: {_describe_parse_error(exc)}") from None
+    except TokenError as exc:
+        raise StatementRejected(f"Cannot read statement: {_first_line(str(exc))}") from None
+    except RecursionError:
+        raise StatementRejected("Statement is nested too deeply") from None
+    except (SqlglotError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        # A parser crash is not a reason to let the statement through.
+        raise StatementRejected(f"Cannot parse statement: {type(exc).__name__}") from None
+    statements = [tree for tree in trees if tree is not None]
+    if not statements:
+        raise StatementRejected("Empty statement")
+    return statements
+
+
+def _describe_parse_error(exc: ParseError) -> str:
+    if not exc.errors:
+        return _first_line(str(exc))
+    err = exc.errors[0]
+    # Descriptions may embed a Token repr; show just the token's text.
+    text = re.sub(r"<Token token_type: [\w.]+, text: (.*?), line: .*?>", r"'\1'",
+                  str(err.get("description") or "syntax error"))
+    if err.get("line") is not None:
+        text += f" (line {err['line']}, column {err.get('col')})"
+    return _first_line(text)
+
+
+def _first_line(text: str) -> str:
+    # sqlglot decorates messages with ANSI underline codes and an excerpt on later lines.
+    line = text.splitlines()[0] if text else ""
+    return re.sub(r"\x1b\[[0-9;]*m", "", line)[:300]
+
+
+# -- checking --------------------------------------------------------------------------------
+def validate(sql: str) -> list[exp.Expression]:
+    """Parse and check every statement before returning any, so a bad batch runs nothing."""
+    statements = parse_statements(sql)
+    for tree in statements:
+        check_statement(tree)
+    return statements
+
+
+def check_statement(tree: exp.Expression) -> None:
+    """Raise ``StatementRejected`` unless ``tree`` is an allowed statement all the way down."""
+    try:
+        _check_root(tree)
+        for node in tree.walk():
+            _check_node(node, tree)
+    except RecursionError:
+        raise StatementRejected("Statement is nested too deeply") from None
+
+
+def _check_root(tree: exp.Expression) -> None:
+    if not isinstance(tree, tuple(_ROOTS)):
+        raise StatementRejected(f"Statement {_statement_name(tree)} is not allowed")
+    if isinstance(tree, exp.Create | exp.Drop):
+        kind = str(tree.args.get("kind") or "").upper()
+        verb = "CREATE" if isinstance(tree, exp.Create) else "DROP"
+        if kind not in _DDL_KINDS:
+            raise StatementRejected(f"Statement {verb} {kind or '?'} is not allowed")
+    if isinstance(tree, exp.Alter) and str(tree.args.get("kind") or "").upper() != "TABLE":
+        raise StatementRejected(f"Statement ALTER {tree.args.get('kind') or '?'} is not allowed")
+    if isinstance(tree, exp.Describe) and not isinstance(tree.this, exp.Table):
+        raise StatementRejected("DESCRIBE is only allowed for a table")
+    if isinstance(tree, exp.Show) and str(tree.name).upper() != "TABLES":
+        raise StatementRejected(f"Statement SHOW {tree.name} is not allowed")
+    if isinstance(tree, exp.Update) and not tree.expressions:
+        # sqlglot reads DuckDB's 'UPDATE EXTENSIONS' as an UPDATE without SET.
+        raise StatementRejected("UPDATE without SET is not allowed")
+
+
+def _statement_name(tree: exp.Expression) -> str:
+    for cls, name in _NESTED_DENY.items():
+        if name and type(tree) is cls:
+            return name
+    if isinstance(tree, exp.Command):
+        words = f"{tree.this} {tree.text('expression')}".upper().split() or ["?"]
+        if words[0] not in {"CREATE", "DROP", "FORCE", "ALTER"}:
+            return words[0][:40]
+        skip = {"OR", "REPLACE", "PERSISTENT", "TEMP", "TEMPORARY", "IF", "NOT", "EXISTS"}
+        return " ".join(words[:1] + [w for w in words[1:] if w not in skip][:1])[:60]
+    first = tree.sql(dialect="duckdb").split(maxsplit=1)
+    return first[0].upper()[:40] if first else type(tree).__name__.upper()
+
+
+def _check_node(node: exp.Expression, root: exp.Expression) -> None:
+    if node is not root and isinstance(node, tuple(_NESTED_DENY)):
+        name = _statement_name(node)
+        raise StatementRejected(f"Statement {name} is not allowed inside another statement")
+    if isinstance(node, exp.Identifier):
+        _check_identifier(node)
+    elif isinstance(node, exp.Table):
+        _check_table(node, root)
+    elif isinstance(node, exp.Lateral) and isinstance(node.this, exp.Func):
+        _check_table_function(node.this)
+    elif isinstance(node, exp.Func):
+        _check_function(node)
+    elif isinstance(node, exp.Literal) and node.is_string:
+        lowered = node.this.lower()
+        if any(prefix in lowered for prefix in RESERVED_PREFIXES):
+            # nextval('__stageflight.seq') and friends name catalog objects inside strings.
+            raise StatementRejected(f"String {_short(node.this)!r} names a reserved object")
+        if isinstance(node.parent, exp.From | exp.Join):
+            raise StatementRejected(f"String {_short(node.this)!r} cannot be used as a table")
+    elif isinstance(node, StageRef):
+        _check_stage_ref(node)
+
+
+def _check_identifier(ident: exp.Identifier) -> None:
+    lowered = ident.name.lower()
+    if not lowered.startswith(RESERVED_PREFIXES):
+        return
+    parent = ident.parent
+    is_schema = ident.arg_key == "db" or (
+        isinstance(parent, exp.Table) and isinstance(parent.parent, exp.Create | exp.Drop)
+        and str(parent.parent.args.get("kind") or "").upper() == "SCHEMA"
+    )
+    raise StatementRejected(f"{'Schema' if is_schema else 'Name'} {ident.name} is reserved")
+
+
+def _check_table(table: exp.Table, root: exp.Expression) -> None:
+    this = table.this
+    if isinstance(this, StageRef):
+        if not _reads_table(table, root):
+            raise StatementRejected(f"Stage {this.text} can only be read from (FROM, JOIN, USING)")
+        return
+    if isinstance(this, exp.Func):
+        if table.args.get("db") or table.args.get("catalog"):
+            _check_function(this)  # a denied name gets its own message first
+            raise StatementRejected(f"Table function {_func_name(this)} cannot be schema-qualified")
+        _check_table_function(this)
+        return
+    parts = [table.args.get(key) for key in ("catalog", "db", "this")]
+    present = [part for part in parts if part is not None]
+    if not present:
+        raise StatementRejected("Table reference without a name is not allowed")
+    for part in present:
+        if not isinstance(part, exp.Identifier) or not _IDENT_RE.match(part.name):
+            shown = part.name if isinstance(part, exp.Identifier) else part.sql(dialect="duckdb")
+            raise StatementRejected(f"Table name {_short(shown)!r} is not a plain identifier")
+        _check_identifier(part)
+    name = present[-1].name.lower()
+    if this is not None and (name in _SYSTEM_VIEWS or _SYSTEM_VIEW_RE.match(name)):
+        raise StatementRejected(f"System view {present[-1].name} is not allowed")
+    if this is not None and len(present) > 1 and name in _FILE_SUFFIXES:
+        dotted = ".".join(part.name for part in present)
+        raise StatementRejected(f"Table name '{_short(dotted)}' looks like a file: use a stage (@stage)")
+
+
+def _reads_table(table: exp.Table, root: exp.Expression) -> bool:
+    parent = table.parent
+    if isinstance(parent, exp.From | exp.Join):
+        return True
+    if isinstance(parent, exp.Merge) and table.arg_key == "using":
+        return True
+    return parent is root and isinstance(root, exp.Describe)
+
+
+def _check_stage_ref(ref: StageRef) -> None:
+    for option in ref.args.get("options") or []:
+        value = option.expression
+        items = value.expressions if isinstance(value, exp.Tuple | exp.Array) else [value]
+        if not items or not all(isinstance(item, _STAGE_OPTION_VALUES) for item in items):
+            raise StatementRejected(f"Stage option {option.name} must be a literal or a name")
+
+
+def _func_name(func: exp.Func) -> str:
+    if isinstance(func, exp.Anonymous):
+        return str(func.name).lower()
+    return func.sql_name().lower()
+
+
+def _check_function(func: exp.Func) -> None:
+    name = _func_name(func)
+    names = {name, type(func).__name__.lower()}
+    if any(_FILE_FUNC_RE.match(n) for n in names):
+        raise StatementRejected(
+            f"Function {name} is not allowed: files are reached only through stages (@stage)"
+        )
+    if any(_DENY_FUNC_RE.match(n) for n in names):
+        raise StatementRejected(f"Function {name} is not allowed")
+
+
+def _check_table_function(func: exp.Func) -> None:
+    _check_function(func)
+    name = _func_name(func)
+    if name not in _TABLE_FUNCTIONS:
+        allowed = ", ".join(sorted(_TABLE_FUNCTIONS))
+        raise StatementRejected(f"Table function {name} is not allowed (allowed: {allowed})")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 80 else text[:80] + "..."
+
+
+# -- after checking --------------------------------------------------------------------------
+def regenerate(tree: exp.Expression) -> str:
+    """The DuckDB SQL to run for an allowed statement whose stage references were replaced.
+
+    The text comes from sqlglot without comments; DuckDB's own parser must then see exactly one
+    statement of the kind the tree says, which closes parser-differential tricks.
+    """
+    if any(True for _ in tree.find_all(StageRef)):
+        raise StatementRejected("Stage references must be resolved before the statement runs")
+    expected = next((kind for cls, kind in _ROOTS.items() if isinstance(tree, cls)), None)
+    if expected is None:
+        raise StatementRejected(f"Statement {_statement_name(tree)} is not allowed")
+    try:
+        sql = tree.sql(dialect="duckdb", comments=False, unsupported_level=ErrorLevel.RAISE)
+    except RecursionError:
+        raise StatementRejected("Statement is nested too deeply") from None
+    except SqlglotError as exc:
+        raise StatementRejected(f"Cannot express statement for DuckDB: {_first_line(str(exc))}") from None
+    _check_called_names(sql)
+    try:
+        with _duck_lock:
+            statements = _duck.extract_statements(sql)
+            kinds = [str(st.type).rsplit(".", 1)[-1] for st in statements]
+    except duckdb.Error as exc:
+        raise StatementRejected(f"DuckDB cannot parse the statement: {_first_line(str(exc))}") from None
+    if kinds != [expected]:
+        raise StatementRejected(f"Statement was read by DuckDB as {'; '.join(kinds) or 'nothing'}")
+    return sql
+
+
+def _check_called_names(sql: str) -> None:
+    # sqlglot may model a DuckDB function under another name; look at what DuckDB will be told.
+    try:
+        tokens = StageDuckDB().tokenize(sql)
+    except TokenError:
+        raise StatementRejected("Regenerated statement cannot be tokenized") from None
+    for tok, nxt in zip(tokens, tokens[1:], strict=False):
+        if nxt.token_type == TokenType.L_PAREN and tok.end + 1 == nxt.start and tok.token_type not in (
+            TokenType.STRING, TokenType.NUMBER
+        ):
+            name = tok.text.lower()
+            if _FILE_FUNC_RE.match(name) or _DENY_FUNC_RE.match(name):
+                raise StatementRejected(f"Function {name} is not allowed")
+
+
+def is_query(tree: exp.Expression) -> bool:
+    """True when the statement returns rows rather than an update count."""
+    if isinstance(tree, exp.Select | exp.SetOperation | exp.Values | exp.Describe | exp.Show):
+        return True
+    if isinstance(tree, exp.Insert | exp.Update | exp.Delete | exp.Merge):
+        return bool(tree.args.get("returning"))
+    return False

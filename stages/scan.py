@@ -1,0 +1,132 @@
+"""Reading staged files for queries (``SELECT ... FROM @stage``), Databend style.
+
+CSV/TSV files expose positional columns ``$1 .. $n`` as VARCHAR; Parquet and NDJSON expose their own
+column names. Every row also carries ``METADATA$FILENAME`` (relative to the stage root) and
+``METADATA$FILE_ROW_NUMBER`` (0-based). Files stream one after another, never whole in memory
+(NDJSON is read per file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.json as pajson
+import pyarrow.parquet as pq
+
+from stages.errors import StageError
+from stages.storage.base import StorageBackend
+
+FILENAME_COLUMN = "METADATA$FILENAME"
+ROW_NUMBER_COLUMN = "METADATA$FILE_ROW_NUMBER"
+_ESCAPES = {"\\t": "\t", "\\n": "\n", "\\r": "\r", "\\\\": "\\"}
+
+
+def _char(options: Mapping[str, str], key: str, default: str) -> str:
+    value = options.get(key, default)
+    return _ESCAPES.get(value, value)
+
+
+def _csv_parse_options(options: Mapping[str, str]) -> pacsv.ParseOptions:
+    kind = options.get("TYPE", "CSV").upper()
+    if kind in ("TSV", "TEXT"):
+        return pacsv.ParseOptions(delimiter=_char(options, "FIELD_DELIMITER", "\t"), quote_char=False,
+                                  escape_char="\\")
+    quote = _char(options, "QUOTE", '"')
+    escape = _char(options, "ESCAPE", "")
+    return pacsv.ParseOptions(delimiter=_char(options, "FIELD_DELIMITER", ","), quote_char=quote or False,
+                              escape_char=escape or False)
+
+
+def _open_csv(backend: StorageBackend, key: str, options: Mapping[str, str], batch_rows: int,
+              width: int | None) -> pacsv.CSVStreamingReader:
+    names = [f"${i + 1}" for i in range(width)] if width is not None else None
+    read = pacsv.ReadOptions(skip_rows=int(options.get("SKIP_HEADER", "0")), column_names=names,
+                             autogenerate_column_names=names is None, block_size=1 << 22)
+    null = _char(options, "NULL_DISPLAY", "\\N")
+    convert = pacsv.ConvertOptions(
+        column_types={n: pa.string() for n in names} if names else None,
+        null_values=[null], strings_can_be_null=True, quoted_strings_can_be_null=False,
+    )
+    stream = backend.open_input_stream(key)
+    return pacsv.open_csv(stream, read_options=read, parse_options=_csv_parse_options(options),
+                          convert_options=convert)
+
+
+def _csv_width(backend: StorageBackend, key: str, options: Mapping[str, str], batch_rows: int) -> int:
+    return len(_open_csv(backend, key, options, batch_rows, None).schema)
+
+
+def _with_metadata(batch: pa.RecordBatch, name: str, first_row: int) -> pa.RecordBatch:
+    n = batch.num_rows
+    names = pa.array([name] * n, pa.string())
+    rows = pa.array(range(first_row, first_row + n), pa.int64())
+    return pa.RecordBatch.from_arrays([*batch.columns, names, rows],
+                                      names=[*batch.schema.names, FILENAME_COLUMN, ROW_NUMBER_COLUMN])
+
+
+def _file_batches(backend: StorageBackend, key: str, kind: str, options: Mapping[str, str], batch_rows: int,
+                  schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+    if kind == "PARQUET":
+        for batch in pq.ParquetFile(backend.open_input(key)).iter_batches(batch_size=batch_rows):
+            yield _conform(batch, schema, key)
+    elif kind == "NDJSON":
+        table = pajson.read_json(backend.open_input_stream(key))
+        for batch in table.to_batches(max_chunksize=batch_rows):
+            yield _conform(batch, schema, key)
+    else:
+        reader = _open_csv(backend, key, options, batch_rows, len(schema))
+        for batch in reader:
+            yield batch
+
+
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, key: str) -> pa.RecordBatch:
+    if batch.schema.equals(schema):
+        return batch
+    columns = []
+    for field in schema:
+        index = batch.schema.get_field_index(field.name)
+        if index < 0:
+            columns.append(pa.nulls(batch.num_rows, field.type))
+        else:
+            try:
+                columns.append(batch.column(index).cast(field.type))
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise StageError(f"File {key}: column {field.name} does not match the first file: {exc}") from None
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+
+def _first_schema(backend: StorageBackend, key: str, kind: str, options: Mapping[str, str],
+                  batch_rows: int) -> pa.Schema:
+    if kind == "PARQUET":
+        return pq.ParquetFile(backend.open_input(key)).schema_arrow
+    if kind == "NDJSON":
+        return pajson.read_json(backend.open_input_stream(key)).schema
+    width = _csv_width(backend, key, options, batch_rows)
+    return pa.schema([pa.field(f"${i + 1}", pa.string()) for i in range(width)])
+
+
+def scan_files(backend: StorageBackend, files: Sequence[tuple[str, str]], options: Mapping[str, str],
+               batch_rows: int = 131_072) -> pa.RecordBatchReader:
+    """A reader over ``files`` (``(name relative to the stage root, storage key)``), in order.
+
+    Raises:
+        StageError: no files, or files whose columns do not agree with the first one.
+    """
+    if not files:
+        raise StageError("No files found at this stage location")
+    kind = options.get("TYPE", "PARQUET").upper()
+    if kind == "TEXT":
+        kind = "TSV"
+    schema = _first_schema(backend, files[0][1], kind, options, batch_rows)
+    out_schema = pa.schema([*schema, pa.field(FILENAME_COLUMN, pa.string()), pa.field(ROW_NUMBER_COLUMN, pa.int64())])
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for name, key in files:
+            row = 0
+            for batch in _file_batches(backend, key, kind, options, batch_rows, schema):
+                yield _with_metadata(batch, name, row)
+                row += batch.num_rows
+
+    return pa.RecordBatchReader.from_batches(out_schema, batches())
