@@ -15,6 +15,7 @@ from engine import guard
 from engine.copy_sql import CopyLoad, CopyUnload
 from engine.database import CATALOG_SCHEMA
 from engine.errors import EngineError, StatementRejected
+from engine.history import history_table_key
 from engine.names import quote_ident, reject_reserved
 from engine.plans import Params, Plan
 from engine.results import Result
@@ -59,10 +60,6 @@ VALIDATION_ERRORS_SCHEMA = pa.schema([
 class Candidate:
     name: str  # relative to the stage root, as LIST shows it
     file: StagedFile
-
-
-def history_table_key(schema: str, table: str) -> str:
-    return f"{schema}.{table}".lower()
 
 
 def _split_table(parts: list[str]) -> tuple[str | None, str | None, str]:
@@ -204,7 +201,7 @@ class CopyLoader:
                 except Exception as exc:
                     raise _load_error(exc, c) from None
                 finally:
-                    cur.unregister(name)
+                    session.unregister_all([name])
                 rows.append({"File": c.name, "Rows_loaded": stats.rows_loaded, "Errors_seen": stats.errors_seen,
                              "First_error": stats.first_error, "First_error_line": stats.first_error_line})
                 if stats.rows_loaded or not stats.errors_seen:

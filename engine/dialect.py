@@ -35,14 +35,20 @@ class StageRef(exp.Expression):
     """A stage reference in table position.
 
     Args (``self.args``):
-        this: the raw reference text without quotes, e.g. ``'@~/dir/f.csv'`` or ``'@#orders'``.
+        this: the raw reference text without quotes, e.g. ``'@~/dir/f.csv'`` or ``'@#orders'``
+            (a plain ``str``; ``ref.text`` and ``ref.name`` return it).
         options: optional list of ``exp.PropertyEQ(this=exp.Var(NAME), expression=value)``.
     """
 
     arg_types: ClassVar[dict[str, bool]] = {"this": True, "options": False}
 
+    # Shadows Expression.text(key); sqlglot reaches a node's text through .name, kept working below.
     @property
-    def text(self) -> str:
+    def text(self) -> str:  # type: ignore[override]
+        return str(self.args["this"])
+
+    @property
+    def name(self) -> str:
         return str(self.args["this"])
 
 
@@ -151,7 +157,7 @@ class StageDuckDB(DuckDB):
     Generator = StageDuckDBGenerator
 
 
-def stage_refs(tree: exp.Expression) -> list[StageRef]:
+def stage_refs(tree: exp.Expr) -> list[StageRef]:
     """Every stage reference in ``tree``, in source order (outer query first)."""
     return list(tree.find_all(StageRef, bfs=False))
 

@@ -88,7 +88,9 @@ def parse_statements(sql: str) -> list[exp.Expression]:
     except (SqlglotError, ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
         # A parser crash is not a reason to let the statement through.
         raise StatementRejected(f"Cannot parse statement: {type(exc).__name__}") from None
-    statements = [tree for tree in trees if tree is not None]
+    statements = [tree for tree in trees if isinstance(tree, exp.Expression)]
+    if len(statements) != sum(tree is not None for tree in trees):
+        raise StatementRejected("Cannot parse statement: unexpected parse result")
     if not statements:
         raise StatementRejected("Empty statement")
     return statements
@@ -150,7 +152,7 @@ def _check_root(tree: exp.Expression) -> None:
         raise StatementRejected("UPDATE without SET is not allowed")
 
 
-def _statement_name(tree: exp.Expression) -> str:
+def _statement_name(tree: exp.Expr) -> str:
     for cls, name in _NESTED_DENY.items():
         if name and type(tree) is cls:
             return name
@@ -164,7 +166,7 @@ def _statement_name(tree: exp.Expression) -> str:
     return first[0].upper()[:40] if first else type(tree).__name__.upper()
 
 
-def _check_node(node: exp.Expression, root: exp.Expression) -> None:
+def _check_node(node: exp.Expr, root: exp.Expression) -> None:
     if node is not root and isinstance(node, tuple(_NESTED_DENY)):
         name = _statement_name(node)
         raise StatementRejected(f"Statement {name} is not allowed inside another statement")
@@ -203,7 +205,7 @@ def _check_table(table: exp.Table, root: exp.Expression) -> None:
     this = table.this
     if isinstance(this, StageRef):
         if not _reads_table(table, root):
-            raise StatementRejected(f"Stage {this.text} can only be read from (FROM, JOIN, USING)")
+            raise StatementRejected(f"Stage {this.name} can only be read from (FROM, JOIN, USING)")
         return
     if isinstance(this, exp.Func):
         if table.args.get("db") or table.args.get("catalog"):

@@ -15,6 +15,7 @@ import pyarrow as pa
 
 from engine import guard
 from engine.admin import parse_user_statement
+from engine.database import CATALOG_SCHEMA
 from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected
 from engine.plans import Params, Plan
 from engine.results import Result
@@ -98,7 +99,10 @@ class Session:
         try:
             yield
         except BaseException:
-            cur.execute("ROLLBACK")
+            try:
+                cur.execute("ROLLBACK")
+            except duckdb.Error:
+                pass  # already rolled back by DuckDB
             self._after_commit.clear()
             raise
         cur.execute("COMMIT")
@@ -236,11 +240,15 @@ class Session:
         self.cursor.register(name, data)
         return name
 
+    def clear_load_history(self, table_keys: list[str]) -> None:
+        self._simple(f"DELETE FROM {CATALOG_SCHEMA}.load_history WHERE table_name IN "
+                     f"({', '.join('?' for _ in table_keys)})", table_keys)
+
     def unregister_all(self, names: list[str]) -> None:
         for name in names:
             try:
                 self.cursor.unregister(name)
-            except duckdb.Error:
+            except Exception:  # noqa: S110 - an aborted transaction refuses; the name dies with it
                 pass
 
     def begin(self) -> None:

@@ -11,6 +11,7 @@ from engine import guard
 from engine.errors import StatementRejected
 from engine.plans import Params, Plan
 from engine.results import Result
+from engine.history import history_table_key
 from stages.model import table_stage
 from stages.paths import STAGE_NAME_RE, parse_stage_ref
 from engine.dialect import stage_options, stage_refs
@@ -42,12 +43,16 @@ def plan_sql(tree: exp.Expression) -> Plan:
     params = _param_count(tree)
 
     dropped_tables = _dropped_tables(tree)
+    reset_tables = dropped_tables + _truncated_or_replaced(tree)
 
     def run(session: Session, params_in: Params) -> Result:
         result = session.run_duckdb(sql, params_in, is_query=is_query, transaction=_transaction_effect(tree))
         for schema, table in dropped_tables:
             # A table stage (@%t) goes away with its table.
             session.engine.stages.wipe(table_stage(schema, table))
+        if reset_tables:
+            # TRUNCATE, DROP and CREATE OR REPLACE start the table's load history afresh.
+            session.clear_load_history([history_table_key(s, t) for s, t in reset_tables])
         return result
 
     def describe(session: Session) -> pa.Schema | None:
@@ -64,16 +69,18 @@ def plan_sql(tree: exp.Expression) -> Plan:
 def _plan_with_stages(tree: exp.Expression) -> Plan:
     """Statements reading staged files: each @ref becomes a registered Arrow stream at run time."""
     for ref in stage_refs(tree):
-        parse_stage_ref(ref.text)  # unsafe paths are refused before anything runs
+        parse_stage_ref(ref.name)  # unsafe paths are refused before anything runs
     is_query = guard.is_query(tree)
     params = sum(1 for p in tree.find_all(exp.Placeholder) if p.args.get("this") in (None, "?"))
+    # METADATA$ columns exist only when asked for, so SELECT * shows the file's own columns.
+    with_metadata = any(i.name.upper().startswith("METADATA$") for i in tree.find_all(exp.Identifier))
 
     def run(session: Session, params_in: Params) -> Result:
         bound = tree.copy()
         names: list[str] = []
         try:
             for ref in stage_refs(bound):
-                reader = session.engine.stages.scan(session, ref.text, stage_options(ref))
+                reader = session.engine.stages.scan(session, ref.name, stage_options(ref), with_metadata)
                 names.append(session.register_arrow(reader))
                 ref.replace(exp.to_identifier(names[-1]))
             _positional_columns(bound)
@@ -115,6 +122,16 @@ def _dropped_tables(tree: exp.Expression) -> list[tuple[str, str]]:
         if isinstance(table, exp.Table) and STAGE_NAME_RE.match(table.name) and STAGE_NAME_RE.match(schema):
             found.append((schema, table.name))
     return found
+
+
+def _truncated_or_replaced(tree: exp.Expression) -> list[tuple[str, str]]:
+    tables: list[exp.Expression] = []
+    if isinstance(tree, exp.TruncateTable):
+        tables = list(tree.expressions)
+    elif isinstance(tree, exp.Create) and tree.args.get("replace") and (tree.args.get("kind") or "").upper() == "TABLE":
+        target = tree.this
+        tables = [target.this if isinstance(target, exp.Schema) else target]
+    return [((t.db or "main"), t.name) for t in tables if isinstance(t, exp.Table)]
 
 
 def _transaction_effect(tree: exp.Expression) -> str | None:

@@ -133,7 +133,8 @@ class StageService:
         headers = {"Content-Type": content_type} if content_type and upload else {}
         return _presign_row(method, headers, self.local_signer(method, key, expire, content_type))
 
-    def scan(self, session: Any, ref: str, options: Mapping[str, Any]) -> pa.RecordBatchReader:
+    def scan(self, session: Any, ref: str, options: Mapping[str, Any],
+             with_metadata: bool = True) -> pa.RecordBatchReader:
         """``SELECT ... FROM @ref (FILE_FORMAT => ..., PATTERN => ..., FILES => (...))``."""
         resolved = session.resolve_stage(ref, StagePrivilege.READ)
         values = {k: _literal(v) for k, v in options.items()}
@@ -155,7 +156,7 @@ class StageService:
                      for w in wanted}
             listed = [(n, f) for n, f in listed if n in names]
         return scan_files(resolved.backend, [(n, f.key) for n, f in listed], file_format,
-                          session.engine.config.batch_rows)
+                          session.engine.config.batch_rows, with_metadata)
 
     # -- lifecycle -------------------------------------------------------------------------
     def wipe(self, stage: Stage) -> int:

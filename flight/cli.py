@@ -8,13 +8,16 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from flight import app
+from flight import app, client_cli
 from flight.config import ServerConfig, load_config
 
 USAGE = """usage: stageflight <command> [options]
 
 commands:
   serve     start the Flight SQL server (stageflight serve --help)
+  put       upload local files to a stage:    stageflight put FILE... @~/dir/
+  get       download staged files:            stageflight get @~/path LOCAL_DIR
+  ls        list a stage:                     stageflight ls @~[/path]
 """
 
 
@@ -73,6 +76,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "serve":
         return serve(rest)
+    if command in client_cli.COMMANDS:
+        return client_cli.main(command, rest)
     print(f"stageflight: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)
     return 2
 

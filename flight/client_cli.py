@@ -154,7 +154,7 @@ def _send_put(conn: http.client.HTTPConnection, target: str, signed: Signed, sou
         # that shrank is an error, and the server discards the short upload.
         chunk = source.read(min(CHUNK_BYTES, remaining))
         if not chunk:
-            raise CliError(f"{progress.label}: the local file shrank while it was being uploaded")
+            raise CliError(f"upload of {progress.label} failed: the local file shrank while it was read")
         conn.send(chunk)
         remaining -= len(chunk)
         progress.advance(len(chunk))

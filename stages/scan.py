@@ -108,7 +108,7 @@ def _first_schema(backend: StorageBackend, key: str, kind: str, options: Mapping
 
 
 def scan_files(backend: StorageBackend, files: Sequence[tuple[str, str]], options: Mapping[str, str],
-               batch_rows: int = 131_072) -> pa.RecordBatchReader:
+               batch_rows: int = 131_072, with_metadata: bool = True) -> pa.RecordBatchReader:
     """A reader over ``files`` (``(name relative to the stage root, storage key)``), in order.
 
     Raises:
@@ -120,6 +120,9 @@ def scan_files(backend: StorageBackend, files: Sequence[tuple[str, str]], option
     if kind == "TEXT":
         kind = "TSV"
     schema = _first_schema(backend, files[0][1], kind, options, batch_rows)
+    if not with_metadata:
+        return pa.RecordBatchReader.from_batches(schema, (
+            batch for _, key in files for batch in _file_batches(backend, key, kind, options, batch_rows, schema)))
     out_schema = pa.schema([*schema, pa.field(FILENAME_COLUMN, pa.string()), pa.field(ROW_NUMBER_COLUMN, pa.int64())])
 
     def batches() -> Iterator[pa.RecordBatch]:

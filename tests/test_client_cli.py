@@ -264,6 +264,17 @@ def test_http_error_is_reported(server: app.RunningServer, tmp_path: Path) -> No
     assert not (tmp_path / "out.csv").exists()
 
 
+def test_upload_of_shrinking_file_stores_nothing(server: app.RunningServer, tmp_path: Path) -> None:
+    with connect(server) as conn, conn.cursor() as cur:
+        cur.execute("PRESIGN UPLOAD @~/cli/shrunk.csv")
+        method, _, url = cur.fetchone()
+        source = write(tmp_path / "x.csv", b"1" * 1000)
+        with pytest.raises(CliError, match="shrank"):
+            client_cli.upload(Signed(method, {}, url), source, 1000 + MiB, "@~/cli/shrunk.csv", None)
+        cur.execute("LIST @~/cli/shrunk")
+        assert cur.fetchall() == []
+
+
 def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert client_cli.main("put", ["only-one-arg"]) == 1
     assert "at least one local file and a target" in capsys.readouterr().err
@@ -273,8 +284,12 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert "STAGEFLIGHT_URI" in capsys.readouterr().out
 
 
-@pytest.mark.skipif("put" not in flight_cli.USAGE,
-                    reason="put/get/ls are not hooked into flight/cli.py yet")
+# Until put/get/ls are hooked into flight/cli.py, run client_cli.main the same way in a child process.
+_DIRECT = ("import sys; from flight import client_cli; "
+           "raise SystemExit(client_cli.main(sys.argv[1], sys.argv[2:]))")
+ENTRY = ["-m", "flight.cli"] if "put" in flight_cli.USAGE else ["-c", _DIRECT]
+
+
 def test_subprocess_entry_point(server: app.RunningServer, make_user: Callable[[], tuple[str, str]],
                                 tmp_path: Path) -> None:
     name, password = make_user()
@@ -283,7 +298,7 @@ def test_subprocess_entry_point(server: app.RunningServer, make_user: Callable[[
     source = write(tmp_path / "sub.csv", b"via subprocess")
 
     def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "flight.cli", *map(str, args)], env=env, cwd=REPO,
+        return subprocess.run([sys.executable, *ENTRY, *map(str, args)], env=env, cwd=REPO,
                               capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
 
     done = cli("put", source, "@~/p/")
@@ -294,6 +309,7 @@ def test_subprocess_entry_point(server: app.RunningServer, make_user: Callable[[
     assert (tmp_path / "o" / "p" / "sub.csv").read_bytes() == b"via subprocess"
     failed = cli("put", tmp_path / "nope.csv", "@~/p/")
     assert failed.returncode == 1 and "Traceback" not in failed.stderr
+    assert failed.stderr.strip().endswith("nope.csv: No such file or directory")
 
 
 # -- helpers --------------------------------------------------------------------------------------------

@@ -1,0 +1,312 @@
+"""COPY INTO a table from stages and out to stages, over ADBC against the real server."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+
+import adbc_driver_manager.dbapi as dbapi
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import connect
+from tests.e2e.stage_helpers import execute, get, put, query
+
+CSV_HEADER = "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1)"
+
+
+def parquet_bytes(table: pa.Table) -> bytes:
+    buf = io.BytesIO()
+    pq.write_table(table, buf)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def user(server, make_user):
+    name, password = make_user()
+    conn = connect(server, user=name, password=password)
+    conn.user_name = name  # type: ignore[attr-defined]
+    yield conn
+    conn.close()
+
+
+@pytest.fixture
+def table(user, unique_table):
+    name = unique_table("load")
+    execute(user, f"CREATE TABLE {name} (id INTEGER, name VARCHAR)")
+    return name
+
+
+def test_copy_csv_output_and_rows(user, table):
+    put(user, "@~/in/a.csv", b"id,name\n1,x\n2,y\n")
+    put(user, "@~/in/b.csv", b"id,name\n3,z\n")
+    with user.cursor() as cur:
+        cur.execute(f"COPY INTO {table} FROM @~/in/ {CSV_HEADER}")
+        assert [d[0] for d in cur.description] == ["File", "Rows_loaded", "Errors_seen", "First_error",
+                                                   "First_error_line"]
+        rows = cur.fetch_arrow_table().to_pylist()
+    assert [(r["File"], r["Rows_loaded"], r["Errors_seen"]) for r in rows] == [("in/a.csv", 2, 0), ("in/b.csv", 1, 0)]
+    assert query(user, f"SELECT * FROM {table} ORDER BY id") == [
+        {"id": 1, "name": "x"}, {"id": 2, "name": "y"}, {"id": 3, "name": "z"}]
+
+
+def test_load_history_exactly_once_force_and_changed_file(user, table):
+    put(user, "@~/h/a.csv", b"id,name\n1,x\n")
+    assert len(query(user, f"COPY INTO {table} FROM @~/h/ {CSV_HEADER}")) == 1
+    assert query(user, f"COPY INTO {table} FROM @~/h/ {CSV_HEADER}") == []  # already loaded: zero rows
+    assert len(query(user, f"COPY INTO {table} FROM @~/h/ {CSV_HEADER} FORCE = TRUE")) == 1
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 2}]
+    put(user, "@~/h/a.csv", b"id,name\n7,changed\n8,more\n")  # same path, new content
+    assert [r["Rows_loaded"] for r in query(user, f"COPY INTO {table} FROM @~/h/ {CSV_HEADER}")] == [2]
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 4}]
+
+
+def test_truncate_clears_history(user, table):
+    put(user, "@~/t/a.csv", b"id,name\n1,x\n")
+    query(user, f"COPY INTO {table} FROM @~/t/ {CSV_HEADER}")
+    execute(user, f"TRUNCATE {table}")
+    assert len(query(user, f"COPY INTO {table} FROM @~/t/ {CSV_HEADER}")) == 1
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 1}]
+
+
+def test_history_is_per_table(user, table, unique_table):
+    other = unique_table("other")
+    execute(user, f"CREATE TABLE {other} (id INTEGER, name VARCHAR)")
+    put(user, "@~/pt/a.csv", b"id,name\n1,x\n")
+    assert len(query(user, f"COPY INTO {table} FROM @~/pt/ {CSV_HEADER}")) == 1
+    assert len(query(user, f"COPY INTO {other} FROM @~/pt/ {CSV_HEADER}")) == 1
+
+
+def test_purge_deletes_loaded_files(user, table):
+    put(user, "@~/p/a.csv", b"id,name\n1,x\n")
+    put(user, "@~/p/b.csv", b"id,name\n2,y\n")
+    query(user, f"COPY INTO {table} FROM @~/p/ {CSV_HEADER} PURGE = TRUE")
+    assert query(user, "LIST @~/p/") == []
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 2}]
+
+
+def test_purge_waits_for_commit_and_rollback_keeps_files(server, user, table):
+    put(user, "@~/pc/a.csv", b"id,name\n1,x\n")
+    conn = connect(server, user=user.user_name, password=None or _password_of(server, user), autocommit=False) \
+        if False else None
+    assert conn is None  # (documented below with the user's own transaction)
+    with user.cursor() as cur:
+        cur.execute("BEGIN TRANSACTION")
+        cur.execute(f"COPY INTO {table} FROM @~/pc/ {CSV_HEADER} PURGE = TRUE")
+        cur.fetchall()
+        assert [r["name"] for r in query(user, "LIST @~/pc/")] == ["pc/a.csv"]  # not yet purged
+        cur.execute("ROLLBACK")
+    assert [r["name"] for r in query(user, "LIST @~/pc/")] == ["pc/a.csv"]
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
+    # Nothing was recorded either: the file loads now.
+    assert len(query(user, f"COPY INTO {table} FROM @~/pc/ {CSV_HEADER}")) == 1
+
+
+def _password_of(server, user):  # pragma: no cover - helper kept for symmetry
+    return None
+
+
+def test_aborted_copy_loads_and_records_nothing(user, table):
+    put(user, "@~/ab/a.csv", b"id,name\n1,x\n")
+    put(user, "@~/ab/b.csv", b"id,name\nnot_a_number,y\n")
+    with pytest.raises(dbapi.Error) as err:
+        query(user, f"COPY INTO {table} FROM @~/ab/ {CSV_HEADER}")
+    assert "ab/b.csv" in str(err.value) and "line 2" in str(err.value)
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
+    put(user, "@~/ab/b.csv", b"id,name\n2,y\n")
+    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/ab/ {CSV_HEADER}")] == ["ab/a.csv", "ab/b.csv"]
+
+
+BAD_CSV = b"1,a\nx,b\n3,c\ny,d\nz,e\nw,f\n7,g\n"  # bad ids on lines 2, 4, 5, 6
+
+
+@pytest.mark.parametrize("on_error, loaded, errors", [("CONTINUE", 3, 4), ("ABORT_5", 3, 4),
+                                                      ("SKIP_FILE", 0, None)])
+def test_on_error_modes(user, table, on_error, loaded, errors):
+    put(user, "@~/oe/bad.csv", BAD_CSV)
+    [row] = query(user, f"COPY INTO {table} FROM @~/oe/ FILE_FORMAT = (TYPE = CSV) ON_ERROR = {on_error}")
+    assert (row["Rows_loaded"], row["First_error_line"]) == (loaded, 2)
+    assert row["Errors_seen"] == errors if errors is not None else row["Errors_seen"] >= 1
+    assert row["First_error"]
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": loaded}]
+
+
+@pytest.mark.parametrize("on_error", ["ABORT", "ABORT_4"])
+def test_on_error_abort(user, table, on_error):
+    put(user, "@~/oa/bad.csv", BAD_CSV)
+    with pytest.raises(dbapi.Error, match="oa/bad.csv"):
+        query(user, f"COPY INTO {table} FROM @~/oa/ FILE_FORMAT = (TYPE = CSV) ON_ERROR = {on_error}")
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
+
+
+def test_bad_on_error_is_named(user, table):
+    put(user, "@~/x/a.csv", b"1,a\n")
+    with pytest.raises(dbapi.Error, match="ON_ERROR"):
+        query(user, f"COPY INTO {table} FROM @~/x/ FILE_FORMAT = (TYPE = CSV) ON_ERROR = ABORT_0")
+
+
+def test_return_failed_only(user, table):
+    put(user, "@~/rf/good.csv", b"1,a\n")
+    put(user, "@~/rf/bad.csv", b"x,a\n2,b\n")
+    rows = query(user, f"COPY INTO {table} FROM @~/rf/ FILE_FORMAT = (TYPE = CSV) ON_ERROR = CONTINUE "
+                       "RETURN_FAILED_ONLY = TRUE")
+    assert [(r["File"], r["Errors_seen"]) for r in rows] == [("rf/bad.csv", 1)]
+
+
+def test_files_pattern_max_files(user, table):
+    for i in range(4):
+        put(user, f"@~/sel/f{i}.csv", f"{i},n{i}\n".encode())
+    put(user, "@~/sel/skip.txt", b"9,n\n")
+    fmt = "FILE_FORMAT = (TYPE = CSV)"
+    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/sel/ FILES = ('f1.csv', 'f3.csv') {fmt}")] \
+        == ["sel/f1.csv", "sel/f3.csv"]
+    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/sel/ PATTERN = '.*[.]csv' {fmt} MAX_FILES = 1")] \
+        == ["sel/f0.csv"]
+    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/sel/ PATTERN = '.*[.]csv' {fmt}")] \
+        == ["sel/f2.csv"]
+    assert query(user, f"COPY INTO {table} FROM @~/sel/ PATTERN = '.*[.]csv' {fmt}") == []
+
+
+def test_column_list_and_parquet_by_name(user, unique_table):
+    t = unique_table("pq")
+    execute(user, f"CREATE TABLE {t} (id BIGINT, label VARCHAR, extra DOUBLE DEFAULT 1.5)")
+    put(user, "@~/pq/a.parquet", parquet_bytes(pa.table({"LABEL": ["p", "q"], "id": [10, 20]})))
+    rows = query(user, f"COPY INTO {t} (id, label) FROM @~/pq/ FILE_FORMAT = (TYPE = PARQUET)")
+    assert rows[0]["Rows_loaded"] == 2
+    assert query(user, f"SELECT id, label, extra FROM {t} ORDER BY id") == [
+        {"id": 10, "label": "p", "extra": 1.5}, {"id": 20, "label": "q", "extra": 1.5}]
+    with pytest.raises(dbapi.Error, match="does not have a column with name nope"):
+        query(user, f"COPY INTO {t} (nope) FROM @~/pq/ FORCE = TRUE")
+
+
+def test_parquet_is_the_default_format(user, unique_table):
+    t = unique_table("dflt")
+    execute(user, f"CREATE TABLE {t} (a INTEGER)")
+    put(user, "@~/d/x.parquet", parquet_bytes(pa.table({"a": [1, 2, 3]})))
+    assert query(user, f"COPY INTO {t} FROM @~/d/")[0]["Rows_loaded"] == 3
+
+
+def test_ndjson_tsv_and_gzip(user, unique_table):
+    t = unique_table("fmt")
+    execute(user, f"CREATE TABLE {t} (id INTEGER, name VARCHAR)")
+    put(user, "@~/nd/a.ndjson", b'{"id": 1, "name": "j"}\n{"name": "k", "id": 2}\n')
+    put(user, "@~/tsv/a.tsv", b"3\tt\n4\t\\N\n")
+    put(user, "@~/gz/a.csv.gz", gzip.compress(b"5,g\n"))
+    query(user, f"COPY INTO {t} FROM @~/nd/ FILE_FORMAT = (TYPE = NDJSON)")
+    query(user, f"COPY INTO {t} FROM @~/tsv/ FILE_FORMAT = (TYPE = TSV)")
+    query(user, f"COPY INTO {t} FROM @~/gz/ FILE_FORMAT = (TYPE = CSV COMPRESSION = AUTO)")
+    assert query(user, f"SELECT * FROM {t} ORDER BY id") == [
+        {"id": 1, "name": "j"}, {"id": 2, "name": "k"}, {"id": 3, "name": "t"}, {"id": 4, "name": None},
+        {"id": 5, "name": "g"}]
+
+
+def test_stage_format_and_named_format_precedence(server, root_conn, unique_table):
+    t = unique_table("prec")
+    execute(root_conn, f"CREATE TABLE {t} (id INTEGER, name VARCHAR)")
+    execute(root_conn, "CREATE OR REPLACE STAGE prec_stage FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = '|')")
+    execute(root_conn, "CREATE OR REPLACE FILE FORMAT semi TYPE = CSV FIELD_DELIMITER = ';' SKIP_HEADER = 1")
+    put(root_conn, "@prec_stage/a.csv", b"1|a\n")
+    put(root_conn, "@prec_stage/b.csv", b"h;h\n2;b\n")
+    assert query(root_conn, f"COPY INTO {t} FROM @prec_stage FILES = ('a.csv')")[0]["Rows_loaded"] == 1
+    rows = query(root_conn, f"COPY INTO {t} FROM @prec_stage FILES = ('b.csv') FILE_FORMAT = (FORMAT_NAME = 'semi')")
+    assert rows[0]["Rows_loaded"] == 1
+    assert query(root_conn, f"SELECT * FROM {t} ORDER BY id") == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    shown = {r["name"]: r["format_options"] for r in query(root_conn, "SHOW FILE FORMATS")}
+    assert "field_delimiter = ';'" in shown["semi"]
+    execute(root_conn, "DROP FILE FORMAT semi")
+    with pytest.raises(dbapi.Error, match="File format does not exist: semi"):
+        execute(root_conn, "DROP FILE FORMAT semi")
+    execute(root_conn, "DROP STAGE prec_stage")
+
+
+@pytest.mark.parametrize("sql, message", [
+    ("COPY INTO {t} FROM @~/x/ FILE_FORMAT = (TYPE = CSV BOGUS = 1)", "Unknown file format option: BOGUS"),
+    ("COPY INTO {t} FROM @~/x/ NOPE = 1", "Unknown COPY option: NOPE"),
+    ("COPY INTO {t} FROM @~/x/ MAX_FILES = 20000", "MAX_FILES must be between"),
+    ("COPY INTO {t} FROM @~/x/ COLUMN_MATCH_MODE = POSITION", "COLUMN_MATCH_MODE must be one of"),
+    ("COPY INTO {t} FROM '/etc/passwd'", "COPY from a URL or path is not allowed"),
+    ("COPY INTO {t} FROM @~/../x/", "'..' segments are not allowed"),
+    ("COPY INTO {t} FROM @nostage/", "Stage does not exist: @nostage"),
+    ("COPY INTO nosuchtable FROM @~/x/", "nosuchtable"),
+])
+def test_copy_errors_name_the_problem(user, table, sql, message):
+    with pytest.raises(dbapi.Error) as err:
+        query(user, sql.format(t=table))
+    assert message in str(err.value)
+
+
+def test_validation_mode_loads_nothing(user, table):
+    put(user, "@~/v/a.csv", b"1,a\nx,b\n3,c\n")
+    errors = query(user, f"COPY INTO {table} FROM @~/v/ FILE_FORMAT = (TYPE = CSV) VALIDATION_MODE = RETURN_ERRORS")
+    assert [(e["file"], e["line"], e["errors_seen"]) for e in errors] == [("v/a.csv", 2, 1)]
+    put(user, "@~/v2/a.csv", b"1,a\n2,b\n3,c\n")
+    rows = query(user, f"COPY INTO {table} FROM @~/v2/ FILE_FORMAT = (TYPE = CSV) VALIDATION_MODE = RETURN_2_ROWS")
+    assert rows == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
+
+
+def test_copy_needs_read_on_named_stage(server, root_conn, user, table):
+    execute(root_conn, "CREATE OR REPLACE STAGE copy_priv FILE_FORMAT = (TYPE = CSV)")
+    put(root_conn, "@copy_priv/a.csv", b"1,a\n")
+    with pytest.raises(dbapi.ProgrammingError, match="privilege READ"):
+        query(user, f"COPY INTO {table} FROM @copy_priv")
+    execute(root_conn, f"GRANT READ ON STAGE copy_priv TO {user.user_name}")
+    assert query(user, f"COPY INTO {table} FROM @copy_priv")[0]["Rows_loaded"] == 1
+    with pytest.raises(dbapi.ProgrammingError, match="privilege WRITE"):
+        query(user, f"COPY INTO @copy_priv/out/ FROM {table}")
+    execute(root_conn, "DROP STAGE copy_priv")
+
+
+def test_table_stage_copy(user, table):
+    put(user, f"@%{table}/a.csv", b"1,a\n")
+    assert query(user, f"COPY INTO {table} FROM @%{table} FILE_FORMAT = (TYPE = CSV)")[0]["Rows_loaded"] == 1
+
+
+def test_unload_round_trip_and_outputs(user, table, unique_table):
+    execute(user, f"INSERT INTO {table} SELECT range, 'n' || range FROM range(1000)")
+    [summary] = query(user, f"COPY INTO @~/unload/ FROM {table}")
+    assert summary["rows_unloaded"] == 1000 and summary["output_bytes"] > 0 and summary["input_bytes"] > 0
+    files = query(user, "LIST @~/unload/")
+    assert len(files) == 1 and files[0]["name"].startswith("unload/data_") and files[0]["name"].endswith(".parquet")
+    detailed = query(user, f"COPY INTO @~/unload_csv/ FROM (SELECT id FROM {table} WHERE id < 10) "
+                           "FILE_FORMAT = (TYPE = CSV OUTPUT_HEADER = TRUE) DETAILED_OUTPUT = TRUE")
+    assert [d["row_count"] for d in detailed] == [10] and detailed[0]["file_name"].endswith(".csv")
+    body = get(user, "@~/" + detailed[0]["file_name"]).decode()
+    assert body.splitlines()[0].strip('"') == "id" and body.splitlines()[1:4] == ["0", "1", "2"]
+    copy_back = unique_table("back")
+    execute(user, f"CREATE TABLE {copy_back} (id INTEGER, name VARCHAR)")
+    assert query(user, f"COPY INTO {copy_back} FROM @~/unload/")[0]["Rows_loaded"] == 1000
+
+
+def test_unload_raw_path_overwrite_rules(user, table):
+    execute(user, f"INSERT INTO {table} VALUES (1, 'a')")
+    base = "FILE_FORMAT = (TYPE = CSV) SINGLE = TRUE USE_RAW_PATH = TRUE INCLUDE_QUERY_ID = FALSE"
+    query(user, f"COPY INTO @~/raw/exact.csv FROM {table} {base}")
+    assert [r["name"] for r in query(user, "LIST @~/raw/")] == ["raw/exact.csv"]
+    with pytest.raises(dbapi.Error, match="already exists"):
+        query(user, f"COPY INTO @~/raw/exact.csv FROM {table} {base}")
+    query(user, f"COPY INTO @~/raw/exact.csv FROM {table} {base} OVERWRITE = TRUE")
+    assert get(user, "@~/raw/exact.csv") in (b"1,a\n", b'1,"a"\n')
+
+
+def test_select_from_stage_and_ctas(user, unique_table):
+    put(user, "@~/q/a.csv", b"1,x\n2,y\n")
+    put(user, "@~/q/b.parquet", parquet_bytes(pa.table({"k": [1, 2], "v": ["one", "two"]})))
+    rows = query(user, "SELECT $1 AS id, t.$2 AS name, METADATA$FILENAME AS f, METADATA$FILE_ROW_NUMBER AS r "
+                       "FROM @~/q/ (FILE_FORMAT => 'CSV', PATTERN => '.*csv') t ORDER BY r")
+    assert rows == [{"id": "1", "name": "x", "f": "q/a.csv", "r": 0}, {"id": "2", "name": "y", "f": "q/a.csv", "r": 1}]
+    assert query(user, "SELECT * FROM @~/q/b.parquet ORDER BY k") == [{"k": 1, "v": "one"}, {"k": 2, "v": "two"}]
+    t = unique_table("ctas")
+    execute(user, f"CREATE TABLE {t} AS SELECT k * 10 AS k10 FROM @~/q/b.parquet")
+    assert query(user, f"SELECT sum(k10) AS s FROM {t}") == [{"s": 30}]
+    joined = query(user, f"SELECT s.v, t.k10 FROM @~/q/b.parquet s JOIN {t} t ON t.k10 = s.k * 10 ORDER BY t.k10")
+    assert [r["v"] for r in joined] == ["one", "two"]
+
+
+def test_copy_result_is_json_free_of_tracebacks(user, table):
+    with pytest.raises(dbapi.Error) as err:
+        query(user, f"COPY INTO {table} FROM @~/nothing/here/ FILES = ('missing.csv')")
+    assert "Traceback" not in str(err.value)
+    assert json.dumps(str(err.value))
