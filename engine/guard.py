@@ -250,6 +250,8 @@ def _check_stage_ref(ref: StageRef) -> None:
 def _func_name(func: exp.Func) -> str:
     if isinstance(func, exp.Anonymous):
         return str(func.name).lower()
+    if isinstance(func, exp.GenerateSeries) and func.args.get("is_end_exclusive"):
+        return "range"  # sqlglot models DuckDB's range() as an end-exclusive generate_series
     return func.sql_name().lower()
 
 

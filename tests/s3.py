@@ -19,6 +19,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -104,22 +105,22 @@ def _moto_process(extra_env: dict[str, str] | None = None) -> Iterator[str]:
     for _ in range(3):  # the free port can be taken between probing and binding: retry
         port = _free_port()
         endpoint = f"http://127.0.0.1:{port}"
-        process = subprocess.Popen(
-            [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(port)],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        try:
-            if _wait_ready(endpoint, process):
-                yield endpoint
-                return
-            _stop(process)
-            last_error = process.stderr.read().decode(errors="replace")[-2000:] if process.stderr else ""
-        finally:
-            _stop(process)
-            if process.stderr:
-                process.stderr.close()
+        # moto logs every request: a file, not a pipe nobody drains (a full pipe blocks the server).
+        with tempfile.TemporaryFile() as log:
+            process = subprocess.Popen(
+                [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(port)],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=log,
+            )
+            try:
+                if _wait_ready(endpoint, process):
+                    yield endpoint
+                    return
+            finally:
+                _stop(process)
+            log.seek(0)
+            last_error = log.read().decode(errors="replace")[-2000:]
     raise RuntimeError(f"moto_server did not start: {last_error}")
 
 

@@ -40,8 +40,12 @@ def put(backend: LocalBackend, key: str, data: bytes) -> None:
 
 
 def load(
-    backend: LocalBackend, key: str, options: Mapping[str, str], target: pa.Schema = AB,
-    on_error: OnError = ABORT, **kwargs: Any,
+    backend: LocalBackend,
+    key: str,
+    options: Mapping[str, str],
+    target: pa.Schema = AB,
+    on_error: OnError = ABORT,
+    **kwargs: Any,
 ) -> tuple[list[dict[str, Any]], FileStats]:
     reader, stats = open_file_reader(backend, key, key, options, target, on_error=on_error, **kwargs)
     table = reader.read_all()
@@ -88,7 +92,7 @@ def test_unescape_option() -> None:
 # CSV options (table-driven)
 
 CSV_CASES = [
-    ("defaults", {}, b"1,a\n2,\\N\n3,\n4,\"\"\n", rows((1, "a"), (2, None), (3, None), (4, ""))),
+    ("defaults", {}, b'1,a\n2,\\N\n3,\n4,""\n', rows((1, "a"), (2, None), (3, None), (4, ""))),
     ("skip header", {"SKIP_HEADER": "2"}, b"a,b\nx,y\n1,a\n", rows((1, "a"))),
     ("pipe delimiter", {"FIELD_DELIMITER": "|"}, b"1|a,b\n2|c\n", rows((1, "a,b"), (2, "c"))),
     ("tab delimiter escape", {"FIELD_DELIMITER": "\\t"}, b"1\ta\n", rows((1, "a"))),
@@ -107,9 +111,12 @@ CSV_CASES = [
 ]
 
 
-@pytest.mark.parametrize(("options", "data", "expected"), [c[1:] for c in CSV_CASES], ids=[c[0] for c in CSV_CASES])
-def test_csv_options(local_backend: LocalBackend, options: dict[str, str], data: bytes,
-                     expected: list[dict[str, Any]]) -> None:
+@pytest.mark.parametrize(
+    ("options", "data", "expected"), [c[1:] for c in CSV_CASES], ids=[c[0] for c in CSV_CASES]
+)
+def test_csv_options(
+    local_backend: LocalBackend, options: dict[str, str], data: bytes, expected: list[dict[str, Any]]
+) -> None:
     put(local_backend, "s/f.csv", data)
     got, stats = load(local_backend, "s/f.csv", {"TYPE": "CSV", **options})
     assert got == expected
@@ -118,14 +125,32 @@ def test_csv_options(local_backend: LocalBackend, options: dict[str, str], data:
 
 
 def test_csv_typed_columns(local_backend: LocalBackend) -> None:
-    target = pa.schema([
-        ("i", pa.int64()), ("f", pa.float64()), ("ok", pa.bool_()), ("d", pa.date32()),
-        ("ts", pa.timestamp("us")), ("t", pa.time64("us")), ("m", pa.decimal128(10, 2)),
-    ])
-    put(local_backend, "s/t.csv", b"7,1.5,true,2024-02-03,2024-02-03 04:05:06.5,12:30:00,3.25\n8,NaN,FALSE,,,,\n")
+    target = pa.schema(
+        [
+            ("i", pa.int64()),
+            ("f", pa.float64()),
+            ("ok", pa.bool_()),
+            ("d", pa.date32()),
+            ("ts", pa.timestamp("us")),
+            ("t", pa.time64("us")),
+            ("m", pa.decimal128(10, 2)),
+        ]
+    )
+    put(
+        local_backend,
+        "s/t.csv",
+        b"7,1.5,true,2024-02-03,2024-02-03 04:05:06.5,12:30:00,3.25\n8,NaN,FALSE,,,,\n",
+    )
     got, _ = load(local_backend, "s/t.csv", {"TYPE": "CSV"}, target)
-    assert got[0] == {"i": 7, "f": 1.5, "ok": True, "d": date(2024, 2, 3),
-                      "ts": datetime(2024, 2, 3, 4, 5, 6, 500000), "t": time(12, 30), "m": Decimal("3.25")}
+    assert got[0] == {
+        "i": 7,
+        "f": 1.5,
+        "ok": True,
+        "d": date(2024, 2, 3),
+        "ts": datetime(2024, 2, 3, 4, 5, 6, 500000),
+        "t": time(12, 30),
+        "m": Decimal("3.25"),
+    }
     assert got[1]["ok"] is False and got[1]["f"] != got[1]["f"]  # NaN
     assert got[1]["d"] is None and got[1]["m"] is None
 
@@ -134,7 +159,9 @@ def test_csv_typed_columns(local_backend: LocalBackend) -> None:
 def test_csv_nan_display(local_backend: LocalBackend, trim: str) -> None:
     put(local_backend, "s/n.csv", b"1,nan_v\n2,2.5\n")
     target = pa.schema([("a", pa.int32()), ("f", pa.float64())])
-    got, stats = load(local_backend, "s/n.csv", {"TYPE": "CSV", "NAN_DISPLAY": "nan_v", "TRIM_SPACE": trim}, target)
+    got, stats = load(
+        local_backend, "s/n.csv", {"TYPE": "CSV", "NAN_DISPLAY": "nan_v", "TRIM_SPACE": trim}, target
+    )
     assert stats.errors_seen == 0
     assert got[0]["f"] != got[0]["f"] and got[1]["f"] == 2.5
 
@@ -151,8 +178,9 @@ def test_csv_nan_display(local_backend: LocalBackend, trim: str) -> None:
         ({"COMPRESSION": "XZ"}, "COMPRESSION"),
     ],
 )
-def test_csv_bad_options_fail_before_reading(local_backend: LocalBackend, options: dict[str, str],
-                                             message: str) -> None:
+def test_csv_bad_options_fail_before_reading(
+    local_backend: LocalBackend, options: dict[str, str], message: str
+) -> None:
     with pytest.raises(StageError, match=message):
         open_file_reader(local_backend, "s/missing.csv", "x", {"TYPE": "CSV", **options}, AB, on_error=ABORT)
 
@@ -162,7 +190,7 @@ def test_csv_bad_options_fail_before_reading(local_backend: LocalBackend, option
 
 
 def test_tsv_escapes(local_backend: LocalBackend) -> None:
-    data = b"1\ta\\tb\n2\t\\N\n3\tx\\\\y\n4\tl1\\nl2\n5\t\\\\N\n6\t\"q\"\n"
+    data = b'1\ta\\tb\n2\t\\N\n3\tx\\\\y\n4\tl1\\nl2\n5\t\\\\N\n6\t"q"\n'
     put(local_backend, "s/f.tsv", data)
     got, stats = load(local_backend, "s/f.tsv", {"TYPE": "TSV"})
     assert got == rows((1, "a\tb"), (2, None), (3, "x\\y"), (4, "l1\nl2"), (5, "\\N"), (6, '"q"'))
@@ -189,25 +217,60 @@ NDJSON_CASES = [
     ("case insensitive", {}, "CASE_INSENSITIVE", ndjson({"A": 1, "B": "x"}), rows((1, "x")), 0),
     ("case sensitive misses", {}, "CASE_SENSITIVE", ndjson({"A": 1, "b": "x"}), [], 1),
     ("missing errors", {}, "CASE_INSENSITIVE", ndjson({"a": 1}, {"a": 2, "b": "y"}), rows((2, "y")), 1),
-    ("missing as null", {"MISSING_FIELD_AS": "NULL"}, "CASE_INSENSITIVE", ndjson({"a": 1}), rows((1, None)), 0),
-    ("missing as default", {"MISSING_FIELD_AS": "FIELD_DEFAULT"}, "CASE_INSENSITIVE", ndjson({"b": "q"}),
-     rows((None, "q")), 0),
-    ("explicit null", {"NULL_FIELD_AS": "NULL"}, "CASE_INSENSITIVE", ndjson({"a": None, "b": None}),
-     rows((None, None)), 0),
-    ("string to int, object to string", {}, "CASE_INSENSITIVE", ndjson({"a": "5", "b": {"k": 1}}),
-     rows((5, '{"k": 1}')), 0),
+    (
+        "missing as null",
+        {"MISSING_FIELD_AS": "NULL"},
+        "CASE_INSENSITIVE",
+        ndjson({"a": 1}),
+        rows((1, None)),
+        0,
+    ),
+    (
+        "missing as default",
+        {"MISSING_FIELD_AS": "FIELD_DEFAULT"},
+        "CASE_INSENSITIVE",
+        ndjson({"b": "q"}),
+        rows((None, "q")),
+        0,
+    ),
+    (
+        "explicit null",
+        {"NULL_FIELD_AS": "NULL"},
+        "CASE_INSENSITIVE",
+        ndjson({"a": None, "b": None}),
+        rows((None, None)),
+        0,
+    ),
+    (
+        "string to int, object to string",
+        {},
+        "CASE_INSENSITIVE",
+        ndjson({"a": "5", "b": {"k": 1}}),
+        rows((5, '{"k": 1}')),
+        0,
+    ),
     ("bad value", {}, "CASE_INSENSITIVE", ndjson({"a": "x", "b": "1"}, {"a": 2, "b": 3}), rows((2, "3")), 1),
     ("invalid json", {}, "CASE_INSENSITIVE", b'{"a": 1, "b": "x"}\n{oops\n[1]\n', rows((1, "x")), 2),
 ]
 
 
-@pytest.mark.parametrize(("options", "match", "data", "expected", "errors"), [c[1:] for c in NDJSON_CASES],
-                         ids=[c[0] for c in NDJSON_CASES])
-def test_ndjson(local_backend: LocalBackend, options: dict[str, str], match: str, data: bytes,
-                expected: list[dict[str, Any]], errors: int) -> None:
+@pytest.mark.parametrize(
+    ("options", "match", "data", "expected", "errors"),
+    [c[1:] for c in NDJSON_CASES],
+    ids=[c[0] for c in NDJSON_CASES],
+)
+def test_ndjson(
+    local_backend: LocalBackend,
+    options: dict[str, str],
+    match: str,
+    data: bytes,
+    expected: list[dict[str, Any]],
+    errors: int,
+) -> None:
     put(local_backend, "s/f.ndjson", data)
-    got, stats = load(local_backend, "s/f.ndjson", {"TYPE": "NDJSON", **options}, on_error=CONTINUE,
-                      column_match=match)
+    got, stats = load(
+        local_backend, "s/f.ndjson", {"TYPE": "NDJSON", **options}, on_error=CONTINUE, column_match=match
+    )
     assert got == expected
     assert stats.errors_seen == errors
 
@@ -238,8 +301,9 @@ def test_parquet_case_sensitive_missing_column(local_backend: LocalBackend) -> N
     put_parquet(local_backend, "s/p.parquet", pa.table({"A": [1], "b": ["x"]}))
     with pytest.raises(ReadAbort, match="Missing column 'a'"):
         load(local_backend, "s/p.parquet", {"TYPE": "PARQUET"}, column_match="CASE_SENSITIVE")
-    got, stats = load(local_backend, "s/p.parquet", {"TYPE": "PARQUET"}, on_error=CONTINUE,
-                      column_match="CASE_SENSITIVE")
+    got, stats = load(
+        local_backend, "s/p.parquet", {"TYPE": "PARQUET"}, on_error=CONTINUE, column_match="CASE_SENSITIVE"
+    )
     assert got == [] and stats.errors_seen == 1 and stats.first_error_line is None
 
 
@@ -259,7 +323,9 @@ def test_parquet_ambiguous_and_bad_mode(local_backend: LocalBackend) -> None:
 
 
 def test_parquet_row_errors_report_row_numbers(local_backend: LocalBackend) -> None:
-    put_parquet(local_backend, "s/p.parquet", pa.table({"a": ["1", "x", "3", "y"], "b": ["p", "q", "r", "s"]}))
+    put_parquet(
+        local_backend, "s/p.parquet", pa.table({"a": ["1", "x", "3", "y"], "b": ["p", "q", "r", "s"]})
+    )
     got, stats = load(local_backend, "s/p.parquet", {}, on_error=CONTINUE, batch_rows=3)
     assert got == rows((1, "p"), (3, "r"))
     assert (stats.errors_seen, stats.first_error_line) == (2, 2)
@@ -313,8 +379,9 @@ def test_compression(local_backend: LocalBackend, key: str, compression: str, da
         ("s/e.ndjson", {"TYPE": "NDJSON"}, b""),
     ],
 )
-def test_empty_files_load_nothing(local_backend: LocalBackend, key: str, options: dict[str, str],
-                                  data: bytes) -> None:
+def test_empty_files_load_nothing(
+    local_backend: LocalBackend, key: str, options: dict[str, str], data: bytes
+) -> None:
     put(local_backend, key, data)
     got, stats = load(local_backend, key, options)
     assert got == [] and stats == FileStats()
@@ -337,8 +404,9 @@ GOOD = rows((1, "a"), (3, "c"), (7, "g"))
         ("SKIP_FILE_5", GOOD, 4),
     ],
 )
-def test_on_error_loads(local_backend: LocalBackend, mode: str, expected: list[dict[str, Any]],
-                        errors: int) -> None:
+def test_on_error_loads(
+    local_backend: LocalBackend, mode: str, expected: list[dict[str, Any]], errors: int
+) -> None:
     put(local_backend, "csv/wrong_sample.csv", ON_ERROR_CSV)
     got, stats = load(local_backend, "csv/wrong_sample.csv", {"TYPE": "CSV"}, on_error=parse_on_error(mode))
     assert got == expected
@@ -349,9 +417,17 @@ def test_on_error_loads(local_backend: LocalBackend, mode: str, expected: list[d
 @pytest.mark.parametrize(("mode", "count"), [("ABORT", 1), ("ABORT_4", 4)])
 def test_on_error_aborts(local_backend: LocalBackend, mode: str, count: int) -> None:
     put(local_backend, "csv/wrong_sample.csv", ON_ERROR_CSV)
-    reader, stats = open_file_reader(local_backend, "csv/wrong_sample.csv", "csv/wrong_sample.csv",
-                                     {"TYPE": "CSV"}, AB, on_error=parse_on_error(mode))
-    with pytest.raises(ReadAbort, match=rf"abort after {count} errors! .* at file 'csv/wrong_sample.csv', line 2"):
+    reader, stats = open_file_reader(
+        local_backend,
+        "csv/wrong_sample.csv",
+        "csv/wrong_sample.csv",
+        {"TYPE": "CSV"},
+        AB,
+        on_error=parse_on_error(mode),
+    )
+    with pytest.raises(
+        ReadAbort, match=rf"abort after {count} errors! .* at file 'csv/wrong_sample.csv', line 2"
+    ):
         reader.read_all()
     assert stats.abort is not None and stats.errors_seen == count
 
@@ -380,8 +456,15 @@ def test_error_after_fast_batches_resumes_without_duplicates(local_backend: Loca
     count = 400_000
     body = b"".join(b"%d,name_%d\n" % (i, i) for i in range(count))
     put(local_backend, "s/big.csv", b"h,h\n" + body + b"oops,last\n")
-    reader, stats = open_file_reader(local_backend, "s/big.csv", "s/big.csv", {"TYPE": "CSV", "SKIP_HEADER": "1"},
-                                     AB, on_error=CONTINUE, batch_rows=50_000)
+    reader, stats = open_file_reader(
+        local_backend,
+        "s/big.csv",
+        "s/big.csv",
+        {"TYPE": "CSV", "SKIP_HEADER": "1"},
+        AB,
+        on_error=CONTINUE,
+        batch_rows=50_000,
+    )
     table = reader.read_all()
     assert table.num_rows == count == stats.rows_loaded
     assert pc.sum(table["a"]).as_py() == count * (count - 1) // 2
@@ -440,8 +523,14 @@ def test_large_csv_streams_with_bounded_memory(tmp_path: Path) -> None:
     size = (tmp_path / "big.csv").stat().st_size
     assert size >= 200 << 20
     root = Path(__file__).resolve().parents[2]
-    done = subprocess.run([sys.executable, "-c", _RSS_SCRIPT, str(tmp_path)], capture_output=True, text=True,
-                          cwd=root, check=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        check=True,
+        timeout=300,
+    )
     loaded, counted, growth = (int(x) for x in done.stdout.split())
     assert loaded == counted == repeats
     assert growth < size // 3, f"RSS grew by {growth >> 20} MiB for a {size >> 20} MiB file"
