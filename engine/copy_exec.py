@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+from sqlglot import exp
 
 from engine import guard
 from engine.copy_sql import CopyLoad, CopyUnload
@@ -22,7 +23,10 @@ from engine.results import Result
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
 from stages.errors import StageError
+from engine.dialect import stage_refs
+from engine.sql_plan import positional_columns
 from stages.formats import DEFAULT_FORMAT, normalize_format_options
+from stages.scan import scan_files
 from stages.paths import join_key, relative_name
 from stages.storage.base import StagedFile
 
@@ -104,11 +108,13 @@ class CopyLoader:
 
     def run(self) -> pa.Table:
         session = self.session
-        if self.load.transform_sql is not None:
-            raise StatementRejected("COPY with a SELECT transform is not supported yet: "
-                                    "load the columns as they are, then INSERT ... SELECT")
+        transform = _parse_transform(self.load.transform_sql) if self.load.transform_sql is not None else None
         resolved = session.resolve_stage(self.load.source, StagePrivilege.READ)
         target = self._target_schema()
+        if transform is not None and len(transform.expressions) != len(target):
+            raise StatementRejected(
+                f"Number of columns in select list ({len(transform.expressions)}) does not match that of "
+                f"the corresponding table ({len(target)})")
         options = _effective_format(session, self.load.file_format, resolved)
         schema_name = self.schema_name or session.current_schema()
         history_key = history_table_key(schema_name, self.table)
@@ -118,7 +124,10 @@ class CopyLoader:
             return self._validate(resolved, candidates, options, target, mode)
         if not candidates:
             return LOAD_SCHEMA.empty_table()
-        rows, loaded = self._load_files(resolved, candidates, options, target, history_key)
+        if transform is not None:
+            rows, loaded = self._load_transformed(transform, resolved, candidates, options, target, history_key)
+        else:
+            rows, loaded = self._load_files(resolved, candidates, options, target, history_key)
         if self.load.purge:
             session.after_commit(lambda: resolved.backend.delete([c.file.key for c in loaded]))
         table = pa.Table.from_pylist(rows, schema=LOAD_SCHEMA)
@@ -210,6 +219,35 @@ class CopyLoader:
                     loaded.append(c)
         return rows, loaded
 
+    def _load_transformed(self, transform: exp.Select, resolved: Resolved, candidates: list[Candidate],
+                          options: dict[str, str], target: pa.Schema,
+                          history_key: str) -> tuple[list[dict[str, Any]], list[Candidate]]:
+        """``COPY INTO t FROM (SELECT $1, ... FROM @stage)``: the projection runs in DuckDB per file."""
+        session = self.session
+        columns = ", ".join(quote_ident(f.name) for f in target)
+        rows: list[dict[str, Any]] = []
+        with session.exclusive() as cur, session.statement_transaction(cur):
+            for c in candidates:
+                reader = scan_files(resolved.backend, [(c.name, c.file.key)], options,
+                                    session.engine.config.batch_rows, with_metadata=True)
+                name = f"__stage_{uuid.uuid4().hex}"
+                cur.register(name, reader)
+                bound = transform.copy()
+                for ref in stage_refs(bound):
+                    ref.replace(exp.to_identifier(name))
+                positional_columns(bound)
+                try:
+                    count = cur.execute(f"INSERT INTO {self.sql_name} ({columns}) {guard.regenerate(bound)}")
+                    loaded_rows = int(count.fetchone()[0])
+                except Exception as exc:
+                    raise _load_error(exc, c) from None
+                finally:
+                    session.unregister_all([name])
+                rows.append({"File": c.name, "Rows_loaded": loaded_rows, "Errors_seen": 0, "First_error": None,
+                             "First_error_line": None})
+                self._record(cur, history_key, c.file)
+        return rows, list(candidates)
+
     @staticmethod
     def _record(cur: Any, history_key: str, file: StagedFile) -> None:
         # Same transaction as the rows: a crash leaves neither, a commit leaves both.
@@ -248,6 +286,21 @@ class CopyLoader:
             if not remaining:
                 break
         return pa.Table.from_batches(batches, schema=target)
+
+
+def _parse_transform(sql: str) -> exp.Select:
+    trees = guard.validate(sql)
+    if len(trees) != 1 or not isinstance(trees[0], exp.Select):
+        raise StatementRejected("COPY transform must be one SELECT: (SELECT $1, $2 ... FROM @stage [alias])")
+    select = trees[0]
+    if len(stage_refs(select)) != 1 or select.args.get("joins"):
+        raise StatementRejected("COPY transform must read exactly one stage and nothing else")
+    for clause in ("where", "group", "order", "having", "qualify", "limit", "distinct"):
+        if select.args.get(clause):
+            raise StatementRejected(f"COPY transform supports only a projection: {clause.upper()} is not allowed")
+    if any(isinstance(node, exp.AggFunc | exp.Window) for node in select.find_all(exp.AggFunc, exp.Window)):
+        raise StatementRejected("COPY transform supports only a projection: aggregates and windows are not allowed")
+    return select
 
 
 def _same_file(recorded: tuple[Any, ...] | None, file: StagedFile) -> bool:

@@ -30,7 +30,9 @@ _FILE_SUFFIXES = frozenset(
     "csv tsv tbl txt dat parquet parq json jsonl ndjson geojson db duckdb ddb sqlite sqlite3 arrow feather "
     "ipc avro orc xlsx xls gz gzip zst zstd lz4 snappy bz2 xz br brotli lance vortex blob wal".split()
 )
-_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+# infer_schema and list_stage are answered by the engine (stage-aware, privilege-checked) and replaced
+# by registered Arrow tables before DuckDB sees the statement.
+_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "infer_schema", "list_stage"})
 _SYSTEM_VIEWS = frozenset({"pg_settings", "information_schema_settings", "sqlite_master", "sqlite_schema"})
 _SYSTEM_VIEW_RE = re.compile(r"^(duckdb_|pragma_|pg_settings)", re.I)
 # Functions that touch files, settings, secrets, extensions or run SQL held in a string.

@@ -35,8 +35,26 @@ def _param_count(tree: exp.Expression) -> int:
     return anonymous or numbered
 
 
+STAGE_TABLE_FUNCTIONS = ("INFER_SCHEMA", "LIST_STAGE")
+
+
+def stage_functions(tree: exp.Expression) -> list[exp.Table]:
+    """``FROM INFER_SCHEMA(...)`` / ``FROM LIST_STAGE(...)`` table-function calls the engine answers."""
+    return [t for t in tree.find_all(exp.Table)
+            if isinstance(t.this, exp.Anonymous) and str(t.this.name).upper() in STAGE_TABLE_FUNCTIONS]
+
+
+def _kwargs(call: exp.Anonymous) -> dict[str, exp.Expression]:
+    args: dict[str, exp.Expression] = {}
+    for arg in call.expressions:
+        if not isinstance(arg, exp.Kwarg):
+            raise StatementRejected(f"{call.name} takes named arguments: NAME => value")
+        args[arg.this.name.upper()] = arg.expression
+    return args
+
+
 def plan_sql(tree: exp.Expression) -> Plan:
-    if stage_refs(tree):
+    if stage_refs(tree) or stage_functions(tree):
         return _plan_with_stages(tree)
     sql = guard.regenerate(tree)
     is_query = guard.is_query(tree)
@@ -83,7 +101,11 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
                 reader = session.engine.stages.scan(session, ref.name, stage_options(ref), with_metadata)
                 names.append(session.register_arrow(reader))
                 ref.replace(exp.to_identifier(names[-1]))
-            _positional_columns(bound)
+            for call in stage_functions(bound):
+                answer = session.engine.stages.table_function(session, call.this.name, _kwargs(call.this))
+                names.append(session.register_arrow(answer))
+                call.set("this", exp.to_identifier(names[-1]))
+            positional_columns(bound)
             sql = guard.regenerate(bound)
             result = session.run_duckdb(sql, params_in, is_query=is_query)
         except BaseException:
@@ -99,7 +121,7 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
     return Plan(description="query on staged files", is_query=is_query, run=run, param_count=params)
 
 
-def _positional_columns(tree: exp.Expression) -> None:
+def positional_columns(tree: exp.Expression) -> None:
     """``$1`` / ``t.$2`` name columns of staged CSV files, not parameters."""
     for node in list(tree.find_all(exp.Placeholder)):
         name = node.args.get("this")

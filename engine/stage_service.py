@@ -21,6 +21,7 @@ from engine.errors import PermissionDenied, StatementRejected
 from engine.stage_catalog import StageCatalog, StagePrivilege
 from stages.errors import StageError
 from stages.formats import DEFAULT_FORMAT, FORMAT_TYPES, normalize_format_options
+from stages.infer import infer_schema
 from stages.scan import scan_files
 from stages.model import Stage, StageKind, table_stage, user_stage
 from stages.paths import StageLocation, compile_pattern, filter_listing, parse_stage_ref, validate_key
@@ -133,6 +134,34 @@ class StageService:
         headers = {"Content-Type": content_type} if content_type and upload else {}
         return _presign_row(method, headers, self.local_signer(method, key, expire, content_type))
 
+    def _format_for(self, session: Any, resolved: Resolved, fmt: Any) -> dict[str, str]:
+        """Query-time FILE_FORMAT (a type or a named format) > the stage's format > Parquet."""
+        if isinstance(fmt, str):
+            file_format = {"TYPE": fmt.upper()} if fmt.upper() in FORMAT_TYPES else session.engine.file_formats.get(fmt)
+        else:
+            file_format = dict(resolved.stage.file_format) or {"TYPE": DEFAULT_FORMAT}
+        return normalize_format_options(session.engine.file_formats.resolve(file_format))
+
+    def table_function(self, session: Any, name: str, args: Mapping[str, Any]) -> pa.Table:
+        """``INFER_SCHEMA(LOCATION => '@...', ...)`` and ``LIST_STAGE(LOCATION => '@...', PATTERN => ...)``."""
+        values = {k.upper(): _literal(v) for k, v in args.items()}
+        location = values.get("LOCATION")
+        if not isinstance(location, str) or not location.startswith("@"):
+            raise StatementRejected(f"{name.upper()} needs LOCATION => '@stage[/path]'")
+        resolved = session.resolve_stage(location, StagePrivilege.READ)
+        pattern = values.get("PATTERN") if isinstance(values.get("PATTERN"), str) else None
+        if name.upper() == "LIST_STAGE":
+            return self.list_table(resolved, pattern)
+        unknown = sorted(set(values) - {"LOCATION", "PATTERN", "FILE_FORMAT", "MAX_FILE_COUNT",
+                                        "MAX_RECORDS_PRE_FILE"})
+        if unknown:
+            raise StatementRejected(f"Unknown INFER_SCHEMA argument {unknown[0]}")
+        listed = self.list_files(resolved, pattern)
+        max_files = values.get("MAX_FILE_COUNT")
+        return infer_schema(resolved.backend, [(n, f.key) for n, f in listed],
+                            self._format_for(session, resolved, values.get("FILE_FORMAT")),
+                            int(max_files) if max_files else None)
+
     def scan(self, session: Any, ref: str, options: Mapping[str, Any],
              with_metadata: bool = True) -> pa.RecordBatchReader:
         """``SELECT ... FROM @ref (FILE_FORMAT => ..., PATTERN => ..., FILES => (...))``."""
@@ -141,12 +170,7 @@ class StageService:
         unknown = sorted(set(values) - {"FILE_FORMAT", "PATTERN", "FILES"})
         if unknown:
             raise StatementRejected(f"Unknown stage option {unknown[0]}: use FILE_FORMAT, PATTERN or FILES")
-        fmt = values.get("FILE_FORMAT")
-        if isinstance(fmt, str):
-            file_format = {"TYPE": fmt.upper()} if fmt.upper() in FORMAT_TYPES else session.engine.file_formats.get(fmt)
-        else:
-            file_format = dict(resolved.stage.file_format) or {"TYPE": DEFAULT_FORMAT}
-        file_format = normalize_format_options(session.engine.file_formats.resolve(file_format))
+        file_format = self._format_for(session, resolved, values.get("FILE_FORMAT"))
         pattern = values.get("PATTERN")
         listed = self.list_files(resolved, pattern if isinstance(pattern, str) else None)
         wanted = values.get("FILES")

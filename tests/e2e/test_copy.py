@@ -310,3 +310,29 @@ def test_copy_result_is_json_free_of_tracebacks(user, table):
         query(user, f"COPY INTO {table} FROM @~/nothing/here/ FILES = ('missing.csv')")
     assert "Traceback" not in str(err.value)
     assert json.dumps(str(err.value))
+
+
+def test_copy_with_transform(user, unique_table):
+    t = unique_table("tr")
+    execute(user, f"CREATE TABLE {t} (id INTEGER, name VARCHAR, src VARCHAR)")
+    put(user, "@~/tr/a.csv", b"id,name\n1,x\n2,y\n")
+    rows = query(user, f"COPY INTO {t} FROM (SELECT $1::INT + 100, upper(t.$2), METADATA$FILENAME FROM @~/tr/ t) "
+                       "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1)")
+    assert [(r["File"], r["Rows_loaded"]) for r in rows] == [("tr/a.csv", 2)]
+    assert query(user, f"SELECT * FROM {t} ORDER BY id") == [
+        {"id": 101, "name": "X", "src": "tr/a.csv"}, {"id": 102, "name": "Y", "src": "tr/a.csv"}]
+    with pytest.raises(dbapi.Error, match=r"Number of columns in select list \(1\) does not match"):
+        query(user, f"COPY INTO {t} FROM (SELECT $1 FROM @~/tr/) FILE_FORMAT = (TYPE = CSV)")
+    with pytest.raises(dbapi.Error, match="WHERE is not allowed"):
+        query(user, f"COPY INTO {t} FROM (SELECT $1, $2, $2 FROM @~/tr/ WHERE $1 > 1) FILE_FORMAT = (TYPE = CSV)")
+
+
+def test_infer_schema_and_list_stage(user):
+    put(user, "@~/inf/a.parquet", parquet_bytes(pa.table({"id": pa.array([1], pa.int64()), "v": ["x"]})))
+    rows = query(user, "SELECT column_name, type, order_id FROM INFER_SCHEMA(LOCATION => '@~/inf/')")
+    assert rows == [{"column_name": "id", "type": "BIGINT", "order_id": 0},
+                    {"column_name": "v", "type": "VARCHAR", "order_id": 1}]
+    listed = query(user, "SELECT name, size FROM LIST_STAGE(LOCATION => '@~/inf/', PATTERN => '.*parquet')")
+    assert [r["name"] for r in listed] == ["inf/a.parquet"]
+    with pytest.raises(dbapi.Error, match="'..' segments are not allowed"):
+        query(user, "SELECT * FROM LIST_STAGE(LOCATION => '@~/../x/')")
