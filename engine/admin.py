@@ -17,7 +17,9 @@ if TYPE_CHECKING:
 
 def _require_admin(session: Session, what: str) -> None:
     if not session.is_admin:
-        raise PermissionDenied(f"Permission denied: {what} requires the root user (current user: {session.user})")
+        raise PermissionDenied(
+            f"Permission denied: {what} requires the root user (current user: {session.user})"
+        )
 
 
 def parse_user_statement(sql: str) -> Plan | None:

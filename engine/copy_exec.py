@@ -15,19 +15,19 @@ from sqlglot import exp
 from engine import guard
 from engine.copy_sql import CopyLoad, CopyUnload
 from engine.database import CATALOG_SCHEMA
+from engine.dialect import stage_refs
 from engine.errors import EngineError, StatementRejected
 from engine.history import history_table_key
 from engine.names import quote_ident, reject_reserved
 from engine.plans import Params, Plan
 from engine.results import Result
+from engine.sql_plan import positional_columns
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
 from stages.errors import StageError
-from engine.dialect import stage_refs
-from engine.sql_plan import positional_columns
 from stages.formats import DEFAULT_FORMAT, normalize_format_options
-from stages.scan import scan_files
 from stages.paths import join_key, relative_name
+from stages.scan import scan_files
 from stages.storage.base import StagedFile
 
 if TYPE_CHECKING:
@@ -35,29 +35,37 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stageflight")
 
-LOAD_SCHEMA = pa.schema([
-    pa.field("File", pa.string(), nullable=False),
-    pa.field("Rows_loaded", pa.int32(), nullable=False),
-    pa.field("Errors_seen", pa.int32(), nullable=False),
-    pa.field("First_error", pa.string()),
-    pa.field("First_error_line", pa.int32()),
-])
-UNLOAD_SCHEMA = pa.schema([
-    pa.field("rows_unloaded", pa.uint64(), nullable=False),
-    pa.field("input_bytes", pa.uint64(), nullable=False),
-    pa.field("output_bytes", pa.uint64(), nullable=False),
-])
-UNLOAD_DETAILED_SCHEMA = pa.schema([
-    pa.field("file_name", pa.string(), nullable=False),
-    pa.field("file_size", pa.uint64(), nullable=False),
-    pa.field("row_count", pa.uint64(), nullable=False),
-])
-VALIDATION_ERRORS_SCHEMA = pa.schema([
-    pa.field("file", pa.string(), nullable=False),
-    pa.field("line", pa.int32()),
-    pa.field("error", pa.string(), nullable=False),
-    pa.field("errors_seen", pa.int32(), nullable=False),
-])
+LOAD_SCHEMA = pa.schema(
+    [
+        pa.field("File", pa.string(), nullable=False),
+        pa.field("Rows_loaded", pa.int32(), nullable=False),
+        pa.field("Errors_seen", pa.int32(), nullable=False),
+        pa.field("First_error", pa.string()),
+        pa.field("First_error_line", pa.int32()),
+    ]
+)
+UNLOAD_SCHEMA = pa.schema(
+    [
+        pa.field("rows_unloaded", pa.uint64(), nullable=False),
+        pa.field("input_bytes", pa.uint64(), nullable=False),
+        pa.field("output_bytes", pa.uint64(), nullable=False),
+    ]
+)
+UNLOAD_DETAILED_SCHEMA = pa.schema(
+    [
+        pa.field("file_name", pa.string(), nullable=False),
+        pa.field("file_size", pa.uint64(), nullable=False),
+        pa.field("row_count", pa.uint64(), nullable=False),
+    ]
+)
+VALIDATION_ERRORS_SCHEMA = pa.schema(
+    [
+        pa.field("file", pa.string(), nullable=False),
+        pa.field("line", pa.int32()),
+        pa.field("error", pa.string(), nullable=False),
+        pa.field("errors_seen", pa.int32(), nullable=False),
+    ]
+)
 
 
 @dataclass
@@ -74,7 +82,9 @@ def _split_table(parts: list[str]) -> tuple[str | None, str | None, str]:
     return None, None, parts[0]
 
 
-def _effective_format(session: Session, statement_format: dict[str, str], resolved: Resolved) -> dict[str, str]:
+def _effective_format(
+    session: Session, statement_format: dict[str, str], resolved: Resolved
+) -> dict[str, str]:
     """Statement FILE_FORMAT > stage FILE_FORMAT > Parquet (Databend's precedence)."""
     formats = session.engine.file_formats
     for options in (statement_format, dict(resolved.stage.file_format)):
@@ -85,8 +95,11 @@ def _effective_format(session: Session, statement_format: dict[str, str], resolv
 
 # -- load ----------------------------------------------------------------------------------
 def plan_load(load: CopyLoad) -> Plan:
-    schema = VALIDATION_ERRORS_SCHEMA if load.validation_mode == "RETURN_ERRORS" else (
-        None if load.validation_mode else LOAD_SCHEMA)
+    schema = (
+        VALIDATION_ERRORS_SCHEMA
+        if load.validation_mode == "RETURN_ERRORS"
+        else (None if load.validation_mode else LOAD_SCHEMA)
+    )
 
     def run(session: Session, params: Params) -> Result:
         return Result.of_table(CopyLoader(session, load).run())
@@ -114,7 +127,8 @@ class CopyLoader:
         if transform is not None and len(transform.expressions) != len(target):
             raise StatementRejected(
                 f"Number of columns in select list ({len(transform.expressions)}) does not match that of "
-                f"the corresponding table ({len(target)})")
+                f"the corresponding table ({len(target)})"
+            )
         options = _effective_format(session, self.load.file_format, resolved)
         schema_name = self.schema_name or session.current_schema()
         history_key = history_table_key(schema_name, self.table)
@@ -125,7 +139,9 @@ class CopyLoader:
         if not candidates:
             return LOAD_SCHEMA.empty_table()
         if transform is not None:
-            rows, loaded = self._load_transformed(transform, resolved, candidates, options, target, history_key)
+            rows, loaded = self._load_transformed(
+                transform, resolved, candidates, options, target, history_key
+            )
         else:
             rows, loaded = self._load_files(resolved, candidates, options, target, history_key)
         if self.load.purge:
@@ -147,7 +163,9 @@ class CopyLoader:
         fields = []
         for column in self.load.columns:
             if column.lower() not in by_name:
-                raise StatementRejected(f"Table {'.'.join(self.load.table)} does not have a column with name {column}")
+                raise StatementRejected(
+                    f"Table {'.'.join(self.load.table)} does not have a column with name {column}"
+                )
             fields.append(by_name[column.lower()])
         return pa.schema(fields)
 
@@ -156,8 +174,12 @@ class CopyLoader:
         if self.load.files is not None:
             candidates = []
             for name in self.load.files:
-                key = join_key(resolved.location_key if resolved.location.path.endswith("/") or
-                               not resolved.location.path else resolved.location_key + "/", name.lstrip("/"))
+                key = join_key(
+                    resolved.location_key
+                    if resolved.location.path.endswith("/") or not resolved.location.path
+                    else resolved.location_key + "/",
+                    name.lstrip("/"),
+                )
                 file = resolved.backend.stat(key)
                 candidates.append(Candidate(relative_name(resolved.root_key, key), file))
         else:
@@ -168,7 +190,7 @@ class CopyLoader:
         if self.load.max_files is not None:
             candidates = candidates[: self.load.max_files]
         if self.load.size_limit is not None:
-            total, kept = 0, []
+            total, kept = 0, list[Candidate]()
             for c in candidates:
                 if kept and total + c.file.size > self.load.size_limit:
                     break
@@ -183,19 +205,33 @@ class CopyLoader:
         with self.session.exclusive() as cur:
             rows = cur.execute(
                 f"SELECT file_key, etag, size, last_modified FROM {CATALOG_SCHEMA}.load_history "
-                "WHERE table_name = ? AND loaded_at >= ?", [history_key, cutoff],
+                "WHERE table_name = ? AND loaded_at >= ?",
+                [history_key, cutoff],
             ).fetchall()
         return {r[0]: r[1:] for r in rows}
 
     def _reader(self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema) -> Any:
         from stages.readers import open_file_reader
 
-        return open_file_reader(resolved.backend, c.file.key, c.name, options, target, on_error=self.on_error,
-                                column_match=self.load.column_match_mode,
-                                batch_rows=self.session.engine.config.batch_rows)
+        return open_file_reader(
+            resolved.backend,
+            c.file.key,
+            c.name,
+            options,
+            target,
+            on_error=self.on_error,
+            column_match=self.load.column_match_mode,
+            batch_rows=self.session.engine.config.batch_rows,
+        )
 
-    def _load_files(self, resolved: Resolved, candidates: list[Candidate], options: dict[str, str],
-                    target: pa.Schema, history_key: str) -> tuple[list[dict[str, Any]], list[Candidate]]:
+    def _load_files(
+        self,
+        resolved: Resolved,
+        candidates: list[Candidate],
+        options: dict[str, str],
+        target: pa.Schema,
+        history_key: str,
+    ) -> tuple[list[dict[str, Any]], list[Candidate]]:
         session = self.session
         columns = ", ".join(quote_ident(f.name) for f in target)
         rows: list[dict[str, Any]] = []
@@ -208,28 +244,48 @@ class CopyLoader:
                 try:
                     cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}")
                 except Exception as exc:
+                    if stats.abort is not None:  # the reader's own words, not DuckDB's re-wrapping
+                        raise EngineError(str(stats.abort)) from None
                     raise _load_error(exc, c) from None
                 finally:
                     session.unregister_all([name])
-                rows.append({"File": c.name, "Rows_loaded": stats.rows_loaded, "Errors_seen": stats.errors_seen,
-                             "First_error": stats.first_error, "First_error_line": stats.first_error_line})
+                rows.append(
+                    {
+                        "File": c.name,
+                        "Rows_loaded": stats.rows_loaded,
+                        "Errors_seen": stats.errors_seen,
+                        "First_error": stats.first_error,
+                        "First_error_line": stats.first_error_line,
+                    }
+                )
                 if stats.rows_loaded or not stats.errors_seen:
                     self._record(cur, history_key, c.file)
                 if not stats.errors_seen:
                     loaded.append(c)
         return rows, loaded
 
-    def _load_transformed(self, transform: exp.Select, resolved: Resolved, candidates: list[Candidate],
-                          options: dict[str, str], target: pa.Schema,
-                          history_key: str) -> tuple[list[dict[str, Any]], list[Candidate]]:
+    def _load_transformed(
+        self,
+        transform: exp.Select,
+        resolved: Resolved,
+        candidates: list[Candidate],
+        options: dict[str, str],
+        target: pa.Schema,
+        history_key: str,
+    ) -> tuple[list[dict[str, Any]], list[Candidate]]:
         """``COPY INTO t FROM (SELECT $1, ... FROM @stage)``: the projection runs in DuckDB per file."""
         session = self.session
         columns = ", ".join(quote_ident(f.name) for f in target)
         rows: list[dict[str, Any]] = []
         with session.exclusive() as cur, session.statement_transaction(cur):
             for c in candidates:
-                reader = scan_files(resolved.backend, [(c.name, c.file.key)], options,
-                                    session.engine.config.batch_rows, with_metadata=True)
+                reader = scan_files(
+                    resolved.backend,
+                    [(c.name, c.file.key)],
+                    options,
+                    session.engine.config.batch_rows,
+                    with_metadata=True,
+                )
                 name = f"__stage_{uuid.uuid4().hex}"
                 cur.register(name, reader)
                 bound = transform.copy()
@@ -238,28 +294,44 @@ class CopyLoader:
                 positional_columns(bound)
                 try:
                     count = cur.execute(f"INSERT INTO {self.sql_name} ({columns}) {guard.regenerate(bound)}")
-                    loaded_rows = int(count.fetchone()[0])
+                    loaded_rows = int((count.fetchone() or (0,))[0])
                 except Exception as exc:
                     raise _load_error(exc, c) from None
                 finally:
                     session.unregister_all([name])
-                rows.append({"File": c.name, "Rows_loaded": loaded_rows, "Errors_seen": 0, "First_error": None,
-                             "First_error_line": None})
+                rows.append(
+                    {
+                        "File": c.name,
+                        "Rows_loaded": loaded_rows,
+                        "Errors_seen": 0,
+                        "First_error": None,
+                        "First_error_line": None,
+                    }
+                )
                 self._record(cur, history_key, c.file)
         return rows, list(candidates)
 
     @staticmethod
     def _record(cur: Any, history_key: str, file: StagedFile) -> None:
         # Same transaction as the rows: a crash leaves neither, a commit leaves both.
-        cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.load_history WHERE table_name = ? AND file_key = ?",
-                    [history_key, file.key])
+        cur.execute(
+            f"DELETE FROM {CATALOG_SCHEMA}.load_history WHERE table_name = ? AND file_key = ?",
+            [history_key, file.key],
+        )
         cur.execute(
             f"INSERT INTO {CATALOG_SCHEMA}.load_history (table_name, file_key, etag, size, last_modified) "
-            "VALUES (?, ?, ?, ?, ?)", [history_key, file.key, file.etag, file.size, file.last_modified],
+            "VALUES (?, ?, ?, ?, ?)",
+            [history_key, file.key, file.etag, file.size, file.last_modified],
         )
 
-    def _validate(self, resolved: Resolved, candidates: list[Candidate], options: dict[str, str],
-                  target: pa.Schema, mode: str) -> pa.Table:
+    def _validate(
+        self,
+        resolved: Resolved,
+        candidates: list[Candidate],
+        options: dict[str, str],
+        target: pa.Schema,
+        mode: str,
+    ) -> pa.Table:
         from stages.readers import parse_on_error
 
         if mode in ("RETURN_ERRORS", "RETURN_ALL_ERRORS"):
@@ -270,8 +342,14 @@ class CopyLoader:
                 for _ in reader:
                     pass
                 if stats.errors_seen:
-                    found.append({"file": c.name, "line": stats.first_error_line, "error": stats.first_error or "",
-                                  "errors_seen": stats.errors_seen})
+                    found.append(
+                        {
+                            "file": c.name,
+                            "line": stats.first_error_line,
+                            "error": stats.first_error or "",
+                            "errors_seen": stats.errors_seen,
+                        }
+                    )
             return pa.Table.from_pylist(found, schema=VALIDATION_ERRORS_SCHEMA)
         limit = int(mode.split("_")[1])
         batches: list[pa.RecordBatch] = []
@@ -297,9 +375,13 @@ def _parse_transform(sql: str) -> exp.Select:
         raise StatementRejected("COPY transform must read exactly one stage and nothing else")
     for clause in ("where", "group", "order", "having", "qualify", "limit", "distinct"):
         if select.args.get(clause):
-            raise StatementRejected(f"COPY transform supports only a projection: {clause.upper()} is not allowed")
+            raise StatementRejected(
+                f"COPY transform supports only a projection: {clause.upper()} is not allowed"
+            )
     if any(isinstance(node, exp.AggFunc | exp.Window) for node in select.find_all(exp.AggFunc, exp.Window)):
-        raise StatementRejected("COPY transform supports only a projection: aggregates and windows are not allowed")
+        raise StatementRejected(
+            "COPY transform supports only a projection: aggregates and windows are not allowed"
+        )
     return select
 
 
@@ -317,7 +399,7 @@ def _load_error(exc: Exception, c: Candidate) -> EngineError:
     # An abort raised inside the reader reaches us through DuckDB's Arrow scan; keep its own words.
     marker = "abort after"
     if marker in text:
-        text = text[text.index(marker):]
+        text = text[text.index(marker) :]
     elif c.name not in text:
         text = f"{text} (file '{c.name}')"
     return EngineError(text)
@@ -365,9 +447,16 @@ def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
         reader = pa.RecordBatchReader.from_batches(source.schema, counting())
         try:
             files = write_files(
-                reader, resolved.backend, resolved.root_key, resolved.location.path, options,
-                query_id=uuid.uuid4().hex, single=unload.single, max_file_size=unload.max_file_size,
-                overwrite=unload.overwrite, use_raw_path=unload.use_raw_path,
+                reader,
+                resolved.backend,
+                resolved.root_key,
+                resolved.location.path,
+                options,
+                query_id=uuid.uuid4().hex,
+                single=unload.single,
+                max_file_size=unload.max_file_size,
+                overwrite=unload.overwrite,
+                use_raw_path=unload.use_raw_path,
                 include_query_id=unload.include_query_id,
             )
         except StageError:
@@ -380,6 +469,12 @@ def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
             schema=UNLOAD_DETAILED_SCHEMA,
         )
     return pa.Table.from_pylist(
-        [{"rows_unloaded": counted["rows"], "input_bytes": counted["bytes"],
-          "output_bytes": sum(f.size for f in files)}], schema=UNLOAD_SCHEMA,
+        [
+            {
+                "rows_unloaded": counted["rows"],
+                "input_bytes": counted["bytes"],
+                "output_bytes": sum(f.size for f in files),
+            }
+        ],
+        schema=UNLOAD_SCHEMA,
     )

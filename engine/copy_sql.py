@@ -98,7 +98,9 @@ def parse_copy(sql: str) -> CopyLoad | CopyUnload | None:
     if not cur.accept("COPY", "INTO"):
         return None
     tok = cur.peek()
-    if tok is not None and (tok.text == "@" or (tok.token_type == TokenType.STRING and tok.text.startswith("@"))):
+    if tok is not None and (
+        tok.text == "@" or (tok.token_type == TokenType.STRING and tok.text.startswith("@"))
+    ):
         return _unload(cur)
     return _load(cur)
 
@@ -122,8 +124,9 @@ def _load(cur: TokenCursor) -> CopyLoad:
             raise StatementRejected("COPY transform must select FROM a stage: (SELECT $1, ... FROM @stage)")
         load.source = match.group(1).strip("'")
     elif nxt is not None and nxt.token_type == TokenType.STRING and not nxt.text.startswith("@"):
-        raise StatementRejected("COPY from a URL or path is not allowed: put the files in a stage and "
-                                "COPY INTO t FROM @stage")
+        raise StatementRejected(
+            "COPY from a URL or path is not allowed: put the files in a stage and COPY INTO t FROM @stage"
+        )
     else:
         load.source = cur.stage_ref()
     parse_stage_ref(load.source)
@@ -167,7 +170,9 @@ def _load_options(cur: TokenCursor, load: CopyLoad) -> None:
         elif name == "VALIDATION_MODE":
             load.validation_mode = _word(cur, name)
             if not _VALIDATION_RE.match(load.validation_mode):
-                raise StatementRejected("VALIDATION_MODE must be RETURN_ERRORS, RETURN_ALL_ERRORS or RETURN_<n>_ROWS")
+                raise StatementRejected(
+                    "VALIDATION_MODE must be RETURN_ERRORS, RETURN_ALL_ERRORS or RETURN_<n>_ROWS"
+                )
         else:
             raise StatementRejected(f"Unknown COPY option: {name}")
     if load.file_format and "FORMAT_NAME" not in load.file_format:

@@ -64,7 +64,8 @@ class Engine:
         with self.metadata_cursor() as cur:
             row = cur.execute(
                 "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
-                "AND schema_name = ? AND table_name = ?", [schema, table],
+                "AND schema_name = ? AND table_name = ?",
+                [schema, table],
             ).fetchone()
         return row is not None
 

@@ -53,8 +53,8 @@ _CATALOG_DDL = [
 ]
 
 
-def _settings(config: EngineConfig) -> dict[str, str | bool | int]:
-    settings: dict[str, str | bool | int] = {
+def _settings(config: EngineConfig) -> dict[str, str | bool | int | float | list[str]]:
+    settings: dict[str, str | bool | int | float | list[str]] = {
         "autoload_known_extensions": False,
         "autoinstall_known_extensions": False,
         "allow_community_extensions": False,

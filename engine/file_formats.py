@@ -1,4 +1,4 @@
-"""Named file formats: CREATE [OR REPLACE] FILE FORMAT [IF NOT EXISTS], DROP FILE FORMAT, SHOW FILE FORMATS."""
+"""Named file formats: CREATE [OR REPLACE] FILE FORMAT, DROP FILE FORMAT, SHOW FILE FORMATS."""
 
 from __future__ import annotations
 
@@ -19,10 +19,12 @@ from stages.paths import STAGE_NAME_RE
 if TYPE_CHECKING:
     from engine.session import Session
 
-SHOW_SCHEMA = pa.schema([
-    pa.field("name", pa.string(), nullable=False),
-    pa.field("format_options", pa.string(), nullable=False),
-])
+SHOW_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("format_options", pa.string(), nullable=False),
+    ]
+)
 
 
 class FileFormats:
@@ -31,27 +33,35 @@ class FileFormats:
 
     def get(self, name: str) -> dict[str, str]:
         with self._db.server_cursor() as cur:
-            row = cur.execute(f"SELECT options FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?",
-                              [name.lower()]).fetchone()
+            row = cur.execute(
+                f"SELECT options FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name.lower()]
+            ).fetchone()
         if row is None:
             raise ObjectNotFound(f"File format does not exist: {name}")
         return dict(json.loads(row[0]))
 
-    def create(self, name: str, options: Mapping[str, str], creator: str, *, replace: bool,
-               if_not_exists: bool) -> None:
+    def create(
+        self, name: str, options: Mapping[str, str], creator: str, *, replace: bool, if_not_exists: bool
+    ) -> None:
         with self._db.server_cursor() as cur:
-            exists = cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name]).fetchone()
+            exists = cur.execute(
+                f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name]
+            ).fetchone()
             if exists and if_not_exists:
                 return
             if exists and not replace:
                 raise ObjectAlreadyExists(f"File format already exists: {name}")
             cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
-            cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.file_formats (name, options, creator) VALUES (?, ?, ?)",
-                        [name, json.dumps(dict(options)), creator])
+            cur.execute(
+                f"INSERT INTO {CATALOG_SCHEMA}.file_formats (name, options, creator) VALUES (?, ?, ?)",
+                [name, json.dumps(dict(options)), creator],
+            )
 
     def drop(self, name: str, *, if_exists: bool) -> None:
         with self._db.server_cursor() as cur:
-            exists = cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name]).fetchone()
+            exists = cur.execute(
+                f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name]
+            ).fetchone()
             if not exists:
                 if if_exists:
                     return
@@ -60,7 +70,9 @@ class FileFormats:
 
     def list(self) -> pa.Table:
         with self._db.server_cursor() as cur:
-            rows = cur.execute(f"SELECT name, options FROM {CATALOG_SCHEMA}.file_formats ORDER BY name").fetchall()
+            rows = cur.execute(
+                f"SELECT name, options FROM {CATALOG_SCHEMA}.file_formats ORDER BY name"
+            ).fetchall()
         rendered = [{"name": n, "format_options": render_options(json.loads(o))} for n, o in rows]
         return pa.Table.from_pylist(rendered, schema=SHOW_SCHEMA)
 
@@ -95,14 +107,17 @@ def parse_options_list(cur: TokenCursor, what: str) -> dict[str, str]:
 
 def parse_file_format_statement(sql: str) -> Plan | None:
     cur = TokenCursor(sql)
-    if cur.words_ahead("CREATE", "FILE", "FORMAT") or cur.words_ahead("CREATE", "OR", "REPLACE", "FILE", "FORMAT"):
+    if cur.words_ahead("CREATE", "FILE", "FORMAT") or cur.words_ahead(
+        "CREATE", "OR", "REPLACE", "FILE", "FORMAT"
+    ):
         return _create(cur)
     if cur.accept("DROP", "FILE", "FORMAT"):
         if_exists = cur.accept("IF", "EXISTS")
         name = _format_name(cur)
         cur.finish()
-        return static_update(f"DROP FILE FORMAT {name}",
-                             lambda s: s.engine.file_formats.drop(name, if_exists=if_exists))
+        return static_update(
+            f"DROP FILE FORMAT {name}", lambda s: s.engine.file_formats.drop(name, if_exists=if_exists)
+        )
     if cur.accept("SHOW", "FILE", "FORMATS"):
         cur.finish()
         return static_query("SHOW FILE FORMATS", SHOW_SCHEMA, lambda s: s.engine.file_formats.list())
@@ -136,7 +151,8 @@ def _create(cur: TokenCursor) -> Plan:
     normalized = normalize_format_options(options)
 
     def action(session: Session) -> None:
-        session.engine.file_formats.create(name, normalized, session.user, replace=replace,
-                                           if_not_exists=if_not_exists)
+        session.engine.file_formats.create(
+            name, normalized, session.user, replace=replace, if_not_exists=if_not_exists
+        )
 
     return static_update(f"CREATE FILE FORMAT {name}", action)

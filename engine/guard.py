@@ -52,20 +52,45 @@ _DENY_FUNC_RE = re.compile(
 _STAGE_OPTION_VALUES = (exp.Literal, exp.Boolean, exp.Null, exp.Column, exp.Identifier, exp.Var, exp.Neg)
 
 _ROOTS: dict[type[exp.Expression], str] = {
-    exp.Select: "SELECT", exp.SetOperation: "SELECT", exp.Values: "SELECT", exp.Describe: "SELECT",
-    exp.Show: "SELECT", exp.Insert: "INSERT", exp.Update: "UPDATE", exp.Delete: "DELETE",
-    exp.TruncateTable: "DELETE", exp.Merge: "MERGE_INTO", exp.Create: "CREATE", exp.Drop: "DROP",
-    exp.Alter: "ALTER", exp.Transaction: "TRANSACTION", exp.Commit: "TRANSACTION",
+    exp.Select: "SELECT",
+    exp.SetOperation: "SELECT",
+    exp.Values: "SELECT",
+    exp.Describe: "SELECT",
+    exp.Show: "SELECT",
+    exp.Insert: "INSERT",
+    exp.Update: "UPDATE",
+    exp.Delete: "DELETE",
+    exp.TruncateTable: "DELETE",
+    exp.Merge: "MERGE_INTO",
+    exp.Create: "CREATE",
+    exp.Drop: "DROP",
+    exp.Alter: "ALTER",
+    exp.Transaction: "TRANSACTION",
+    exp.Commit: "TRANSACTION",
     exp.Rollback: "TRANSACTION",
 }
 _DDL_KINDS = frozenset({"TABLE", "VIEW", "SCHEMA", "SEQUENCE", "INDEX"})
 # Statement kinds that must never appear below the root (a COPY inside a CTE, a SET inside ...).
 _NESTED_DENY: dict[type[exp.Expression], str] = {
-    exp.Command: "", exp.Attach: "ATTACH", exp.Detach: "DETACH", exp.Install: "INSTALL", exp.Set: "SET",
-    exp.Pragma: "PRAGMA", exp.Use: "USE", exp.Copy: "COPY", exp.Summarize: "SUMMARIZE",
-    exp.Describe: "DESCRIBE", exp.Show: "SHOW", exp.Transaction: "BEGIN", exp.Commit: "COMMIT",
-    exp.Rollback: "ROLLBACK", exp.Create: "CREATE", exp.Drop: "DROP", exp.Alter: "ALTER",
-    exp.TruncateTable: "TRUNCATE", exp.Analyze: "ANALYZE",
+    exp.Command: "",
+    exp.Attach: "ATTACH",
+    exp.Detach: "DETACH",
+    exp.Install: "INSTALL",
+    exp.Set: "SET",
+    exp.Pragma: "PRAGMA",
+    exp.Use: "USE",
+    exp.Copy: "COPY",
+    exp.Summarize: "SUMMARIZE",
+    exp.Describe: "DESCRIBE",
+    exp.Show: "SHOW",
+    exp.Transaction: "BEGIN",
+    exp.Commit: "COMMIT",
+    exp.Rollback: "ROLLBACK",
+    exp.Create: "CREATE",
+    exp.Drop: "DROP",
+    exp.Alter: "ALTER",
+    exp.TruncateTable: "TRUNCATE",
+    exp.Analyze: "ANALYZE",
 }
 
 _duck_lock = threading.Lock()
@@ -103,8 +128,11 @@ def _describe_parse_error(exc: ParseError) -> str:
         return _first_line(str(exc))
     err = exc.errors[0]
     # Descriptions may embed a Token repr; show just the token's text.
-    text = re.sub(r"<Token token_type: [\w.]+, text: (.*?), line: .*?>", r"'\1'",
-                  str(err.get("description") or "syntax error"))
+    text = re.sub(
+        r"<Token token_type: [\w.]+, text: (.*?), line: .*?>",
+        r"'\1'",
+        str(err.get("description") or "syntax error"),
+    )
     if err.get("line") is not None:
         text += f" (line {err['line']}, column {err.get('col')})"
     return _first_line(text)
@@ -169,7 +197,7 @@ def _statement_name(tree: exp.Expr) -> str:
 
 
 def _check_node(node: exp.Expr, root: exp.Expression) -> None:
-    if node is not root and isinstance(node, tuple(_NESTED_DENY)):
+    if node is not root and isinstance(node, tuple(_NESTED_DENY)) and not _is_column_drop(node, root):
         name = _statement_name(node)
         raise StatementRejected(f"Statement {name} is not allowed inside another statement")
     if isinstance(node, exp.Identifier):
@@ -191,13 +219,24 @@ def _check_node(node: exp.Expr, root: exp.Expression) -> None:
         _check_stage_ref(node)
 
 
+def _is_column_drop(node: exp.Expr, root: exp.Expression) -> bool:
+    # ALTER TABLE t DROP COLUMN c is modelled as an exp.Drop action inside the exp.Alter.
+    return (
+        isinstance(node, exp.Drop)
+        and node.parent is root
+        and isinstance(root, exp.Alter)
+        and str(node.args.get("kind") or "").upper() == "COLUMN"
+    )
+
+
 def _check_identifier(ident: exp.Identifier) -> None:
     lowered = ident.name.lower()
     if not lowered.startswith(RESERVED_PREFIXES):
         return
     parent = ident.parent
     is_schema = ident.arg_key == "db" or (
-        isinstance(parent, exp.Table) and isinstance(parent.parent, exp.Create | exp.Drop)
+        isinstance(parent, exp.Table)
+        and isinstance(parent.parent, exp.Create | exp.Drop)
         and str(parent.parent.args.get("kind") or "").upper() == "SCHEMA"
     )
     raise StatementRejected(f"{'Schema' if is_schema else 'Name'} {ident.name} is reserved")
@@ -317,8 +356,10 @@ def _check_called_names(sql: str) -> None:
     except TokenError:
         raise StatementRejected("Regenerated statement cannot be tokenized") from None
     for tok, nxt in zip(tokens, tokens[1:], strict=False):
-        if nxt.token_type == TokenType.L_PAREN and tok.end + 1 == nxt.start and tok.token_type not in (
-            TokenType.STRING, TokenType.NUMBER
+        if (
+            nxt.token_type == TokenType.L_PAREN
+            and tok.end + 1 == nxt.start
+            and tok.token_type not in (TokenType.STRING, TokenType.NUMBER)
         ):
             name = tok.text.lower()
             if _FILE_FUNC_RE.match(name) or _DENY_FUNC_RE.match(name):

@@ -46,8 +46,13 @@ def _exists(session: Session, target: IngestTarget) -> bool:
     return bool(rows[0][0])
 
 
-def ingest(session: Session, target: IngestTarget, data: pa.RecordBatchReader, if_missing: IfMissing,
-           if_exists: IfExists) -> int:
+def ingest(
+    session: Session,
+    target: IngestTarget,
+    data: pa.RecordBatchReader,
+    if_missing: IfMissing,
+    if_exists: IfExists,
+) -> int:
     reject_reserved(target.catalog, target.schema, target.table)
     name = target.sql_name()
     exists = _exists(session, target)

@@ -31,8 +31,10 @@ class Result:
 
     @classmethod
     def update(cls, rowcount: int) -> Result:
-        table = pa.table({"Count": pa.array([rowcount], pa.int64())}) if rowcount >= 0 else (
-            UPDATE_COUNT_SCHEMA.empty_table()
+        table = (
+            pa.table({"Count": pa.array([rowcount], pa.int64())})
+            if rowcount >= 0
+            else (UPDATE_COUNT_SCHEMA.empty_table())
         )
         return cls(schema=UPDATE_COUNT_SCHEMA, table=table, rowcount=rowcount, is_update=True)
 

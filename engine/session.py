@@ -15,13 +15,13 @@ import pyarrow as pa
 
 from engine import guard
 from engine.admin import parse_user_statement
-from engine.database import CATALOG_SCHEMA
-from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected
-from engine.plans import Params, Plan
-from engine.results import Result
 from engine.copy_exec import plan_load, plan_unload
 from engine.copy_sql import CopyLoad, CopyUnload, parse_copy
+from engine.database import CATALOG_SCHEMA
+from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected
 from engine.file_formats import parse_file_format_statement
+from engine.plans import Params, Plan
+from engine.results import Result
 from engine.sql_plan import plan_sql
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
@@ -137,7 +137,10 @@ class Session:
             finally:
                 self._release()
         return Prepared(
-            sql=sql, plans=plans, is_update=not last.is_query, dataset_schema=schema,
+            sql=sql,
+            plans=plans,
+            is_update=not last.is_query,
+            dataset_schema=schema,
             param_count=sum(p.param_count for p in plans),
         )
 
@@ -174,11 +177,15 @@ class Session:
         return total
 
     # -- DuckDB execution (called by plans) --------------------------------------------
-    def run_duckdb(self, sql: str, params: Params, *, is_query: bool, transaction: str | None = None) -> Result:
+    def run_duckdb(
+        self, sql: str, params: Params, *, is_query: bool, transaction: str | None = None
+    ) -> Result:
         self._acquire()
         streaming = False
         try:
-            relation = self._translate(lambda s: s.cursor.sql(sql, params=list(params) if params else None), self)
+            relation = self._translate(
+                lambda s: s.cursor.sql(sql, params=list(params) if params else None), self
+            )
             if transaction == "begin":
                 self.in_transaction = True
             elif transaction == "end":
@@ -241,8 +248,11 @@ class Session:
         return name
 
     def clear_load_history(self, table_keys: list[str]) -> None:
-        self._simple(f"DELETE FROM {CATALOG_SCHEMA}.load_history WHERE table_name IN "
-                     f"({', '.join('?' for _ in table_keys)})", table_keys)
+        self._simple(
+            f"DELETE FROM {CATALOG_SCHEMA}.load_history WHERE table_name IN "
+            f"({', '.join('?' for _ in table_keys)})",
+            table_keys,
+        )
 
     def unregister_all(self, names: list[str]) -> None:
         for name in names:
@@ -268,7 +278,7 @@ class Session:
     def _simple(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
         self._acquire()
         try:
-            return self._translate(lambda s: s.cursor.execute(sql, params).fetchall(), self)  # type: ignore[no-any-return]
+            return self._translate(lambda s: s.cursor.execute(sql, params).fetchall(), self)
         finally:
             self._release()
 

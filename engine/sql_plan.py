@@ -8,13 +8,13 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine import guard
+from engine.dialect import stage_options, stage_refs
 from engine.errors import StatementRejected
+from engine.history import history_table_key
 from engine.plans import Params, Plan
 from engine.results import Result
-from engine.history import history_table_key
 from stages.model import table_stage
 from stages.paths import STAGE_NAME_RE, parse_stage_ref
-from engine.dialect import stage_options, stage_refs
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -40,8 +40,11 @@ STAGE_TABLE_FUNCTIONS = ("INFER_SCHEMA", "LIST_STAGE")
 
 def stage_functions(tree: exp.Expression) -> list[exp.Table]:
     """``FROM INFER_SCHEMA(...)`` / ``FROM LIST_STAGE(...)`` table-function calls the engine answers."""
-    return [t for t in tree.find_all(exp.Table)
-            if isinstance(t.this, exp.Anonymous) and str(t.this.name).upper() in STAGE_TABLE_FUNCTIONS]
+    return [
+        t
+        for t in tree.find_all(exp.Table)
+        if isinstance(t.this, exp.Anonymous) and str(t.this.name).upper() in STAGE_TABLE_FUNCTIONS
+    ]
 
 
 def _kwargs(call: exp.Anonymous) -> dict[str, exp.Expression]:
@@ -79,7 +82,10 @@ def plan_sql(tree: exp.Expression) -> Plan:
         return session.describe_query(sql, params)
 
     return Plan(
-        description=sql[:200], is_query=is_query, run=run, param_count=params,
+        description=sql[:200],
+        is_query=is_query,
+        run=run,
+        param_count=params,
         describe=describe if is_query else None,
     )
 
@@ -115,7 +121,13 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
             session.unregister_all(names)
         else:
             done = result.on_close
-            result.on_close = lambda: (done() if done else None, session.unregister_all(names))  # type: ignore[func-returns-value]
+
+            def close() -> None:
+                if done is not None:
+                    done()
+                session.unregister_all(names)
+
+            result.on_close = close
         return result
 
     return Plan(description="query on staged files", is_query=is_query, run=run, param_count=params)
@@ -150,7 +162,11 @@ def _truncated_or_replaced(tree: exp.Expression) -> list[tuple[str, str]]:
     tables: list[exp.Expression] = []
     if isinstance(tree, exp.TruncateTable):
         tables = list(tree.expressions)
-    elif isinstance(tree, exp.Create) and tree.args.get("replace") and (tree.args.get("kind") or "").upper() == "TABLE":
+    elif (
+        isinstance(tree, exp.Create)
+        and tree.args.get("replace")
+        and (tree.args.get("kind") or "").upper() == "TABLE"
+    ):
         target = tree.this
         tables = [target.this if isinstance(target, exp.Schema) else target]
     return [((t.db or "main"), t.name) for t in tables if isinstance(t, exp.Table)]

@@ -6,7 +6,7 @@ The user stage ``@~`` is never stored: it is built in memory for the calling use
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -16,6 +16,7 @@ from engine.errors import ObjectAlreadyExists, PermissionDenied
 from stages.errors import StageNotFound
 from stages.model import Stage, StageKind
 
+_GRANT_MATCH = "stage = ? AND grantee = ? AND privilege = ?"
 _COLUMNS = "name, kind, url, file_format, connection, comment, creator, created_on"
 
 
@@ -27,8 +28,14 @@ class StagePrivilege(StrEnum):
 def _row_to_stage(row: tuple[Any, ...]) -> Stage:
     name, kind, url, file_format, connection, comment, creator, created_on = row
     return Stage(
-        name=name, kind=StageKind(kind), url=url, file_format=json.loads(file_format),
-        connection=json.loads(connection), comment=comment, creator=creator, created_on=created_on,
+        name=name,
+        kind=StageKind(kind),
+        url=url,
+        file_format=json.loads(file_format),
+        connection=json.loads(connection),
+        comment=comment,
+        creator=creator,
+        created_on=created_on,
     )
 
 
@@ -38,14 +45,19 @@ class StageCatalog:
 
     def get(self, name: str) -> Stage:
         with self._db.server_cursor() as cur:
-            row = cur.execute(f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name]).fetchone()
+            row = cur.execute(
+                f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name]
+            ).fetchone()
         if row is None:
             raise StageNotFound(f"Stage does not exist: @{name}")
         return _row_to_stage(row)
 
     def exists(self, name: str) -> bool:
         with self._db.server_cursor() as cur:
-            return cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name]).fetchone() is not None
+            return (
+                cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name]).fetchone()
+                is not None
+            )
 
     def list(self, like: str | None = None) -> list[Stage]:
         sql = f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages"
@@ -59,24 +71,41 @@ class StageCatalog:
 
     def create(self, stage: Stage, *, replace: bool = False) -> None:
         with self._db.server_transaction() as cur:
-            exists = cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [stage.name]).fetchone()
+            exists = cur.execute(
+                f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [stage.name]
+            ).fetchone()
             if exists and not replace:
                 raise ObjectAlreadyExists(f"Stage already exists: @{stage.name}")
             if exists:
                 cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [stage.name])
             cur.execute(
                 f"INSERT INTO {CATALOG_SCHEMA}.stages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [stage.name, str(stage.kind), stage.url, json.dumps(dict(stage.file_format)),
-                 json.dumps(dict(stage.connection)), stage.comment, stage.creator,
-                 stage.created_on or datetime.now().astimezone()],
+                [
+                    stage.name,
+                    str(stage.kind),
+                    stage.url,
+                    json.dumps(dict(stage.file_format)),
+                    json.dumps(dict(stage.connection)),
+                    stage.comment,
+                    stage.creator,
+                    stage.created_on or datetime.now().astimezone(),
+                ],
             )
 
-    def update(self, name: str, *, file_format: Mapping[str, str] | None = None,
-               comment: str | None = None, unset_comment: bool = False) -> None:
+    def update(
+        self,
+        name: str,
+        *,
+        file_format: Mapping[str, str] | None = None,
+        comment: str | None = None,
+        unset_comment: bool = False,
+    ) -> None:
         with self._db.server_cursor() as cur:
             if file_format is not None:
-                cur.execute(f"UPDATE {CATALOG_SCHEMA}.stages SET file_format = ? WHERE name = ?",
-                            [json.dumps(dict(file_format)), name])
+                cur.execute(
+                    f"UPDATE {CATALOG_SCHEMA}.stages SET file_format = ? WHERE name = ?",
+                    [json.dumps(dict(file_format)), name],
+                )
             if comment is not None or unset_comment:
                 cur.execute(f"UPDATE {CATALOG_SCHEMA}.stages SET comment = ? WHERE name = ?", [comment, name])
 
@@ -86,17 +115,19 @@ class StageCatalog:
             cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name])
 
     # -- privileges ------------------------------------------------------------------
-    def grant(self, stage: str, grantee: str, privileges: list[StagePrivilege]) -> None:
-        with self._db.server_cursor() as cur:
-            for privilege in privileges:
-                cur.execute(f"INSERT OR IGNORE INTO {CATALOG_SCHEMA}.stage_grants VALUES (?, ?, ?)",
-                            [stage, grantee, str(privilege)])
-
-    def revoke(self, stage: str, grantee: str, privileges: list[StagePrivilege]) -> None:
+    def grant(self, stage: str, grantee: str, privileges: Sequence[StagePrivilege]) -> None:
         with self._db.server_cursor() as cur:
             for privilege in privileges:
                 cur.execute(
-                    f"DELETE FROM {CATALOG_SCHEMA}.stage_grants WHERE stage = ? AND grantee = ? AND privilege = ?",
+                    f"INSERT OR IGNORE INTO {CATALOG_SCHEMA}.stage_grants VALUES (?, ?, ?)",
+                    [stage, grantee, str(privilege)],
+                )
+
+    def revoke(self, stage: str, grantee: str, privileges: Sequence[StagePrivilege]) -> None:
+        with self._db.server_cursor() as cur:
+            for privilege in privileges:
+                cur.execute(
+                    f"DELETE FROM {CATALOG_SCHEMA}.stage_grants WHERE {_GRANT_MATCH}",
                     [stage, grantee, str(privilege)],
                 )
 
@@ -105,7 +136,7 @@ class StageCatalog:
             return True
         with self._db.server_cursor() as cur:
             row = cur.execute(
-                f"SELECT 1 FROM {CATALOG_SCHEMA}.stage_grants WHERE stage = ? AND grantee = ? AND privilege = ?",
+                f"SELECT 1 FROM {CATALOG_SCHEMA}.stage_grants WHERE {_GRANT_MATCH}",
                 [stage.name, user, str(privilege)],
             ).fetchone()
         return row is not None
@@ -114,22 +145,29 @@ class StageCatalog:
         if is_admin or self.has_privilege(stage, user, privilege):
             return
         raise PermissionDenied(
-            f"Permission denied: privilege {privilege.value} is required on stage @{stage.name} for user {user}"
+            f"Permission denied: privilege {privilege.value} is required on stage @{stage.name} "
+            f"for user {user}"
         )
 
     def grant_global(self, grantee: str, privilege: str) -> None:
         with self._db.server_cursor() as cur:
-            cur.execute(f"INSERT OR IGNORE INTO {CATALOG_SCHEMA}.global_grants VALUES (?, ?)", [grantee, privilege])
+            cur.execute(
+                f"INSERT OR IGNORE INTO {CATALOG_SCHEMA}.global_grants VALUES (?, ?)", [grantee, privilege]
+            )
 
     def revoke_global(self, grantee: str, privilege: str) -> None:
         with self._db.server_cursor() as cur:
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.global_grants WHERE grantee = ? AND privilege = ?",
-                        [grantee, privilege])
+            cur.execute(
+                f"DELETE FROM {CATALOG_SCHEMA}.global_grants WHERE grantee = ? AND privilege = ?",
+                [grantee, privilege],
+            )
 
     def has_global(self, grantee: str, privilege: str) -> bool:
         with self._db.server_cursor() as cur:
-            row = cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.global_grants WHERE grantee = ? AND privilege = ?",
-                              [grantee, privilege]).fetchone()
+            row = cur.execute(
+                f"SELECT 1 FROM {CATALOG_SCHEMA}.global_grants WHERE grantee = ? AND privilege = ?",
+                [grantee, privilege],
+            ).fetchone()
         return row is not None
 
     def forget_user(self, user: str) -> None:

@@ -22,26 +22,30 @@ from engine.stage_catalog import StageCatalog, StagePrivilege
 from stages.errors import StageError
 from stages.formats import DEFAULT_FORMAT, FORMAT_TYPES, normalize_format_options
 from stages.infer import infer_schema
-from stages.scan import scan_files
 from stages.model import Stage, StageKind, table_stage, user_stage
 from stages.paths import StageLocation, compile_pattern, filter_listing, parse_stage_ref, validate_key
+from stages.scan import scan_files
 from stages.storage import load_backend
 from stages.storage.base import StagedFile, StorageBackend
 
 log = logging.getLogger("stageflight")
 
-LIST_SCHEMA = pa.schema([
-    pa.field("name", pa.string(), nullable=False),
-    pa.field("size", pa.uint64(), nullable=False),
-    pa.field("md5", pa.string()),
-    pa.field("last_modified", pa.string(), nullable=False),
-    pa.field("creator", pa.string()),
-])
-PRESIGN_SCHEMA = pa.schema([
-    pa.field("method", pa.string(), nullable=False),
-    pa.field("headers", pa.string(), nullable=False),
-    pa.field("url", pa.string(), nullable=False),
-])
+LIST_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("size", pa.uint64(), nullable=False),
+        pa.field("md5", pa.string()),
+        pa.field("last_modified", pa.string(), nullable=False),
+        pa.field("creator", pa.string()),
+    ]
+)
+PRESIGN_SCHEMA = pa.schema(
+    [
+        pa.field("method", pa.string(), nullable=False),
+        pa.field("headers", pa.string(), nullable=False),
+        pa.field("url", pa.string(), nullable=False),
+    ]
+)
 MAX_PRESIGN_EXPIRE = 7 * 24 * 3600
 
 # (method, key, expire seconds, content type) -> URL served by the server's HTTP side.
@@ -69,7 +73,9 @@ def format_last_modified(when: datetime) -> str:
 
 
 class StageService:
-    def __init__(self, catalog: StageCatalog, storage_root: str, table_exists: Callable[[str, str], bool]) -> None:
+    def __init__(
+        self, catalog: StageCatalog, storage_root: str, table_exists: Callable[[str, str], bool]
+    ) -> None:
         self.catalog = catalog
         self.storage = load_backend(storage_root)
         self._table_exists = table_exists
@@ -77,8 +83,9 @@ class StageService:
         self._gc_lock = threading.Lock()
 
     # -- resolution ------------------------------------------------------------------
-    def resolve(self, ref: str, user: str, is_admin: bool, privilege: StagePrivilege,
-                current_schema: str = "main") -> Resolved:
+    def resolve(
+        self, ref: str, user: str, is_admin: bool, privilege: StagePrivilege, current_schema: str = "main"
+    ) -> Resolved:
         location = parse_stage_ref(ref)
         if location.is_user_stage:
             return Resolved(user_stage(user), location, self.storage)
@@ -94,7 +101,9 @@ class StageService:
 
     def backend_for(self, stage: Stage) -> StorageBackend:
         if stage.kind is StageKind.EXTERNAL:
-            raise StageError(f"External stage @{stage.name}: external storage is not supported by this server yet")
+            raise StageError(
+                f"External stage @{stage.name}: external storage is not supported by this server yet"
+            )
         return self.storage
 
     # -- LIST / REMOVE / PRESIGN -------------------------------------------------------
@@ -105,8 +114,13 @@ class StageService:
 
     def list_table(self, resolved: Resolved, pattern: str | None) -> pa.Table:
         rows = [
-            {"name": name, "size": f.size, "md5": None if resolved.stage.is_internal else f.etag,
-             "last_modified": format_last_modified(f.last_modified), "creator": None}
+            {
+                "name": name,
+                "size": f.size,
+                "md5": None if resolved.stage.is_internal else f.etag,
+                "last_modified": format_last_modified(f.last_modified),
+                "creator": None,
+            }
             for name, f in self.list_files(resolved, pattern)
         ]
         return pa.Table.from_pylist(rows, schema=LIST_SCHEMA)
@@ -115,15 +129,18 @@ class StageService:
         keys = [f.key for _, f in self.list_files(resolved, pattern)]
         removed = 0
         for start in range(0, len(keys), 1000):  # batches, as Databend and S3 DeleteObjects do
-            removed += resolved.backend.delete(keys[start:start + 1000])
+            removed += resolved.backend.delete(keys[start : start + 1000])
         return removed
 
     def presign(self, resolved: Resolved, upload: bool, expire: int, content_type: str | None) -> pa.Table:
         if not 0 < expire <= MAX_PRESIGN_EXPIRE:
-            raise StatementRejected(f"EXPIRE must be between 1 and {MAX_PRESIGN_EXPIRE} seconds, got {expire}")
+            raise StatementRejected(
+                f"EXPIRE must be between 1 and {MAX_PRESIGN_EXPIRE} seconds, got {expire}"
+            )
         if not resolved.location.path or resolved.location.path.endswith("/"):
-            raise StatementRejected(f"PRESIGN needs a file path, not a folder: {resolved.stage.ref}/"
-                                    f"{resolved.location.path}")
+            raise StatementRejected(
+                f"PRESIGN needs a file path, not a folder: {resolved.stage.ref}/{resolved.location.path}"
+            )
         key = validate_key(resolved.location_key)
         method = "PUT" if upload else "GET"
         native = resolved.backend.presign(key, method, expire, content_type)
@@ -137,13 +154,15 @@ class StageService:
     def _format_for(self, session: Any, resolved: Resolved, fmt: Any) -> dict[str, str]:
         """Query-time FILE_FORMAT (a type or a named format) > the stage's format > Parquet."""
         if isinstance(fmt, str):
-            file_format = {"TYPE": fmt.upper()} if fmt.upper() in FORMAT_TYPES else session.engine.file_formats.get(fmt)
+            file_format = (
+                {"TYPE": fmt.upper()} if fmt.upper() in FORMAT_TYPES else session.engine.file_formats.get(fmt)
+            )
         else:
             file_format = dict(resolved.stage.file_format) or {"TYPE": DEFAULT_FORMAT}
         return normalize_format_options(session.engine.file_formats.resolve(file_format))
 
     def table_function(self, session: Any, name: str, args: Mapping[str, Any]) -> pa.Table:
-        """``INFER_SCHEMA(LOCATION => '@...', ...)`` and ``LIST_STAGE(LOCATION => '@...', PATTERN => ...)``."""
+        """``INFER_SCHEMA(LOCATION => '@...', ...)`` and ``LIST_STAGE(LOCATION => '@...', ...)``."""
         values = {k.upper(): _literal(v) for k, v in args.items()}
         location = values.get("LOCATION")
         if not isinstance(location, str) or not location.startswith("@"):
@@ -152,18 +171,23 @@ class StageService:
         pattern = values.get("PATTERN") if isinstance(values.get("PATTERN"), str) else None
         if name.upper() == "LIST_STAGE":
             return self.list_table(resolved, pattern)
-        unknown = sorted(set(values) - {"LOCATION", "PATTERN", "FILE_FORMAT", "MAX_FILE_COUNT",
-                                        "MAX_RECORDS_PRE_FILE"})
+        unknown = sorted(
+            set(values) - {"LOCATION", "PATTERN", "FILE_FORMAT", "MAX_FILE_COUNT", "MAX_RECORDS_PRE_FILE"}
+        )
         if unknown:
             raise StatementRejected(f"Unknown INFER_SCHEMA argument {unknown[0]}")
         listed = self.list_files(resolved, pattern)
         max_files = values.get("MAX_FILE_COUNT")
-        return infer_schema(resolved.backend, [(n, f.key) for n, f in listed],
-                            self._format_for(session, resolved, values.get("FILE_FORMAT")),
-                            int(max_files) if max_files else None)
+        return infer_schema(
+            resolved.backend,
+            [(n, f.key) for n, f in listed],
+            self._format_for(session, resolved, values.get("FILE_FORMAT")),
+            int(max_files) if max_files else None,
+        )
 
-    def scan(self, session: Any, ref: str, options: Mapping[str, Any],
-             with_metadata: bool = True) -> pa.RecordBatchReader:
+    def scan(
+        self, session: Any, ref: str, options: Mapping[str, Any], with_metadata: bool = True
+    ) -> pa.RecordBatchReader:
         """``SELECT ... FROM @ref (FILE_FORMAT => ..., PATTERN => ..., FILES => (...))``."""
         resolved = session.resolve_stage(ref, StagePrivilege.READ)
         values = {k: _literal(v) for k, v in options.items()}
@@ -176,11 +200,18 @@ class StageService:
         wanted = values.get("FILES")
         if isinstance(wanted, list):
             base = resolved.location.path
-            names = {(base + w.lstrip("/")) if base.endswith("/") or not base else f"{base}/{w.lstrip('/')}"
-                     for w in wanted}
+            names = {
+                (base + w.lstrip("/")) if base.endswith("/") or not base else f"{base}/{w.lstrip('/')}"
+                for w in wanted
+            }
             listed = [(n, f) for n, f in listed if n in names]
-        return scan_files(resolved.backend, [(n, f.key) for n, f in listed], file_format,
-                          session.engine.config.batch_rows, with_metadata)
+        return scan_files(
+            resolved.backend,
+            [(n, f.key) for n, f in listed],
+            file_format,
+            session.engine.config.batch_rows,
+            with_metadata,
+        )
 
     # -- lifecycle -------------------------------------------------------------------------
     def wipe(self, stage: Stage) -> int:
@@ -217,8 +248,9 @@ def _literal(node: Any) -> Any:
 
 
 def _presign_row(method: str, headers: dict[str, str], url: str) -> pa.Table:
-    return pa.Table.from_pylist([{"method": method, "headers": json.dumps(headers), "url": url}],
-                                schema=PRESIGN_SCHEMA)
+    return pa.Table.from_pylist(
+        [{"method": method, "headers": json.dumps(headers), "url": url}], schema=PRESIGN_SCHEMA
+    )
 
 
 def require_owner(stage: Stage, user: str, is_admin: bool, action: str) -> None:

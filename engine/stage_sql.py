@@ -23,25 +23,29 @@ if TYPE_CHECKING:
 
 CREATE_STAGE_PRIVILEGE = "CREATE STAGE"
 
-STAGES_SCHEMA = pa.schema([
-    pa.field("name", pa.string(), nullable=False),
-    pa.field("stage_type", pa.string(), nullable=False),
-    pa.field("storage_type", pa.string(), nullable=False),
-    pa.field("url", pa.string()),
-    pa.field("endpoint", pa.string()),
-    pa.field("has_credentials", pa.bool_(), nullable=False),
-    pa.field("has_encryption_key", pa.bool_(), nullable=False),
-    pa.field("storage_params", pa.string(), nullable=False),
-    pa.field("file_format_options", pa.string(), nullable=False),
-    pa.field("creator", pa.string()),
-    pa.field("created_on", pa.timestamp("us", tz="UTC")),
-    pa.field("comment", pa.string()),
-    pa.field("owner", pa.string()),
-])
-VACUUM_SCHEMA = pa.schema([
-    pa.field("removed_files", pa.int64(), nullable=False),
-    pa.field("removed_bytes", pa.int64(), nullable=False),
-])
+STAGES_SCHEMA = pa.schema(
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("stage_type", pa.string(), nullable=False),
+        pa.field("storage_type", pa.string(), nullable=False),
+        pa.field("url", pa.string()),
+        pa.field("endpoint", pa.string()),
+        pa.field("has_credentials", pa.bool_(), nullable=False),
+        pa.field("has_encryption_key", pa.bool_(), nullable=False),
+        pa.field("storage_params", pa.string(), nullable=False),
+        pa.field("file_format_options", pa.string(), nullable=False),
+        pa.field("creator", pa.string()),
+        pa.field("created_on", pa.timestamp("us", tz="UTC")),
+        pa.field("comment", pa.string()),
+        pa.field("owner", pa.string()),
+    ]
+)
+VACUUM_SCHEMA = pa.schema(
+    [
+        pa.field("removed_files", pa.int64(), nullable=False),
+        pa.field("removed_bytes", pa.int64(), nullable=False),
+    ]
+)
 
 
 def parse_stage_statement(sql: str) -> Plan | None:
@@ -49,7 +53,7 @@ def parse_stage_statement(sql: str) -> Plan | None:
     first = cur.peek()
     if first is not None and first.text.upper() == "VACUUM":
         # DuckDB's tokenizer reads VACUUM as a command and the rest as one string: re-read the rest.
-        rest = TokenCursor(sql[first.end + 1:])
+        rest = TokenCursor(sql[first.end + 1 :])
         return _vacuum(rest) if rest.accept("USER", "STAGES") else None
     if cur.is_word("LIST", "LS"):
         cur.advance()
@@ -65,7 +69,7 @@ def parse_stage_statement(sql: str) -> Plan | None:
         return _drop_stage(cur)
     if cur.accept("ALTER", "STAGE"):
         return _alter_stage(cur)
-    if (cur.accept("DESC", "STAGE") or cur.accept("DESCRIBE", "STAGE")):
+    if cur.accept("DESC", "STAGE") or cur.accept("DESCRIBE", "STAGE"):
         return _desc_stage(cur)
     if cur.accept("SHOW", "STAGES"):
         return _show_stages(cur)
@@ -250,7 +254,9 @@ def _alter_stage(cur: TokenCursor) -> Plan:
                 cur.accept_type(TokenType.EQ)
                 comment = cur.string("COMMENT as a quoted string")
             elif cur.is_word("URL", "CONNECTION"):
-                raise StatementRejected("External stages (URL = 's3://...') are not supported by this server yet")
+                raise StatementRejected(
+                    "External stages (URL = 's3://...') are not supported by this server yet"
+                )
             else:
                 raise StatementRejected(f"Unknown ALTER STAGE option: {cur.advance().text}")
     elif cur.accept("UNSET"):
@@ -279,12 +285,19 @@ def _alter_stage(cur: TokenCursor) -> Plan:
 
 def _stage_row(stage: Stage) -> dict[str, object]:
     return {
-        "name": stage.name, "stage_type": "Internal" if stage.kind is StageKind.LEGACY_INTERNAL else str(stage.kind),
+        "name": stage.name,
+        "stage_type": "Internal" if stage.kind is StageKind.LEGACY_INTERNAL else str(stage.kind),
         "storage_type": "s3" if (stage.url or "").startswith("s3://") else "fs",
-        "url": stage.url, "endpoint": None, "has_credentials": bool(stage.connection),
-        "has_encryption_key": False, "storage_params": "{}",
-        "file_format_options": json.dumps(dict(stage.file_format)), "creator": stage.creator,
-        "created_on": stage.created_on, "comment": stage.comment, "owner": stage.creator,
+        "url": stage.url,
+        "endpoint": None,
+        "has_credentials": bool(stage.connection),
+        "has_encryption_key": False,
+        "storage_params": "{}",
+        "file_format_options": json.dumps(dict(stage.file_format)),
+        "creator": stage.creator,
+        "created_on": stage.created_on,
+        "comment": stage.comment,
+        "owner": stage.creator,
     }
 
 
@@ -378,7 +391,8 @@ def _vacuum(cur: TokenCursor) -> Plan:
         retention = days if days is not None else session.engine.config.user_stage_retention_days
         if retention is None:
             raise StatementRejected(
-                "No retention set: use VACUUM USER STAGES RETAIN <n> DAYS or start with --user-stage-retention-days"
+                "No retention set: use VACUUM USER STAGES RETAIN <n> DAYS "
+                "or start the server with --user-stage-retention-days"
             )
         files, size = session.engine.stages.vacuum_user_stages(retention)
         return pa.table({"removed_files": [files], "removed_bytes": [size]}, schema=VACUUM_SCHEMA)

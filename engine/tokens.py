@@ -67,7 +67,9 @@ class TokenCursor:
     def expect(self, *words: str) -> None:
         if not self.accept(*words):
             got = self.peek()
-            raise StatementRejected(f"Expected {' '.join(words)} but found {got.text if got else 'end of statement'!r}")
+            raise StatementRejected(
+                f"Expected {' '.join(words)} but found {got.text if got else 'end of statement'!r}"
+            )
 
     def accept_type(self, token_type: TokenType) -> Token | None:
         tok = self.peek()
@@ -109,10 +111,14 @@ class TokenCursor:
             self.pos += 1
             return tok.text
         if tok is None or tok.text != "@":
-            raise StatementRejected(f"Expected a stage (@name or @~) but found {tok.text if tok else 'end'!r}")
+            raise StatementRejected(
+                f"Expected a stage (@name or @~) but found {tok.text if tok else 'end'!r}"
+            )
         start, end = tok.start, tok.end
         self.pos += 1
-        while (nxt := self.peek()) is not None and nxt.start == end + 1 and nxt.token_type != TokenType.STRING:
+        while (
+            (nxt := self.peek()) is not None and nxt.start == end + 1 and nxt.token_type != TokenType.STRING
+        ):
             end = nxt.end
             self.pos += 1
         return self.sql[start : end + 1]

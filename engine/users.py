@@ -16,8 +16,11 @@ ROOT_USER = "root"
 USER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 USERS_SCHEMA = pa.schema(
-    [pa.field("name", pa.string(), nullable=False), pa.field("is_admin", pa.bool_(), nullable=False),
-     pa.field("created_on", pa.timestamp("us", tz="UTC"), nullable=False)]
+    [
+        pa.field("name", pa.string(), nullable=False),
+        pa.field("is_admin", pa.bool_(), nullable=False),
+        pa.field("created_on", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
 )
 
 
@@ -40,7 +43,9 @@ class UserDirectory:
 
     def _hash_of(self, name: str) -> str | None:
         with self._db.server_cursor() as cur:
-            row = cur.execute(f"SELECT password_hash FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name]).fetchone()
+            row = cur.execute(
+                f"SELECT password_hash FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name]
+            ).fetchone()
         return None if row is None else str(row[0])
 
     def exists(self, name: str) -> bool:
@@ -48,7 +53,9 @@ class UserDirectory:
 
     def is_admin(self, name: str) -> bool:
         with self._db.server_cursor() as cur:
-            row = cur.execute(f"SELECT is_admin FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name]).fetchone()
+            row = cur.execute(
+                f"SELECT is_admin FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name]
+            ).fetchone()
         return bool(row and row[0])
 
     def authenticate(self, name: str, password: str) -> bool:
@@ -73,7 +80,9 @@ class UserDirectory:
 
     def _set_hash(self, name: str, password_hash: str) -> None:
         with self._db.server_cursor() as cur:
-            cur.execute(f"UPDATE {CATALOG_SCHEMA}.users SET password_hash = ? WHERE name = ?", [password_hash, name])
+            cur.execute(
+                f"UPDATE {CATALOG_SCHEMA}.users SET password_hash = ? WHERE name = ?", [password_hash, name]
+            )
 
     def create(self, name: str, password: str, *, if_not_exists: bool = False) -> None:
         check_user_name(name)

@@ -38,31 +38,36 @@ def main() -> int:
         print(f"connected to {info.get('vendor_name')} {info.get('vendor_version')} at {URI} as {USER}")
 
         # DDL, then many rows through one prepared INSERT (parameters travel as Arrow).
-        cur.execute("CREATE OR REPLACE TABLE example_cities "
-                    "(name VARCHAR, country VARCHAR, population BIGINT)")
+        cur.execute(
+            "CREATE OR REPLACE TABLE example_cities (name VARCHAR, country VARCHAR, population BIGINT)"
+        )
         cur.executemany("INSERT INTO example_cities VALUES (?, ?, ?)", CITIES)
         cur.execute("SELECT count(*) FROM example_cities")
         (count,) = cur.fetchone() or (0,)
         print(f"rows in example_cities: {count}")
 
         # A parameterized query, rows as Python tuples.
-        cur.execute("SELECT name, population FROM example_cities WHERE country = ? ORDER BY population DESC",
-                    ("DE",))
+        cur.execute(
+            "SELECT name, population FROM example_cities WHERE country = ? ORDER BY population DESC", ("DE",)
+        )
         print("German cities by population:")
         for name, population in cur.fetchall():
             print(f"  {name}: {population}")
 
         # The same result set as Arrow: no row-by-row conversion.
-        cur.execute("SELECT country, sum(population) AS total, count(*) AS cities "
-                    "FROM example_cities GROUP BY country ORDER BY total DESC")
+        cur.execute(
+            "SELECT country, sum(population) AS total, count(*) AS cities "
+            "FROM example_cities GROUP BY country ORDER BY total DESC"
+        )
         totals = cur.fetch_arrow_table()
         print(f"arrow result: {totals.num_rows} rows, schema {totals.schema.names}")
         for row in totals.to_pylist():
             print(f"  {row['country']}: {row['total']} in {row['cities']} cities")
 
         # Bulk ingest of an Arrow table (one DoPut stream), then aggregate it on the server.
-        numbers = pa.table({"n": pa.array(range(100_000), pa.int64()),
-                            "parity": pa.array(["even", "odd"] * 50_000)})
+        numbers = pa.table(
+            {"n": pa.array(range(100_000), pa.int64()), "parity": pa.array(["even", "odd"] * 50_000)}
+        )
         ingested = cur.adbc_ingest("example_numbers", numbers, mode="replace")
         print(f"ingested {ingested} rows into example_numbers")
         cur.execute("SELECT parity, sum(n) AS total FROM example_numbers GROUP BY parity ORDER BY parity")

@@ -24,27 +24,41 @@ def connect() -> flightsql.Connection:
 
 
 def main() -> int:
-    orders = pd.DataFrame({
-        "order_id": range(1, 9),
-        "customer": ["alice", "bob", "alice", "carol", "bob", "alice", "carol", "dave"],
-        "amount": [12.5, 40.0, 7.25, 99.99, 15.0, 30.0, 0.01, 55.5],
-        "ordered_on": pd.to_datetime(["2024-01-03", "2024-01-03", "2024-01-07", "2024-02-01",
-                                      "2024-02-11", "2024-02-12", "2024-03-01", "2024-03-05"]),
-    })
+    orders = pd.DataFrame(
+        {
+            "order_id": range(1, 9),
+            "customer": ["alice", "bob", "alice", "carol", "bob", "alice", "carol", "dave"],
+            "amount": [12.5, 40.0, 7.25, 99.99, 15.0, 30.0, 0.01, 55.5],
+            "ordered_on": pd.to_datetime(
+                [
+                    "2024-01-03",
+                    "2024-01-03",
+                    "2024-01-07",
+                    "2024-02-01",
+                    "2024-02-11",
+                    "2024-02-12",
+                    "2024-03-01",
+                    "2024-03-05",
+                ]
+            ),
+        }
+    )
     with connect() as conn:
         written = orders.to_sql("example_orders", conn, if_exists="replace", index=False)
         print(f"to_sql wrote {written} rows into example_orders")
 
         per_customer = pd.read_sql(
             "SELECT customer, count(*) AS orders, round(sum(amount), 2) AS total "
-            "FROM example_orders GROUP BY customer ORDER BY total DESC", conn,
+            "FROM example_orders GROUP BY customer ORDER BY total DESC",
+            conn,
         )
         print("orders per customer:")
         print(per_customer.to_string(index=False))
 
         monthly = pd.read_sql(
             "SELECT strftime(ordered_on, '%Y-%m') AS month, round(sum(amount), 2) AS revenue "
-            "FROM example_orders GROUP BY month ORDER BY month", conn,
+            "FROM example_orders GROUP BY month ORDER BY month",
+            conn,
         )
         print("revenue per month:")
         for month, revenue in monthly.itertuples(index=False):

@@ -24,14 +24,17 @@ def connect() -> flightsql.Connection:
 
 
 def main() -> int:
-    readings = pl.DataFrame({
-        "sensor": ["s1", "s2", "s3"] * 4,
-        "hour": [h for h in range(4) for _ in range(3)],
-        "celsius": [20.5, 18.0, 25.25, 21.0, 18.5, 25.75, 21.5, 19.0, 26.0, 22.0, 19.5, 26.5],
-    })
+    readings = pl.DataFrame(
+        {
+            "sensor": ["s1", "s2", "s3"] * 4,
+            "hour": [h for h in range(4) for _ in range(3)],
+            "celsius": [20.5, 18.0, 25.25, 21.0, 18.5, 25.75, 21.5, 19.0, 26.0, 22.0, 19.5, 26.5],
+        }
+    )
     with connect() as conn:
-        written = readings.write_database("example_readings", connection=conn, if_table_exists="replace",
-                                          engine="adbc")
+        written = readings.write_database(
+            "example_readings", connection=conn, if_table_exists="replace", engine="adbc"
+        )
         print(f"write_database wrote {written} rows into example_readings")
 
         summary = pl.read_database(
@@ -41,8 +44,9 @@ def main() -> int:
         )
         print(summary)
         for row in summary.iter_rows(named=True):
-            print(f"  {row['sensor']}: n={row['n']} low={row['low']} high={row['high']} "
-                  f"mean={row['mean']:.3f}")
+            print(
+                f"  {row['sensor']}: n={row['n']} low={row['low']} high={row['high']} mean={row['mean']:.3f}"
+            )
 
         back = pl.read_database("SELECT * FROM example_readings ORDER BY hour, sensor", connection=conn)
         same = back.equals(readings.sort("hour", "sensor"))

@@ -35,7 +35,9 @@ def sqlalchemy_url(uri: str, user: str, password: str) -> URL:
     parts = urlsplit(uri)
     tls = parts.scheme in ("grpc+tls", "https")
     return URL.create(
-        "adbc+flightsql", host=parts.hostname, port=parts.port,
+        "adbc+flightsql",
+        host=parts.hostname,
+        port=parts.port,
         query={"tls": "true" if tls else "false", "username": user, "password": password},
     )
 
@@ -48,7 +50,8 @@ def main() -> int:
     engine = make_engine()
     metadata = sa.MetaData()
     products = sa.Table(
-        "example_products", metadata,
+        "example_products",
+        metadata,
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("name", sa.String, nullable=False),
         sa.Column("category", sa.String, nullable=False),
@@ -64,8 +67,11 @@ def main() -> int:
         with engine.connect() as conn:
             # Core expression language, compiled to SQL with ? parameters.
             query = (
-                sa.select(products.c.category, sa.func.count().label("items"),
-                          sa.func.avg(products.c.price).label("avg"))
+                sa.select(
+                    products.c.category,
+                    sa.func.count().label("items"),
+                    sa.func.avg(products.c.price).label("avg"),
+                )
                 .group_by(products.c.category)
                 .order_by(products.c.category)
             )

@@ -50,9 +50,13 @@ def start(config: ServerConfig) -> RunningServer:
         tls = [flight.CertKeyPair(config.tls_cert.read_bytes(), config.tls_key.read_bytes())]
     scheme = "grpc+tls" if tls else "grpc"
     server = StageflightServer(
-        f"{scheme}://{config.host}:{config.port}", engine, token_ttl=config.token_ttl_seconds,
-        session_idle=config.session_idle_seconds, result_ttl=config.result_ttl_seconds,
-        max_sessions=config.max_sessions, tls_certificates=tls,
+        f"{scheme}://{config.host}:{config.port}",
+        engine,
+        token_ttl=config.token_ttl_seconds,
+        session_idle=config.session_idle_seconds,
+        result_ttl=config.result_ttl_seconds,
+        max_sessions=config.max_sessions,
+        tls_certificates=tls,
     )
     http = None
     if config.http_port >= 0:

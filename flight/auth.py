@@ -119,7 +119,9 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
             user = self.tokens.check(credentials.strip())
             if user is None:
                 raise flight.FlightUnauthenticatedError("Invalid or expired token: connect again")
-            return CallAuth(user, credentials.strip(), send_token=info.method == flight.FlightMethod.HANDSHAKE)
+            return CallAuth(
+                user, credentials.strip(), send_token=info.method == flight.FlightMethod.HANDSHAKE
+            )
         raise flight.FlightUnauthenticatedError(f"Unsupported authorization scheme: {scheme}")
 
     def _basic(self, credentials: str, handshake: bool) -> CallAuth:

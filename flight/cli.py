@@ -32,8 +32,10 @@ def banner(running: app.RunningServer) -> str:
     if running.http is not None:
         lines.append(f"  http:      http://{host}:{running.http.port} (/health, /metrics)")
     if running.generated_root_password:
-        lines.append(f"  root password (generated, shown once; only a hash is stored): "
-                     f"{running.generated_root_password}")
+        lines.append(
+            f"  root password (generated, shown once; only a hash is stored): "
+            f"{running.generated_root_password}"
+        )
     else:
         lines.append("  user:      root (password from STAGEFLIGHT_ROOT_PASSWORD or set earlier)")
     lines += [
@@ -49,8 +51,9 @@ def banner(running: app.RunningServer) -> str:
 
 def serve(argv: Sequence[str]) -> int:
     config = load_config(argv, os.environ)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-                        stream=sys.stderr)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
     running = app.start(config)
     print(banner(running), flush=True)
 

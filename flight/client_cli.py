@@ -46,24 +46,39 @@ def _parser(command: str) -> argparse.ArgumentParser:
         "ls": "List the files under a stage path: ls [@~/path].",
     }
     usage = "%(prog)s [options] FILE... @STAGE/PATH" if command == "put" else None
-    parser = argparse.ArgumentParser(prog=f"stageflight {command}", usage=usage,
-                                     description=descriptions[command])
+    parser = argparse.ArgumentParser(
+        prog=f"stageflight {command}", usage=usage, description=descriptions[command]
+    )
     if command == "put":
-        parser.add_argument("paths", nargs="+", metavar="PATH",
-                            help="local files, then the target @stage/path")
+        parser.add_argument(
+            "paths", nargs="+", metavar="PATH", help="local files, then the target @stage/path"
+        )
     elif command == "get":
         parser.add_argument("source", metavar="@STAGE/PATH")
         parser.add_argument("local_dir", metavar="LOCAL_DIR", type=Path)
     else:
         parser.add_argument("location", nargs="?", default="@~", metavar="@STAGE/PATH")
-    parser.add_argument("--uri", default=os.environ.get("STAGEFLIGHT_URI", DEFAULT_URI),
-                        help=f"Flight SQL server (env STAGEFLIGHT_URI; default {DEFAULT_URI})")
-    parser.add_argument("--user", default=os.environ.get("STAGEFLIGHT_USER", "root"),
-                        help="user name (env STAGEFLIGHT_USER; default root)")
-    parser.add_argument("--password", default=os.environ.get("STAGEFLIGHT_PASSWORD"),
-                        help="password (env STAGEFLIGHT_PASSWORD; prompted for when absent)")
-    parser.add_argument("--tls-root-certs", type=Path, metavar="FILE",
-                        help="PEM file with the CA certificates to trust (for grpc+tls:// and https://)")
+    parser.add_argument(
+        "--uri",
+        default=os.environ.get("STAGEFLIGHT_URI", DEFAULT_URI),
+        help=f"Flight SQL server (env STAGEFLIGHT_URI; default {DEFAULT_URI})",
+    )
+    parser.add_argument(
+        "--user",
+        default=os.environ.get("STAGEFLIGHT_USER", "root"),
+        help="user name (env STAGEFLIGHT_USER; default root)",
+    )
+    parser.add_argument(
+        "--password",
+        default=os.environ.get("STAGEFLIGHT_PASSWORD"),
+        help="password (env STAGEFLIGHT_PASSWORD; prompted for when absent)",
+    )
+    parser.add_argument(
+        "--tls-root-certs",
+        type=Path,
+        metavar="FILE",
+        help="PEM file with the CA certificates to trust (for grpc+tls:// and https://)",
+    )
     return parser
 
 
@@ -139,8 +154,14 @@ def _http_failure(response: http.client.HTTPResponse, what: str) -> CliError:
     return CliError(f"{what} failed: HTTP {response.status} {response.reason}{detail}")
 
 
-def _send_put(conn: http.client.HTTPConnection, target: str, signed: Signed, source: IO[bytes],
-              size: int, progress: Progress) -> None:
+def _send_put(
+    conn: http.client.HTTPConnection,
+    target: str,
+    signed: Signed,
+    source: IO[bytes],
+    size: int,
+    progress: Progress,
+) -> None:
     # putrequest/putheader instead of request(): exactly Host, Content-Length and the signed
     # headers go out, since S3 signatures may cover headers and extra ones can break them.
     conn.putrequest("PUT", target, skip_accept_encoding=True)
@@ -269,8 +290,10 @@ class Progress:
         width = 24
         filled = int(fraction * width)
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        return (f"{self.label[-40:]} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} "
-                f"{_human(self.done)}/{_human(self.total)} {_human(rate)}/s")
+        return (
+            f"{self.label[-40:]} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} "
+            f"{_human(self.done)}/{_human(self.total)} {_human(rate)}/s"
+        )
 
 
 def _human(count: float) -> str:
@@ -315,8 +338,14 @@ def local_destination(local_dir: Path, name: str) -> Path:
     The server validates names, but a client must not trust a server with its file system.
     """
     parts = PurePosixPath(name).parts
-    if (not name or name.startswith("/") or "\\" in name or "\x00" in name
-            or any(p in ("", ".", "..") for p in parts) or name != "/".join(parts)):
+    if (
+        not name
+        or name.startswith("/")
+        or "\\" in name
+        or "\x00" in name
+        or any(p in ("", ".", "..") for p in parts)
+        or name != "/".join(parts)
+    ):
         raise CliError(f"refusing to write {name!r}: it would escape {local_dir}")
     dest = local_dir.joinpath(*parts)
     root = os.path.realpath(local_dir)
@@ -382,19 +411,24 @@ def cmd_ls(opts: argparse.Namespace, conn_factory: Callable[[], Any]) -> int:
 
 def format_table(rows: Sequence[dict[str, Any]]) -> str:
     """LIST rows as an aligned text table (sizes right-aligned, NULL as empty)."""
-    cells = [list(_LIST_COLUMNS)] + [["" if row.get(c) is None else str(row[c]) for c in _LIST_COLUMNS]
-                                     for row in rows]
+    cells = [list(_LIST_COLUMNS)] + [
+        ["" if row.get(c) is None else str(row[c]) for c in _LIST_COLUMNS] for row in rows
+    ]
     widths = [max(len(line[i]) for line in cells) for i in range(len(_LIST_COLUMNS))]
     lines = []
     for line in cells:
-        padded = [text.rjust(w) if col == "size" else text.ljust(w)
-                  for col, text, w in zip(_LIST_COLUMNS, line, widths, strict=True)]
+        padded = [
+            text.rjust(w) if col == "size" else text.ljust(w)
+            for col, text, w in zip(_LIST_COLUMNS, line, widths, strict=True)
+        ]
         lines.append("  ".join(padded).rstrip())
     return "\n".join(lines)
 
 
 _HANDLERS: dict[str, Callable[[argparse.Namespace, Callable[[], Any]], int]] = {
-    "put": cmd_put, "get": cmd_get, "ls": cmd_ls,
+    "put": cmd_put,
+    "get": cmd_get,
+    "ls": cmd_ls,
 }
 
 
@@ -415,8 +449,10 @@ def _error_text(exc: Exception) -> str:
 def main(command: str, argv: list[str]) -> int:
     """Run ``stageflight <command> <argv...>``; returns the exit status."""
     if command not in _HANDLERS:
-        print(f"stageflight: unknown command {command!r} (expected one of {', '.join(COMMANDS)})",
-              file=sys.stderr)
+        print(
+            f"stageflight: unknown command {command!r} (expected one of {', '.join(COMMANDS)})",
+            file=sys.stderr,
+        )
         return 2
     try:
         opts = _parser(command).parse_args(argv)

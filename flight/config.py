@@ -40,7 +40,9 @@ class ServerConfig:
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(
-            data_dir=self.data_dir, threads=self.threads, memory_limit=self.memory_limit,
+            data_dir=self.data_dir,
+            threads=self.threads,
+            memory_limit=self.memory_limit,
             user_stage_retention_days=self.user_stage_retention_days,
         )
 
@@ -94,14 +96,20 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         flag = "--" + f.name.replace("_", "-")
         env = ENV_PREFIX + f.name.upper()
-        parser.add_argument(flag, dest=f.name, default=None,
-                            help=f"{_HELP[f.name]} (env {env}; default {getattr(defaults, f.name)})")
+        parser.add_argument(
+            flag,
+            dest=f.name,
+            default=None,
+            help=f"{_HELP[f.name]} (env {env}; default {getattr(defaults, f.name)})",
+        )
     return parser
 
 
 def load_config(argv: Sequence[str], env: Mapping[str, str]) -> ServerConfig:
     args = build_parser().parse_args(list(argv))
-    config_file = args.config or (Path(env[f"{ENV_PREFIX}CONFIG"]) if env.get(f"{ENV_PREFIX}CONFIG") else None)
+    config_file = args.config or (
+        Path(env[f"{ENV_PREFIX}CONFIG"]) if env.get(f"{ENV_PREFIX}CONFIG") else None
+    )
     from_file: dict[str, Any] = {}
     if config_file is not None:
         try:

@@ -34,4 +34,6 @@ def flight_errors() -> Iterator[None]:
         raise flight.FlightServerError(str(exc)) from None
     except Exception as exc:
         log.exception("internal error")
-        raise flight.FlightInternalError(f"Internal error ({type(exc).__name__}); see the server log") from None
+        raise flight.FlightInternalError(
+            f"Internal error ({type(exc).__name__}); see the server log"
+        ) from None

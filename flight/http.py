@@ -38,7 +38,7 @@ class HttpSide:
         if handler is None:
             handler = next((h for p, h in self._prefix_routes if request.path.startswith(p)), None)
         response = handler(request) if handler else Response("not found\n", status=404)
-        return response(environ, start_response)  # type: ignore[no-any-return]
+        return response(environ, start_response)
 
     def _health(self, request: Request) -> Response:
         return Response(json.dumps({"status": "ok"}), mimetype="application/json")

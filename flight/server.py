@@ -20,8 +20,8 @@ from engine.ingest import IfExists, IfMissing, IngestTarget, ingest
 from engine.results import Result
 from flight import commands as cmd
 from flight import sqlinfo
-from flight.cancel import CancelWatcher
 from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore
+from flight.cancel import CancelWatcher
 from flight.errors import ClientError, flight_errors
 from flight.sessions import FlightSession, PreparedStatement, SessionRegistry, parameter_rows
 
@@ -40,10 +40,16 @@ _ACTIONS = [
     ("SetSessionOptions", "Set the current catalog and schema"),
 ]
 
-_INGEST_MISSING = {cmd.INGEST_NOT_EXIST_CREATE: IfMissing.CREATE, cmd.INGEST_NOT_EXIST_FAIL: IfMissing.FAIL, 0: IfMissing.FAIL}
+_INGEST_MISSING = {
+    cmd.INGEST_NOT_EXIST_CREATE: IfMissing.CREATE,
+    cmd.INGEST_NOT_EXIST_FAIL: IfMissing.FAIL,
+    0: IfMissing.FAIL,
+}
 _INGEST_EXISTS = {
-    cmd.INGEST_EXISTS_FAIL: IfExists.FAIL, cmd.INGEST_EXISTS_APPEND: IfExists.APPEND,
-    cmd.INGEST_EXISTS_REPLACE: IfExists.REPLACE, 0: IfExists.FAIL,
+    cmd.INGEST_EXISTS_FAIL: IfExists.FAIL,
+    cmd.INGEST_EXISTS_APPEND: IfExists.APPEND,
+    cmd.INGEST_EXISTS_REPLACE: IfExists.REPLACE,
+    0: IfExists.FAIL,
 }
 
 
@@ -52,9 +58,17 @@ def _token_key(token: str) -> bytes:
 
 
 class StageflightServer(flight.FlightServerBase):
-    def __init__(self, location: str, engine: Engine, *, token_ttl: int = 3600, session_idle: int = 3600,
-                 result_ttl: int = 300, max_sessions: int = 512,
-                 tls_certificates: list[flight.CertKeyPair] | None = None) -> None:
+    def __init__(
+        self,
+        location: str,
+        engine: Engine,
+        *,
+        token_ttl: int = 3600,
+        session_idle: int = 3600,
+        result_ttl: int = 300,
+        max_sessions: int = 512,
+        tls_certificates: list[flight.CertKeyPair] | None = None,
+    ) -> None:
         self.engine = engine
         self.tokens = TokenStore(token_ttl)
         self.registry = SessionRegistry(engine, max_sessions, session_idle, result_ttl)
@@ -110,7 +124,9 @@ class StageflightServer(flight.FlightServerBase):
             raise ClientError("Unknown or malformed Flight SQL command")
         return message
 
-    def _info_for_result(self, user: str, descriptor: flight.FlightDescriptor, result: Result) -> flight.FlightInfo:
+    def _info_for_result(
+        self, user: str, descriptor: flight.FlightDescriptor, result: Result
+    ) -> flight.FlightInfo:
         handle = self.registry.park(user, result)
         ticket = flight.Ticket(cmd.pack(cmd.TicketStatementQuery(statement_handle=handle)))
         total = result.table.num_rows if result.stream is None and result.table is not None else -1
@@ -121,19 +137,20 @@ class StageflightServer(flight.FlightServerBase):
             return fn()
 
     # -- GetFlightInfo --------------------------------------------------------------------
-    def get_flight_info(self, context: flight.ServerCallContext,
-                        descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+    def get_flight_info(
+        self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
+    ) -> flight.FlightInfo:
         with flight_errors():
             message = self._command(descriptor.command)
             name = cmd.type_name(message)
             if name == "CommandStatementQuery":
                 fs = self._session(context)
-                fs.check_transaction(message.transaction_id or None)  # type: ignore[attr-defined]
-                result = self._run(context, fs, lambda: fs.engine_session.execute(message.query))  # type: ignore[attr-defined]
+                fs.check_transaction(message.transaction_id or None)
+                result = self._run(context, fs, lambda: fs.engine_session.execute(message.query))
                 return self._info_for_result(fs.user, descriptor, result)
             if name == "CommandPreparedStatementQuery":
                 fs = self._session(context)
-                stmt = fs.statement(message.prepared_statement_handle)  # type: ignore[attr-defined]
+                stmt = fs.statement(message.prepared_statement_handle)
                 result = self._run(
                     context, fs, lambda: fs.engine_session.run_prepared_rows(stmt.prepared, stmt.params)
                 )
@@ -142,16 +159,17 @@ class StageflightServer(flight.FlightServerBase):
             ticket = flight.Ticket(cmd.pack(message))
             return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
 
-    def get_schema(self, context: flight.ServerCallContext,
-                   descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
+    def get_schema(
+        self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
+    ) -> flight.SchemaResult:
         with flight_errors():
             message = self._command(descriptor.command)
             name = cmd.type_name(message)
             if name == "CommandStatementQuery":
-                prepared = self._session(context).engine_session.prepare(message.query)  # type: ignore[attr-defined]
+                prepared = self._session(context).engine_session.prepare(message.query)
                 return flight.SchemaResult(prepared.dataset_schema or pa.schema([]))
             if name == "CommandPreparedStatementQuery":
-                stmt = self._session(context).statement(message.prepared_statement_handle)  # type: ignore[attr-defined]
+                stmt = self._session(context).statement(message.prepared_statement_handle)
                 return flight.SchemaResult(stmt.prepared.dataset_schema or pa.schema([]))
             return flight.SchemaResult(self._metadata_schema(message))
 
@@ -159,7 +177,7 @@ class StageflightServer(flight.FlightServerBase):
     def _metadata_schema(self, message: Message) -> pa.Schema:
         name = cmd.type_name(message)
         if name == "CommandGetTables":
-            with_schema = message.include_schema  # type: ignore[attr-defined]
+            with_schema = message.include_schema
             return metadata.TABLES_WITH_SCHEMA_SCHEMA if with_schema else metadata.TABLES_SCHEMA
         schemas = {
             "CommandGetSqlInfo": sqlinfo.SQLINFO_SCHEMA,
@@ -185,7 +203,9 @@ class StageflightServer(flight.FlightServerBase):
 
         if name == "CommandGetSqlInfo":
             return sqlinfo.sql_info_table(
-                list(m.info), server_version=SERVER_VERSION, arrow_version=pa.__version__,
+                list(m.info),
+                server_version=SERVER_VERSION,
+                arrow_version=pa.__version__,
                 duckdb_version=_duckdb_version(),
             )
         with self.engine.metadata_cursor() as con:
@@ -195,8 +215,12 @@ class StageflightServer(flight.FlightServerBase):
                 return metadata.get_db_schemas(con, opt("catalog"), opt("db_schema_filter_pattern"))
             if name == "CommandGetTables":
                 return metadata.get_tables(
-                    con, opt("catalog"), opt("db_schema_filter_pattern"), opt("table_name_filter_pattern"),
-                    list(m.table_types), m.include_schema,
+                    con,
+                    opt("catalog"),
+                    opt("db_schema_filter_pattern"),
+                    opt("table_name_filter_pattern"),
+                    list(m.table_types),
+                    m.include_schema,
                 )
             if name == "CommandGetTableTypes":
                 return metadata.get_table_types(con)
@@ -208,8 +232,13 @@ class StageflightServer(flight.FlightServerBase):
                 return metadata.get_exported_keys(con, opt("catalog"), opt("db_schema"), m.table)
             if name == "CommandGetCrossReference":
                 return metadata.get_cross_reference(
-                    con, opt("pk_catalog"), opt("pk_db_schema"), m.pk_table,
-                    opt("fk_catalog"), opt("fk_db_schema"), m.fk_table,
+                    con,
+                    opt("pk_catalog"),
+                    opt("pk_db_schema"),
+                    m.pk_table,
+                    opt("fk_catalog"),
+                    opt("fk_db_schema"),
+                    m.fk_table,
                 )
             if name == "CommandGetXdbcTypeInfo":
                 data_type = m.data_type if m.HasField("data_type") else None
@@ -221,7 +250,7 @@ class StageflightServer(flight.FlightServerBase):
         with flight_errors():
             message = self._command(ticket.ticket)
             if cmd.type_name(message) == "TicketStatementQuery":
-                result = self.registry.redeem(message.statement_handle, self._user(context))  # type: ignore[attr-defined]
+                result = self.registry.redeem(message.statement_handle, self._user(context))
                 if result.stream is None and result.table is not None:
                     result.close()
                     return flight.RecordBatchStream(result.table)
@@ -230,8 +259,13 @@ class StageflightServer(flight.FlightServerBase):
             return flight.RecordBatchStream(self._metadata_table(message))
 
     # -- DoPut ----------------------------------------------------------------------------
-    def do_put(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor,
-               reader: flight.MetadataRecordBatchReader, writer: flight.FlightMetadataWriter) -> None:
+    def do_put(
+        self,
+        context: flight.ServerCallContext,
+        descriptor: flight.FlightDescriptor,
+        reader: flight.MetadataRecordBatchReader,
+        writer: flight.FlightMetadataWriter,
+    ) -> None:
         with flight_errors():
             message: Any = self._command(descriptor.command)
             name = cmd.type_name(message)
@@ -245,8 +279,13 @@ class StageflightServer(flight.FlightServerBase):
             elif name == "CommandPreparedStatementQuery":
                 stmt = fs.statement(message.prepared_statement_handle)
                 stmt.params = parameter_rows(_read_params(reader))
-                writer.write(pa.py_buffer(cmd.DoPutPreparedStatementResult(
-                    prepared_statement_handle=message.prepared_statement_handle).SerializeToString()))
+                writer.write(
+                    pa.py_buffer(
+                        cmd.DoPutPreparedStatementResult(
+                            prepared_statement_handle=message.prepared_statement_handle
+                        ).SerializeToString()
+                    )
+                )
             elif name == "CommandPreparedStatementUpdate":
                 stmt = fs.statement(message.prepared_statement_handle)
                 self._write_count(writer, self._prepared_update(context, fs, stmt, _read_params(reader)))
@@ -262,8 +301,9 @@ class StageflightServer(flight.FlightServerBase):
         result.close()
         writer.write(pa.py_buffer(cmd.DoPutUpdateResult(record_count=count).SerializeToString()))
 
-    def _prepared_update(self, context: flight.ServerCallContext, fs: FlightSession, stmt: PreparedStatement,
-                         params: pa.Table) -> Result:
+    def _prepared_update(
+        self, context: flight.ServerCallContext, fs: FlightSession, stmt: PreparedStatement, params: pa.Table
+    ) -> Result:
         session = fs.engine_session
         if params.num_columns and params.num_rows:
             batches = params.to_batches()
@@ -274,8 +314,13 @@ class StageflightServer(flight.FlightServerBase):
         bound = stmt.params[0] if stmt.params else None
         return self._run(context, fs, lambda: session.run_prepared(stmt.prepared, bound))
 
-    def _ingest(self, context: flight.ServerCallContext, fs: FlightSession, message: Any,
-                reader: flight.MetadataRecordBatchReader) -> int:
+    def _ingest(
+        self,
+        context: flight.ServerCallContext,
+        fs: FlightSession,
+        message: Any,
+        reader: flight.MetadataRecordBatchReader,
+    ) -> int:
         options = message.table_definition_options
         target = IngestTarget(
             table=message.table,
@@ -285,8 +330,13 @@ class StageflightServer(flight.FlightServerBase):
         )
         data = reader.to_reader()
         with self._cancels.watch(context, fs.engine_session.interrupt):
-            return ingest(fs.engine_session, target, data, _INGEST_MISSING.get(options.if_not_exist, IfMissing.FAIL),
-                          _INGEST_EXISTS.get(options.if_exists, IfExists.FAIL))
+            return ingest(
+                fs.engine_session,
+                target,
+                data,
+                _INGEST_MISSING.get(options.if_not_exist, IfMissing.FAIL),
+                _INGEST_EXISTS.get(options.if_exists, IfExists.FAIL),
+            )
 
     # -- actions --------------------------------------------------------------------------
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
@@ -308,7 +358,9 @@ class StageflightServer(flight.FlightServerBase):
         prepared = fs.engine_session.prepare(request.query)
         handle = secrets.token_bytes(16)
         fs.prepared[handle] = PreparedStatement(prepared)
-        result = cmd.ActionCreatePreparedStatementResult(prepared_statement_handle=handle, is_update=prepared.is_update)
+        result = cmd.ActionCreatePreparedStatementResult(
+            prepared_statement_handle=handle, is_update=prepared.is_update
+        )
         if prepared.dataset_schema is not None:
             result.dataset_schema = prepared.dataset_schema.serialize().to_pybytes()
         if prepared.param_count:
@@ -355,7 +407,7 @@ class StageflightServer(flight.FlightServerBase):
         for endpoint in info.endpoints:
             ticket = cmd.unpack(endpoint.ticket.ticket)
             if ticket is not None and cmd.type_name(ticket) == "TicketStatementQuery":
-                if self.registry.drop_result(ticket.statement_handle):  # type: ignore[attr-defined]
+                if self.registry.drop_result(ticket.statement_handle):
                     status = cmd.CANCEL_STATUS_CANCELLED
         return [cmd.CancelFlightInfoResult(status=status).SerializeToString()]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +21,7 @@ from flight.errors import ClientError
 @dataclass
 class PreparedStatement:
     prepared: Prepared
-    params: list[list[Any]] = field(default_factory=list)
+    params: list[Sequence[Any]] = field(default_factory=list)
 
 
 @dataclass
@@ -69,7 +70,9 @@ class SessionRegistry:
                 fs.last_used = time.monotonic()
                 return fs
             if len(self._sessions) >= self.max_sessions:
-                raise EngineError(f"Too many open sessions (limit {self.max_sessions}); close idle connections")
+                raise EngineError(
+                    f"Too many open sessions (limit {self.max_sessions}); close idle connections"
+                )
         session = self.engine.open_session(user)
         with self._lock:
             fs = self._sessions.setdefault(token_key, FlightSession(token_key, user, session))
@@ -140,6 +143,6 @@ class SessionRegistry:
             self.close(k)
 
 
-def parameter_rows(table: pa.Table) -> list[list[Any]]:
+def parameter_rows(table: pa.Table) -> list[Sequence[Any]]:
     columns = [col.to_pylist() for col in table.columns]
     return [list(row) for row in zip(*columns, strict=True)] if columns else []

@@ -11,14 +11,40 @@ DEFAULT_FORMAT = "PARQUET"  # Databend's default when neither statement nor stag
 
 _COMMON = {"TYPE", "FORMAT_NAME", "COMPRESSION"}
 _OPTIONS_BY_TYPE: dict[str, set[str]] = {
-    "CSV": _COMMON | {
-        "SKIP_HEADER", "FIELD_DELIMITER", "RECORD_DELIMITER", "QUOTE", "ESCAPE", "NULL_DISPLAY", "NAN_DISPLAY",
-        "EMPTY_FIELD_AS", "QUOTED_EMPTY_FIELD_AS", "ALLOW_QUOTED_NULLS", "ERROR_ON_COLUMN_COUNT_MISMATCH",
-        "TRIM_SPACE", "BINARY_FORMAT", "ENCODING", "OUTPUT_HEADER", "QUOTE_STYLE", "NULL_IF",
+    "CSV": _COMMON
+    | {
+        "SKIP_HEADER",
+        "FIELD_DELIMITER",
+        "RECORD_DELIMITER",
+        "QUOTE",
+        "ESCAPE",
+        "NULL_DISPLAY",
+        "NAN_DISPLAY",
+        "EMPTY_FIELD_AS",
+        "QUOTED_EMPTY_FIELD_AS",
+        "ALLOW_QUOTED_NULLS",
+        "ERROR_ON_COLUMN_COUNT_MISMATCH",
+        "TRIM_SPACE",
+        "BINARY_FORMAT",
+        "ENCODING",
+        "OUTPUT_HEADER",
+        "QUOTE_STYLE",
+        "NULL_IF",
     },
-    "TSV": _COMMON | {
-        "SKIP_HEADER", "FIELD_DELIMITER", "RECORD_DELIMITER", "NULL_DISPLAY", "NAN_DISPLAY", "EMPTY_FIELD_AS",
-        "ERROR_ON_COLUMN_COUNT_MISMATCH", "TRIM_SPACE", "ENCODING", "OUTPUT_HEADER", "ESCAPE", "QUOTE",
+    "TSV": _COMMON
+    | {
+        "SKIP_HEADER",
+        "FIELD_DELIMITER",
+        "RECORD_DELIMITER",
+        "NULL_DISPLAY",
+        "NAN_DISPLAY",
+        "EMPTY_FIELD_AS",
+        "ERROR_ON_COLUMN_COUNT_MISMATCH",
+        "TRIM_SPACE",
+        "ENCODING",
+        "OUTPUT_HEADER",
+        "ESCAPE",
+        "QUOTE",
     },
     "NDJSON": _COMMON | {"NULL_FIELD_AS", "MISSING_FIELD_AS", "NULL_IF"},
     "PARQUET": _COMMON | {"MISSING_FIELD_AS", "NULL_IF", "USE_LOGIC_TYPE"},

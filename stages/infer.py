@@ -13,22 +13,36 @@ from stages.errors import StageError
 from stages.scan import _csv_parse_options
 from stages.storage.base import StorageBackend
 
-INFER_SCHEMA_COLUMNS = pa.schema([
-    pa.field("column_name", pa.string(), nullable=False),
-    pa.field("type", pa.string(), nullable=False),
-    pa.field("nullable", pa.bool_(), nullable=False),
-    pa.field("filenames", pa.string(), nullable=False),
-    pa.field("order_id", pa.uint64(), nullable=False),
-])
+INFER_SCHEMA_COLUMNS = pa.schema(
+    [
+        pa.field("column_name", pa.string(), nullable=False),
+        pa.field("type", pa.string(), nullable=False),
+        pa.field("nullable", pa.bool_(), nullable=False),
+        pa.field("filenames", pa.string(), nullable=False),
+        pa.field("order_id", pa.uint64(), nullable=False),
+    ]
+)
 
 
 def sql_type(arrow_type: pa.DataType) -> str:
     """DuckDB spelling of an Arrow type (what CREATE TABLE would use)."""
     simple = {
-        pa.bool_(): "BOOLEAN", pa.int8(): "TINYINT", pa.int16(): "SMALLINT", pa.int32(): "INTEGER",
-        pa.int64(): "BIGINT", pa.uint8(): "UTINYINT", pa.uint16(): "USMALLINT", pa.uint32(): "UINTEGER",
-        pa.uint64(): "UBIGINT", pa.float32(): "FLOAT", pa.float64(): "DOUBLE", pa.string(): "VARCHAR",
-        pa.large_string(): "VARCHAR", pa.binary(): "BLOB", pa.large_binary(): "BLOB", pa.date32(): "DATE",
+        pa.bool_(): "BOOLEAN",
+        pa.int8(): "TINYINT",
+        pa.int16(): "SMALLINT",
+        pa.int32(): "INTEGER",
+        pa.int64(): "BIGINT",
+        pa.uint8(): "UTINYINT",
+        pa.uint16(): "USMALLINT",
+        pa.uint32(): "UINTEGER",
+        pa.uint64(): "UBIGINT",
+        pa.float32(): "FLOAT",
+        pa.float64(): "DOUBLE",
+        pa.string(): "VARCHAR",
+        pa.large_string(): "VARCHAR",
+        pa.binary(): "BLOB",
+        pa.large_binary(): "BLOB",
+        pa.date32(): "DATE",
         pa.null(): "VARCHAR",
     }
     if arrow_type in simple:
@@ -54,18 +68,24 @@ def _file_schema(backend: StorageBackend, key: str, options: Mapping[str, str]) 
     if kind == "NDJSON":
         return pajson.read_json(backend.open_input_stream(key)).schema
     header = int(options.get("SKIP_HEADER", "0")) >= 1
-    read = pacsv.ReadOptions(autogenerate_column_names=not header, skip_rows=max(0, int(options.get(
-        "SKIP_HEADER", "0")) - 1))
-    reader = pacsv.open_csv(backend.open_input_stream(key), read_options=read,
-                            parse_options=_csv_parse_options(options))
+    read = pacsv.ReadOptions(
+        autogenerate_column_names=not header, skip_rows=max(0, int(options.get("SKIP_HEADER", "0")) - 1)
+    )
+    reader = pacsv.open_csv(
+        backend.open_input_stream(key), read_options=read, parse_options=_csv_parse_options(options)
+    )
     schema = reader.schema
     if not header:
         schema = pa.schema([pa.field(f"${i + 1}", f.type) for i, f in enumerate(schema)])
     return schema
 
 
-def infer_schema(backend: StorageBackend, files: Sequence[tuple[str, str]], options: Mapping[str, str],
-                 max_files: int | None = None) -> pa.Table:
+def infer_schema(
+    backend: StorageBackend,
+    files: Sequence[tuple[str, str]],
+    options: Mapping[str, str],
+    max_files: int | None = None,
+) -> pa.Table:
     if not files:
         raise StageError("INFER_SCHEMA found no files at this location")
     merged: dict[str, tuple[pa.DataType, list[str]]] = {}
@@ -78,9 +98,20 @@ def infer_schema(backend: StorageBackend, files: Sequence[tuple[str, str]], opti
             else:
                 known, names = merged[field.name]
                 if known != field.type:
-                    known = pa.string() if not (pa.types.is_integer(known) and pa.types.is_integer(field.type)) \
+                    known = (
+                        pa.string()
+                        if not (pa.types.is_integer(known) and pa.types.is_integer(field.type))
                         else pa.int64()
+                    )
                 merged[field.name] = (known, [*names, name])
-    rows = [{"column_name": c, "type": sql_type(merged[c][0]), "nullable": True,
-             "filenames": ", ".join(merged[c][1]), "order_id": i} for i, c in enumerate(order)]
+    rows = [
+        {
+            "column_name": c,
+            "type": sql_type(merged[c][0]),
+            "nullable": True,
+            "filenames": ", ".join(merged[c][1]),
+            "order_id": i,
+        }
+        for i, c in enumerate(order)
+    ]
     return pa.Table.from_pylist(rows, schema=INFER_SCHEMA_COLUMNS)

@@ -78,8 +78,9 @@ class PresignSigner:
         _create_secret(path)
         return cls(_read_secret(path))
 
-    def sign(self, method: str, key: str, expire_seconds: int, content_type: str | None,
-             now: float | None = None) -> str:
+    def sign(
+        self, method: str, key: str, expire_seconds: int, content_type: str | None, now: float | None = None
+    ) -> str:
         """The path and query of a URL allowing ``method`` on ``key`` for ``expire_seconds``.
 
         Raises:
@@ -97,8 +98,9 @@ class PresignSigner:
             query["ct"] = content_type
         return f"{DEFAULT_PREFIX}{quote(key, safe='/')}?{urlencode(query)}"
 
-    def verify(self, method: str, key: str, query_params: Mapping[str, str],
-               now: float | None = None) -> None:
+    def verify(
+        self, method: str, key: str, query_params: Mapping[str, str], now: float | None = None
+    ) -> None:
         """Check a request's query against ``method`` and the (decoded, validated) ``key``.
 
         Raises:
@@ -112,8 +114,11 @@ class PresignSigner:
         content_type = query_params.get("ct") or None
         if not self._matches(sig, method, key, expires, content_type):
             # Only after a mismatch: tell a client that used a GET URL for PUT what went wrong.
-            if any(self._matches(sig, other, key, expires, content_type)
-                   for other in SIGNED_METHODS if other != method):
+            if any(
+                self._matches(sig, other, key, expires, content_type)
+                for other in SIGNED_METHODS
+                if other != method
+            ):
                 raise PresignError("method not allowed for this URL")
             raise PresignError("signature mismatch")
         # Expiry is checked after the MAC, so a tampered 'expires' reads as tampering.
@@ -126,8 +131,15 @@ class PresignSigner:
     def _mac(self, method: str, key: str, expires: int, content_type: str | None) -> str:
         # Fields are newline-separated: no field can contain a newline (keys refuse control
         # characters, content types are printable ASCII), so the encoding is unambiguous.
-        message = b"\n".join([_SIG_VERSION, method.encode(), key.encode("utf-8"), str(expires).encode(),
-                              (content_type or "").encode("ascii")])
+        message = b"\n".join(
+            [
+                _SIG_VERSION,
+                method.encode(),
+                key.encode("utf-8"),
+                str(expires).encode(),
+                (content_type or "").encode("ascii"),
+            ]
+        )
         return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
 
 
@@ -140,8 +152,9 @@ def _check_content_type(content_type: str | None) -> str | None:
     if not content_type:
         return None
     if not _CONTENT_TYPE_RE.match(content_type) or content_type != content_type.strip():
-        raise PresignError("CONTENT_TYPE must be printable ASCII without leading/trailing spaces, "
-                           "at most 255 characters")
+        raise PresignError(
+            "CONTENT_TYPE must be printable ASCII without leading/trailing spaces, at most 255 characters"
+        )
     return content_type
 
 
@@ -156,8 +169,9 @@ def _read_secret(path: Path) -> bytes:
         info = os.fstat(handle.fileno())
         # Like ssh with private keys: anyone who can read the secret can forge URLs.
         if not st.S_ISREG(info.st_mode) or info.st_mode & 0o077:
-            raise PresignError(f"The presign secret {path} must be a regular file only its owner can "
-                               f"access (chmod 600)")
+            raise PresignError(
+                f"The presign secret {path} must be a regular file only its owner can access (chmod 600)"
+            )
         secret = handle.read(SECRET_BYTES + 1)
     if len(secret) != SECRET_BYTES:
         raise PresignError(f"The presign secret {path} is corrupt (expected {SECRET_BYTES} bytes)")
@@ -252,7 +266,7 @@ class PresignedFiles:
         if not request.path.startswith(self.prefix):
             return _text(404, "not found")
         # request.path is already percent-decoded once by the WSGI server: never decode again.
-        key = validate_key(request.path[len(self.prefix):])
+        key = validate_key(request.path[len(self.prefix) :])
         signed_method = "PUT" if request.method == "PUT" else "GET"  # HEAD rides on a GET URL
         self.signer.verify(signed_method, key, request.args)
         content_type = request.args.get("ct") or None
@@ -275,8 +289,9 @@ class PresignedFiles:
             source.close()
             raise
 
-    def _body(self, request: Request, source: pa.NativeFile, info: StagedFile,
-              headers: dict[str, str]) -> Response:
+    def _body(
+        self, request: Request, source: pa.NativeFile, info: StagedFile, headers: dict[str, str]
+    ) -> Response:
         size = source.size()
         if size != info.size:
             headers.pop("ETag", None)  # replaced between stat and open: the etag is not this file's
@@ -287,13 +302,15 @@ class PresignedFiles:
             return _text(416, "requested range not satisfiable", {"Content-Range": f"bytes */{size}"})
         if span is None:
             headers["Content-Length"] = str(size)
-            return Response(_FileChunks(source, 0, size), status=200, headers=headers,
-                            direct_passthrough=True)
+            return Response(
+                _FileChunks(source, 0, size), status=200, headers=headers, direct_passthrough=True
+            )
         start, stop = span
         headers["Content-Length"] = str(stop - start)
         headers["Content-Range"] = f"bytes {start}-{stop - 1}/{size}"
-        return Response(_FileChunks(source, start, stop - start), status=206, headers=headers,
-                        direct_passthrough=True)
+        return Response(
+            _FileChunks(source, start, stop - start), status=206, headers=headers, direct_passthrough=True
+        )
 
     # -- upload -------------------------------------------------------------------------------------
 

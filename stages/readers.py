@@ -307,8 +307,9 @@ def _csv_dialect(options: Mapping[str, str]) -> _CsvDialect:
     for name, value in (("QUOTE", quote), ("ESCAPE", escape)):
         if value is not None and len(value) != 1:
             raise StageError(f"{name} must be a single character")
-    empty = _choice_option(options, "EMPTY_FIELD_AS", "FIELD_DEFAULT" if tsv else "NULL",
-                           {"NULL", "STRING", "FIELD_DEFAULT"})
+    empty = _choice_option(
+        options, "EMPTY_FIELD_AS", "FIELD_DEFAULT" if tsv else "NULL", {"NULL", "STRING", "FIELD_DEFAULT"}
+    )
     nan = options.get("NAN_DISPLAY")
     return _CsvDialect(
         tsv=tsv,
@@ -332,9 +333,16 @@ def _int_option(options: Mapping[str, str], name: str) -> int:
 
 
 _ARROW_CSV_TYPES: tuple[Callable[[pa.DataType], bool], ...] = (
-    pa.types.is_integer, pa.types.is_floating, pa.types.is_boolean, pa.types.is_string,
-    pa.types.is_large_string, pa.types.is_date, pa.types.is_timestamp, pa.types.is_decimal,
-    pa.types.is_time, pa.types.is_null,
+    pa.types.is_integer,
+    pa.types.is_floating,
+    pa.types.is_boolean,
+    pa.types.is_string,
+    pa.types.is_large_string,
+    pa.types.is_date,
+    pa.types.is_timestamp,
+    pa.types.is_decimal,
+    pa.types.is_time,
+    pa.types.is_null,
 )
 
 
@@ -374,9 +382,7 @@ def _reject_row(row: Any) -> str:
 def _csv_arrow_options(
     dialect: _CsvDialect, names: list[str], types: list[pa.DataType], batch_rows: int
 ) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
-    read = pacsv.ReadOptions(
-        skip_rows=dialect.skip_header, column_names=names, block_size=_CSV_BLOCK_BYTES
-    )
+    read = pacsv.ReadOptions(skip_rows=dialect.skip_header, column_names=names, block_size=_CSV_BLOCK_BYTES)
     parse = pacsv.ParseOptions(
         delimiter=dialect.delimiter,
         quote_char=dialect.quote or False,
@@ -400,8 +406,15 @@ def _csv_arrow_options(
 class _CsvFile:
     """One CSV/TSV file: the fast Arrow scan, and the careful fallback that resumes after it."""
 
-    def __init__(self, backend: StorageBackend, key: str, options: Mapping[str, str], target: pa.Schema,
-                 sink: _Sink, batch_rows: int) -> None:
+    def __init__(
+        self,
+        backend: StorageBackend,
+        key: str,
+        options: Mapping[str, str],
+        target: pa.Schema,
+        sink: _Sink,
+        batch_rows: int,
+    ) -> None:
         self.backend, self.key, self.target, self.sink = backend, key, target, sink
         self.batch_rows = batch_rows
         self.dialect = _csv_dialect(options)
@@ -476,11 +489,18 @@ class _CsvFile:
         """(first line, fields) of every data row; blank lines are skipped like Arrow does."""
         d = self.dialect
         if d.tsv or d.quote is None:
-            reader = csv.reader(text, delimiter=d.delimiter, quoting=csv.QUOTE_NONE, escapechar=None,
-                                strict=False)
+            reader = csv.reader(
+                text, delimiter=d.delimiter, quoting=csv.QUOTE_NONE, escapechar=None, strict=False
+            )
         else:
-            reader = csv.reader(text, delimiter=d.delimiter, quotechar=d.quote, escapechar=d.escape,
-                                doublequote=True, strict=False)
+            reader = csv.reader(
+                text,
+                delimiter=d.delimiter,
+                quotechar=d.quote,
+                escapechar=d.escape,
+                doublequote=True,
+                strict=False,
+            )
         line = 0
         for index, fields in enumerate(reader):
             start, line = line + 1, reader.line_num
@@ -502,8 +522,10 @@ class _CsvFile:
             for column, value in zip(columns, padded, strict=True):
                 column.append(self._text_value(value))
         raw = [pa.array(column, pa.string()) for column in columns]
-        staged = [_stage_text(a, f.type, self.dialect) if _needs_staging(f.type, self.dialect) else a
-                  for a, f in zip(raw, self.target, strict=True)]
+        staged = [
+            _stage_text(a, f.type, self.dialect) if _needs_staging(f.type, self.dialect) else a
+            for a, f in zip(raw, self.target, strict=True)
+        ]
         arrays, cast_bad = _convert_columns(staged, self.target)
         for row, message in cast_bad.items():
             bad.setdefault(row, message)
@@ -528,8 +550,15 @@ class _NdjsonFile:
     """NDJSON matched by name. Parsed with ``json`` per line: pyarrow's reader cannot tell a missing
     key from an explicit null, which MISSING_FIELD_AS=ERROR needs."""
 
-    def __init__(self, backend: StorageBackend, key: str, options: Mapping[str, str], target: pa.Schema,
-                 sink: _Sink, case_sensitive: bool) -> None:
+    def __init__(
+        self,
+        backend: StorageBackend,
+        key: str,
+        options: Mapping[str, str],
+        target: pa.Schema,
+        sink: _Sink,
+        case_sensitive: bool,
+    ) -> None:
         self.backend, self.key, self.target, self.sink = backend, key, target, sink
         self.codec = _codec(options, key)
         self.case_sensitive = case_sensitive
@@ -617,8 +646,16 @@ def _py_value(value: Any, typ: pa.DataType) -> Any:
 class _ParquetFile:
     """Parquet matched by name, cast to the target types; line = 1-based row number."""
 
-    def __init__(self, backend: StorageBackend, key: str, options: Mapping[str, str], target: pa.Schema,
-                 sink: _Sink, case_sensitive: bool, batch_rows: int) -> None:
+    def __init__(
+        self,
+        backend: StorageBackend,
+        key: str,
+        options: Mapping[str, str],
+        target: pa.Schema,
+        sink: _Sink,
+        case_sensitive: bool,
+        batch_rows: int,
+    ) -> None:
         self.backend, self.key, self.target, self.sink = backend, key, target, sink
         self.case_sensitive, self.batch_rows = case_sensitive, batch_rows
         self.missing = _choice_option(options, "MISSING_FIELD_AS", "ERROR", _MISSING_CHOICES)
@@ -662,8 +699,10 @@ class _ParquetFile:
         return found
 
     def _convert(self, raw: pa.RecordBatch, columns: list[str | None], offset: int) -> pa.RecordBatch | None:
-        source = [raw.column(c) if c is not None else pa.nulls(raw.num_rows, f.type)
-                  for c, f in zip(columns, self.target, strict=True)]
+        source = [
+            raw.column(c) if c is not None else pa.nulls(raw.num_rows, f.type)
+            for c, f in zip(columns, self.target, strict=True)
+        ]
         arrays, bad = _convert_columns(source, self.target)
         return _emit(_Chunk(arrays, bad, lambda row: offset + row + 1), self.target, self.sink)
 
@@ -712,8 +751,13 @@ def open_file_reader(
 
 
 def _file_factory(
-    backend: StorageBackend, key: str, options: Mapping[str, str], target: pa.Schema, sink: _Sink,
-    column_match: str, batch_rows: int,
+    backend: StorageBackend,
+    key: str,
+    options: Mapping[str, str],
+    target: pa.Schema,
+    sink: _Sink,
+    column_match: str,
+    batch_rows: int,
 ) -> Callable[[], Iterator[pa.RecordBatch]]:
     """Validate the options now (errors surface before any reading) and return a batch source."""
     kind = options.get("TYPE", "PARQUET").upper()

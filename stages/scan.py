@@ -31,27 +31,39 @@ def _char(options: Mapping[str, str], key: str, default: str) -> str:
 def _csv_parse_options(options: Mapping[str, str]) -> pacsv.ParseOptions:
     kind = options.get("TYPE", "CSV").upper()
     if kind in ("TSV", "TEXT"):
-        return pacsv.ParseOptions(delimiter=_char(options, "FIELD_DELIMITER", "\t"), quote_char=False,
-                                  escape_char="\\")
+        return pacsv.ParseOptions(
+            delimiter=_char(options, "FIELD_DELIMITER", "\t"), quote_char=False, escape_char="\\"
+        )
     quote = _char(options, "QUOTE", '"')
     escape = _char(options, "ESCAPE", "")
-    return pacsv.ParseOptions(delimiter=_char(options, "FIELD_DELIMITER", ","), quote_char=quote or False,
-                              escape_char=escape or False)
+    return pacsv.ParseOptions(
+        delimiter=_char(options, "FIELD_DELIMITER", ","),
+        quote_char=quote or False,
+        escape_char=escape or False,
+    )
 
 
-def _open_csv(backend: StorageBackend, key: str, options: Mapping[str, str], batch_rows: int,
-              width: int | None) -> pacsv.CSVStreamingReader:
+def _open_csv(
+    backend: StorageBackend, key: str, options: Mapping[str, str], batch_rows: int, width: int | None
+) -> pacsv.CSVStreamingReader:
     names = [f"${i + 1}" for i in range(width)] if width is not None else None
-    read = pacsv.ReadOptions(skip_rows=int(options.get("SKIP_HEADER", "0")), column_names=names,
-                             autogenerate_column_names=names is None, block_size=1 << 22)
+    read = pacsv.ReadOptions(
+        skip_rows=int(options.get("SKIP_HEADER", "0")),
+        column_names=names,
+        autogenerate_column_names=names is None,
+        block_size=1 << 22,
+    )
     null = _char(options, "NULL_DISPLAY", "\\N")
     convert = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names} if names else None,
-        null_values=[null], strings_can_be_null=True, quoted_strings_can_be_null=False,
+        null_values=[null],
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
     )
     stream = backend.open_input_stream(key)
-    return pacsv.open_csv(stream, read_options=read, parse_options=_csv_parse_options(options),
-                          convert_options=convert)
+    return pacsv.open_csv(
+        stream, read_options=read, parse_options=_csv_parse_options(options), convert_options=convert
+    )
 
 
 def _csv_width(backend: StorageBackend, key: str, options: Mapping[str, str], batch_rows: int) -> int:
@@ -62,12 +74,19 @@ def _with_metadata(batch: pa.RecordBatch, name: str, first_row: int) -> pa.Recor
     n = batch.num_rows
     names = pa.array([name] * n, pa.string())
     rows = pa.array(range(first_row, first_row + n), pa.int64())
-    return pa.RecordBatch.from_arrays([*batch.columns, names, rows],
-                                      names=[*batch.schema.names, FILENAME_COLUMN, ROW_NUMBER_COLUMN])
+    return pa.RecordBatch.from_arrays(
+        [*batch.columns, names, rows], names=[*batch.schema.names, FILENAME_COLUMN, ROW_NUMBER_COLUMN]
+    )
 
 
-def _file_batches(backend: StorageBackend, key: str, kind: str, options: Mapping[str, str], batch_rows: int,
-                  schema: pa.Schema) -> Iterator[pa.RecordBatch]:
+def _file_batches(
+    backend: StorageBackend,
+    key: str,
+    kind: str,
+    options: Mapping[str, str],
+    batch_rows: int,
+    schema: pa.Schema,
+) -> Iterator[pa.RecordBatch]:
     if kind == "PARQUET":
         for batch in pq.ParquetFile(backend.open_input(key)).iter_batches(batch_size=batch_rows):
             yield _conform(batch, schema, key)
@@ -93,12 +112,15 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, key: str) -> pa.RecordBat
             try:
                 columns.append(batch.column(index).cast(field.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise StageError(f"File {key}: column {field.name} does not match the first file: {exc}") from None
+                raise StageError(
+                    f"File {key}: column {field.name} does not match the first file: {exc}"
+                ) from None
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
-def _first_schema(backend: StorageBackend, key: str, kind: str, options: Mapping[str, str],
-                  batch_rows: int) -> pa.Schema:
+def _first_schema(
+    backend: StorageBackend, key: str, kind: str, options: Mapping[str, str], batch_rows: int
+) -> pa.Schema:
     if kind == "PARQUET":
         return pq.ParquetFile(backend.open_input(key)).schema_arrow
     if kind == "NDJSON":
@@ -107,8 +129,13 @@ def _first_schema(backend: StorageBackend, key: str, kind: str, options: Mapping
     return pa.schema([pa.field(f"${i + 1}", pa.string()) for i in range(width)])
 
 
-def scan_files(backend: StorageBackend, files: Sequence[tuple[str, str]], options: Mapping[str, str],
-               batch_rows: int = 131_072, with_metadata: bool = True) -> pa.RecordBatchReader:
+def scan_files(
+    backend: StorageBackend,
+    files: Sequence[tuple[str, str]],
+    options: Mapping[str, str],
+    batch_rows: int = 131_072,
+    with_metadata: bool = True,
+) -> pa.RecordBatchReader:
     """A reader over ``files`` (``(name relative to the stage root, storage key)``), in order.
 
     Raises:
@@ -121,9 +148,17 @@ def scan_files(backend: StorageBackend, files: Sequence[tuple[str, str]], option
         kind = "TSV"
     schema = _first_schema(backend, files[0][1], kind, options, batch_rows)
     if not with_metadata:
-        return pa.RecordBatchReader.from_batches(schema, (
-            batch for _, key in files for batch in _file_batches(backend, key, kind, options, batch_rows, schema)))
-    out_schema = pa.schema([*schema, pa.field(FILENAME_COLUMN, pa.string()), pa.field(ROW_NUMBER_COLUMN, pa.int64())])
+        return pa.RecordBatchReader.from_batches(
+            schema,
+            (
+                batch
+                for _, key in files
+                for batch in _file_batches(backend, key, kind, options, batch_rows, schema)
+            ),
+        )
+    out_schema = pa.schema(
+        [*schema, pa.field(FILENAME_COLUMN, pa.string()), pa.field(ROW_NUMBER_COLUMN, pa.int64())]
+    )
 
     def batches() -> Iterator[pa.RecordBatch]:
         for name, key in files:

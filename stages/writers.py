@@ -109,8 +109,9 @@ class _Namer:
         return f"{self.base}{group:04d}_{batch:08d}{self.extension}"
 
 
-def _check_modes(location_path: str, *, single: bool, overwrite: bool, use_raw_path: bool,
-                 include_query_id: bool) -> None:
+def _check_modes(
+    location_path: str, *, single: bool, overwrite: bool, use_raw_path: bool, include_query_id: bool
+) -> None:
     if use_raw_path and not single:
         raise StageError("USE_RAW_PATH=TRUE requires SINGLE=TRUE")
     if use_raw_path and (not location_path.strip("/") or location_path.endswith("/")):
@@ -200,7 +201,7 @@ def _values(strings: pa.Array) -> pa.Buffer:
     """The concatenated bytes of a null-free string array (zero copy)."""
     buffers = strings.buffers()
     offsets = pa.Array.from_buffers(pa.int32(), len(strings) + 1, [None, buffers[1]], offset=strings.offset)
-    return buffers[2][offsets[0].as_py():offsets[-1].as_py()]
+    return buffers[2][offsets[0].as_py() : offsets[-1].as_py()]
 
 
 def _tsv_column(column: pa.Array) -> pa.Array:
@@ -352,8 +353,13 @@ def unload(
         StageError: invalid mode combination or option, or ``file already exists: <name>``.
     """
     plan = _plan(options)
-    _check_modes(location_path, single=single, overwrite=overwrite, use_raw_path=use_raw_path,
-                 include_query_id=include_query_id)
+    _check_modes(
+        location_path,
+        single=single,
+        overwrite=overwrite,
+        use_raw_path=use_raw_path,
+        include_query_id=include_query_id,
+    )
     if use_raw_path:
         names = None
         raw_name = location_path.lstrip("/")
@@ -367,12 +373,21 @@ def unload(
             raise StageError(f"file already exists: {name}")
         return name
 
-    return _write_all(reader, backend, stage_prefix, plan, next_name, max_file_size=max_file_size,
-                      single=single)
+    return _write_all(
+        reader, backend, stage_prefix, plan, next_name, max_file_size=max_file_size, single=single
+    )
 
 
-def _write_all(reader: pa.RecordBatchReader, backend: StorageBackend, stage_prefix: str, plan: _Plan,
-               next_name: Callable[[int], str], *, max_file_size: int, single: bool) -> list[UnloadedFile]:
+def _write_all(
+    reader: pa.RecordBatchReader,
+    backend: StorageBackend,
+    stage_prefix: str,
+    plan: _Plan,
+    next_name: Callable[[int], str],
+    *,
+    max_file_size: int,
+    single: bool,
+) -> list[UnloadedFile]:
     files: list[UnloadedFile] = []
     current: _OpenFile | None = None
     try:

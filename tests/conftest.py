@@ -16,8 +16,9 @@ ROOT_PASSWORD = "root-test-pw"
 
 
 def _start(data_dir: Path, **overrides: object) -> app.RunningServer:
-    config = ServerConfig(data_dir=data_dir, host="127.0.0.1", port=0, http_port=0,
-                          root_password=ROOT_PASSWORD, **overrides)  # type: ignore[arg-type]
+    config = ServerConfig(
+        data_dir=data_dir, host="127.0.0.1", port=0, http_port=0, root_password=ROOT_PASSWORD, **overrides
+    )  # type: ignore[arg-type]
     return app.start(config)
 
 
@@ -43,12 +44,20 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., app.RunningServer]]:
         running.stop()
 
 
-def connect(running: app.RunningServer, user: str = "root", password: str = ROOT_PASSWORD,
-            autocommit: bool = True, **db_kwargs: str) -> flightsql.Connection:
+def connect(
+    running: app.RunningServer,
+    user: str = "root",
+    password: str = ROOT_PASSWORD,
+    autocommit: bool = True,
+    **db_kwargs: str,
+) -> flightsql.Connection:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return flightsql.connect(running.uri, db_kwargs={"username": user, "password": password, **db_kwargs},
-                                 autocommit=autocommit)
+        return flightsql.connect(
+            running.uri,
+            db_kwargs={"username": user, "password": password, **db_kwargs},
+            autocommit=autocommit,
+        )
 
 
 @pytest.fixture

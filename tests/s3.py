@@ -108,7 +108,15 @@ def _moto_process(extra_env: dict[str, str] | None = None) -> Iterator[str]:
         # moto logs every request: a file, not a pipe nobody drains (a full pipe blocks the server).
         with tempfile.TemporaryFile() as log:
             process = subprocess.Popen(
-                [sys.executable, "-c", "from moto.server import main; main()", "-H", "127.0.0.1", "-p", str(port)],
+                [
+                    sys.executable,
+                    "-c",
+                    "from moto.server import main; main()",
+                    "-H",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                ],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

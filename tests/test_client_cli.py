@@ -25,8 +25,9 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
-def as_user(server: app.RunningServer, monkeypatch: pytest.MonkeyPatch,
-            make_user: Callable[[], tuple[str, str]]) -> Callable[[], tuple[str, str]]:
+def as_user(
+    server: app.RunningServer, monkeypatch: pytest.MonkeyPatch, make_user: Callable[[], tuple[str, str]]
+) -> Callable[[], tuple[str, str]]:
     """Point the CLI's environment at the shared server as a fresh user; returns (name, password)."""
 
     def login() -> tuple[str, str]:
@@ -75,33 +76,44 @@ def sha256(path: Path) -> str:
 # -- end to end -----------------------------------------------------------------------------------------
 
 
-def test_put_three_files_then_ls(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
-                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_put_three_files_then_ls(
+    as_user: Callable[[], tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     as_user()
-    files = [write(tmp_path / "a.csv", b"a,b\n1,2\n"), write(tmp_path / "b.ndjson", b'{"x": 1}\n' * 100),
-             write(tmp_path / "empty.txt", b"")]
+    files = [
+        write(tmp_path / "a.csv", b"a,b\n1,2\n"),
+        write(tmp_path / "b.ndjson", b'{"x": 1}\n' * 100),
+        write(tmp_path / "empty.txt", b""),
+    ]
     code, out, err = run(capsys, "put", *files, "@~/dir/")
     assert code == 0, err
     assert out.splitlines() == [f"{f}  {f.stat().st_size} bytes  -> @~/dir/{f.name}  uploaded" for f in files]
     assert ls_rows(capsys, "@~/dir/") == {"dir/a.csv": 8, "dir/b.ndjson": 900, "dir/empty.txt": 0}
 
 
-def test_ls_table_is_aligned(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
-                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_ls_table_is_aligned(
+    as_user: Callable[[], tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     as_user()
-    run(capsys, "put", write(tmp_path / "x.csv", b"1"), write(tmp_path / "long_name_here.csv", b"12345"),
-        "@~/")
+    run(
+        capsys,
+        "put",
+        write(tmp_path / "x.csv", b"1"),
+        write(tmp_path / "long_name_here.csv", b"12345"),
+        "@~/",
+    )
     code, out, _ = run(capsys, "ls")
     lines = out.splitlines()
     assert code == 0 and len(lines) == 3
     size_end = lines[0].index("size") + len("size")
     assert [line[size_end - 1] for line in lines[1:]] == ["5", "1"]  # right-aligned under 'size'
     modified_at = lines[0].index("last_modified")
-    assert all(line[modified_at:modified_at + 2] == "20" for line in lines[1:])
+    assert all(line[modified_at : modified_at + 2] == "20" for line in lines[1:])
 
 
-def test_get_downloads_identical_bytes(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_get_downloads_identical_bytes(
+    as_user: Callable[[], tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     as_user()
     data = {"one.bin": os.urandom(5000), "sub/two.bin": os.urandom(3 * MiB + 1), "sub/deeper/3.csv": b"x\n"}
     for name, content in data.items():
@@ -117,8 +129,9 @@ def test_get_downloads_identical_bytes(as_user: Callable[[], tuple[str, str]], t
     assert leftovers == []
 
 
-def test_get_single_file_and_overwrite(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
-                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_get_single_file_and_overwrite(
+    as_user: Callable[[], tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     as_user()
     run(capsys, "put", write(tmp_path / "v1.csv", b"new content"), "@~/report.csv")
     write(tmp_path / "out" / "report.csv", b"stale local copy that is longer")
@@ -128,8 +141,9 @@ def test_get_single_file_and_overwrite(as_user: Callable[[], tuple[str, str]], t
 
 
 @pytest.mark.slow
-def test_50mb_round_trip(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_50mb_round_trip(
+    as_user: Callable[[], tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     as_user()
     big = tmp_path / "big.bin"
     block = os.urandom(MiB)
@@ -145,9 +159,13 @@ def test_50mb_round_trip(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
     assert sha256(tmp_path / "out" / "big" / "big.bin") == sha256(big)
 
 
-def test_user_isolation(server: app.RunningServer, make_user: Callable[[], tuple[str, str]],
-                        monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_user_isolation(
+    server: app.RunningServer,
+    make_user: Callable[[], tuple[str, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     alice, bob = make_user(), make_user()
     use(monkeypatch, server, *alice)
     assert run(capsys, "put", write(tmp_path / "secret.csv", b"alice only"), "@~/private/")[0] == 0
@@ -164,8 +182,9 @@ def test_user_isolation(server: app.RunningServer, make_user: Callable[[], tuple
     assert (tmp_path / "alice" / "private" / "secret.csv").read_bytes() == b"alice only"
 
 
-def test_names_with_spaces_and_quotes(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_names_with_spaces_and_quotes(
+    as_user: Callable[[], tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     as_user()
     source = write(tmp_path / "it's a file.csv", b"quoted")
     code, out, err = run(capsys, "put", source, "@~/with space/")
@@ -175,9 +194,12 @@ def test_names_with_spaces_and_quotes(as_user: Callable[[], tuple[str, str]], tm
     assert (tmp_path / "out" / "with space" / "it's a file.csv").read_bytes() == b"quoted"
 
 
-def test_password_prompt(server: app.RunningServer, monkeypatch: pytest.MonkeyPatch,
-                         make_user: Callable[[], tuple[str, str]],
-                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_password_prompt(
+    server: app.RunningServer,
+    monkeypatch: pytest.MonkeyPatch,
+    make_user: Callable[[], tuple[str, str]],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     name, password = make_user()
     use(monkeypatch, server, name, password)
     monkeypatch.delenv("STAGEFLIGHT_PASSWORD")
@@ -187,8 +209,9 @@ def test_password_prompt(server: app.RunningServer, monkeypatch: pytest.MonkeyPa
     assert prompts == [f"Password for {name}: "]
 
 
-def test_flags_override_environment(server: app.RunningServer, monkeypatch: pytest.MonkeyPatch,
-                                    capsys: pytest.CaptureFixture[str]) -> None:
+def test_flags_override_environment(
+    server: app.RunningServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     use(monkeypatch, server, "nobody", "wrong")
     code, _, err = run(capsys, "ls", "--user", "root", "--password", ROOT_PASSWORD)
     assert code == 0, err
@@ -205,8 +228,9 @@ def assert_one_line_error(code: int, err: str, *fragments: str) -> None:
         assert fragment in err
 
 
-def test_missing_local_file(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
-                            capsys: pytest.CaptureFixture[str]) -> None:
+def test_missing_local_file(
+    as_user: Callable[[], tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     as_user()
     present = write(tmp_path / "here.csv", b"1")
     code, out, err = run(capsys, "put", present, tmp_path / "missing.csv", "@~/d/")
@@ -215,8 +239,9 @@ def test_missing_local_file(as_user: Callable[[], tuple[str, str]], tmp_path: Pa
     assert ls_rows(capsys) == {}  # checked before anything was uploaded
 
 
-def test_wrong_password(server: app.RunningServer, monkeypatch: pytest.MonkeyPatch,
-                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_wrong_password(
+    server: app.RunningServer, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     use(monkeypatch, server, "root", "not-the-password")
     code, _, err = run(capsys, "ls")
     assert_one_line_error(code, err, "stageflight ls: Invalid user name or password")
@@ -232,8 +257,9 @@ def test_unreachable_server(monkeypatch: pytest.MonkeyPatch, capsys: pytest.Capt
     assert_one_line_error(code, err, "stageflight ls:")
 
 
-def test_server_error_text(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
-                           capsys: pytest.CaptureFixture[str]) -> None:
+def test_server_error_text(
+    as_user: Callable[[], tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     as_user()
     code, _, err = run(capsys, "put", write(tmp_path / "x.csv", b"1"), "@~/../other/x.csv")
     assert_one_line_error(code, err, "stageflight put:", "..")
@@ -242,8 +268,9 @@ def test_server_error_text(as_user: Callable[[], tuple[str, str]], tmp_path: Pat
 
 
 @pytest.mark.parametrize("target", ["dir/", "~/x", "@"])
-def test_bad_target(as_user: Callable[[], tuple[str, str]], tmp_path: Path,
-                    capsys: pytest.CaptureFixture[str], target: str) -> None:
+def test_bad_target(
+    as_user: Callable[[], tuple[str, str]], tmp_path: Path, capsys: pytest.CaptureFixture[str], target: str
+) -> None:
     as_user()
     code, _, err = run(capsys, "put", write(tmp_path / "x.csv", b"1"), target)
     assert_one_line_error(code, err, "not a stage location")
@@ -285,21 +312,35 @@ def test_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 # Until put/get/ls are hooked into flight/cli.py, run client_cli.main the same way in a child process.
-_DIRECT = ("import sys; from flight import client_cli; "
-           "raise SystemExit(client_cli.main(sys.argv[1], sys.argv[2:]))")
+_DIRECT = (
+    "import sys; from flight import client_cli; raise SystemExit(client_cli.main(sys.argv[1], sys.argv[2:]))"
+)
 ENTRY = ["-m", "flight.cli"] if "put" in flight_cli.USAGE else ["-c", _DIRECT]
 
 
-def test_subprocess_entry_point(server: app.RunningServer, make_user: Callable[[], tuple[str, str]],
-                                tmp_path: Path) -> None:
+def test_subprocess_entry_point(
+    server: app.RunningServer, make_user: Callable[[], tuple[str, str]], tmp_path: Path
+) -> None:
     name, password = make_user()
-    env = {**os.environ, "STAGEFLIGHT_URI": server.uri, "STAGEFLIGHT_USER": name,
-           "STAGEFLIGHT_PASSWORD": password, "PYTHONPATH": str(REPO)}
+    env = {
+        **os.environ,
+        "STAGEFLIGHT_URI": server.uri,
+        "STAGEFLIGHT_USER": name,
+        "STAGEFLIGHT_PASSWORD": password,
+        "PYTHONPATH": str(REPO),
+    }
     source = write(tmp_path / "sub.csv", b"via subprocess")
 
     def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, *ENTRY, *map(str, args)], env=env, cwd=REPO,
-                              capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        return subprocess.run(
+            [sys.executable, *ENTRY, *map(str, args)],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
 
     done = cli("put", source, "@~/p/")
     assert done.returncode == 0, done.stderr
@@ -342,8 +383,10 @@ def test_local_destination_refuses_symlinked_dir(tmp_path: Path) -> None:
 
 
 def test_format_table_nulls_and_alignment() -> None:
-    rows = [{"name": "a.csv", "size": 5, "md5": None, "last_modified": "t1", "creator": None},
-            {"name": "longer/b.csv", "size": 12345, "md5": "abc", "last_modified": "t2", "creator": None}]
+    rows = [
+        {"name": "a.csv", "size": 5, "md5": None, "last_modified": "t1", "creator": None},
+        {"name": "longer/b.csv", "size": 12345, "md5": "abc", "last_modified": "t2", "creator": None},
+    ]
     assert format_table(rows).splitlines() == [
         "name           size  md5  last_modified  creator",
         "a.csv             5       t1",

@@ -55,10 +55,17 @@ EXPECTED: dict[str, list[str]] = {
 
 
 def run_example(script: str, running: app.RunningServer) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, STAGEFLIGHT_URI=running.uri, STAGEFLIGHT_USER="root",
-               STAGEFLIGHT_PASSWORD=ROOT_PASSWORD)
-    return subprocess.run([sys.executable, str(EXAMPLES / script)], env=env, capture_output=True, text=True,
-                          timeout=180, cwd=EXAMPLES.parent)
+    env = dict(
+        os.environ, STAGEFLIGHT_URI=running.uri, STAGEFLIGHT_USER="root", STAGEFLIGHT_PASSWORD=ROOT_PASSWORD
+    )
+    return subprocess.run(
+        [sys.executable, str(EXAMPLES / script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=EXAMPLES.parent,
+    )
 
 
 def test_every_example_is_covered() -> None:

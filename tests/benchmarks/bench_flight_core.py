@@ -49,21 +49,23 @@ READY_TIMEOUT = 120.0
 # data
 # ---------------------------------------------------------------------------------------------
 
-LINEITEM_SCHEMA = pa.schema([
-    ("l_orderkey", pa.int64()),
-    ("l_partkey", pa.int64()),
-    ("l_suppkey", pa.int64()),
-    ("l_linenumber", pa.int32()),
-    ("l_quantity", pa.float64()),
-    ("l_extendedprice", pa.float64()),
-    ("l_discount", pa.float64()),
-    ("l_tax", pa.float64()),
-    ("l_returnflag", pa.string()),
-    ("l_linestatus", pa.string()),
-    ("l_shipdate", pa.date32()),
-    ("l_commitdate", pa.date32()),
-    ("l_shipmode", pa.string()),
-])
+LINEITEM_SCHEMA = pa.schema(
+    [
+        ("l_orderkey", pa.int64()),
+        ("l_partkey", pa.int64()),
+        ("l_suppkey", pa.int64()),
+        ("l_linenumber", pa.int32()),
+        ("l_quantity", pa.float64()),
+        ("l_extendedprice", pa.float64()),
+        ("l_discount", pa.float64()),
+        ("l_tax", pa.float64()),
+        ("l_returnflag", pa.string()),
+        ("l_linestatus", pa.string()),
+        ("l_shipdate", pa.date32()),
+        ("l_commitdate", pa.date32()),
+        ("l_shipmode", pa.string()),
+    ]
+)
 
 _SHIPMODES = ["REG AIR", "AIRMAIL", "TRUCK", "RAILWAY", "SHIPPING", "FOB", "EXPRESS"]  # ~6.6 chars
 
@@ -125,8 +127,10 @@ def _pb_any(message: str, value: bytes) -> bytes:
 
 
 # ActionCreatePreparedStatementResult{prepared_statement_handle=1, dataset_schema=2}, packed in an Any.
-_PREPARED_RESULT = _pb_any("ActionCreatePreparedStatementResult",
-                           _pb_bytes(1, b"h") + _pb_bytes(2, SELECT_ONE.schema.serialize().to_pybytes()))
+_PREPARED_RESULT = _pb_any(
+    "ActionCreatePreparedStatementResult",
+    _pb_bytes(1, b"h") + _pb_bytes(2, SELECT_ONE.schema.serialize().to_pybytes()),
+)
 
 
 def checksum(table: pa.Table) -> tuple[int, int]:
@@ -155,8 +159,9 @@ class BareServer(flight.FlightServerBase):
         self.con = duckdb.connect(str(db_path))
         self.lock = threading.Lock()
 
-    def get_flight_info(self, context: flight.ServerCallContext,
-                        descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
+    def get_flight_info(
+        self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor
+    ) -> flight.FlightInfo:
         if b"CommandGetSqlInfo" in descriptor.command:  # the driver copes without SqlInfo
             raise flight.FlightUnimplementedError("no SqlInfo")
         endpoint = flight.FlightEndpoint(SELECT_ONE_TICKET, [])
@@ -167,8 +172,13 @@ class BareServer(flight.FlightServerBase):
             return flight.RecordBatchStream(SELECT_ONE)
         return flight.RecordBatchStream(self.table)
 
-    def do_put(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor,
-               reader: flight.MetadataRecordBatchReader, writer: flight.FlightMetadataWriter) -> None:
+    def do_put(
+        self,
+        context: flight.ServerCallContext,
+        descriptor: flight.FlightDescriptor,
+        reader: flight.MetadataRecordBatchReader,
+        writer: flight.FlightMetadataWriter,
+    ) -> None:
         name = descriptor.command.decode() or "t"
         with self.lock:
             cur = self.con.cursor()
@@ -231,8 +241,10 @@ def _spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path, marke
         time.sleep(0.1)
     popen.kill()
     popen.wait()
-    raise RuntimeError(f"{name} did not start (exit {popen.returncode}):\n"
-                       f"{out_path.read_text(errors='replace')}\n{err_path.read_text(errors='replace')}")
+    raise RuntimeError(
+        f"{name} did not start (exit {popen.returncode}):\n"
+        f"{out_path.read_text(errors='replace')}\n{err_path.read_text(errors='replace')}"
+    )
 
 
 def _stop(proc: Proc) -> None:
@@ -248,8 +260,16 @@ def _stop(proc: Proc) -> None:
 def _stageflight_argv(data_dir: Path) -> list[str]:
     script = Path(sys.executable).parent / "stageflight"
     base = [str(script)] if script.exists() else [sys.executable, "-m", "flight.cli"]
-    return base + ["serve", "--data-dir", str(data_dir), "--host", "127.0.0.1", "--port", "0",
-                   "--http-port=-1"]
+    return base + [
+        "serve",
+        "--data-dir",
+        str(data_dir),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--http-port=-1",
+    ]
 
 
 @contextlib.contextmanager
@@ -261,8 +281,16 @@ def servers(rows: int, work: Path) -> Iterator[tuple[Proc, Proc]]:
     try:
         ours_argv = _stageflight_argv(work / "ours")
         started.append(_spawn("stageflight", ours_argv, env, work, "stageflight ready"))
-        bare_argv = [sys.executable, "-m", "tests.benchmarks.bench_flight_core", "--serve-bare",
-                     "--rows", str(rows), "--data-dir", str(work / "bare")]
+        bare_argv = [
+            sys.executable,
+            "-m",
+            "tests.benchmarks.bench_flight_core",
+            "--serve-bare",
+            "--rows",
+            str(rows),
+            "--data-dir",
+            str(work / "bare"),
+        ]
         started.append(_spawn("bare", bare_argv, env, work, "bare ready"))
         yield started[0], started[1]
     finally:
@@ -296,8 +324,9 @@ def best_of(repeat: int, fn: Callable[[], object]) -> tuple[float, list[float]]:
     return min(times), times
 
 
-def p50(fn: Callable[[], object], iterations: int = LATENCY_ITERATIONS,
-        warmup: int = LATENCY_WARMUP) -> float:
+def p50(
+    fn: Callable[[], object], iterations: int = LATENCY_ITERATIONS, warmup: int = LATENCY_WARMUP
+) -> float:
     for _ in range(warmup):
         fn()
     samples: list[float] = []
@@ -321,8 +350,10 @@ def run(rows: int, repeat: int, latency_iterations: int) -> list[Measurement]:
     expected = checksum(data)
     print(f"  {data.nbytes / 2**20:,.0f} MiB in {data.num_rows // BATCH_ROWS + 1} batches", flush=True)
     results: list[Measurement] = []
-    with (tempfile.TemporaryDirectory(prefix="bench_flight_core_") as tmp,
-          servers(rows, Path(tmp)) as (ours, bare)):
+    with (
+        tempfile.TemporaryDirectory(prefix="bench_flight_core_") as tmp,
+        servers(rows, Path(tmp)) as (ours, bare),
+    ):
         print(f"stageflight at {ours.uri}, bare server at {bare.uri}", flush=True)
         client = flight.FlightClient(bare.uri)
         conn = connect(ours.uri)
@@ -338,8 +369,9 @@ def run(rows: int, repeat: int, latency_iterations: int) -> list[Measurement]:
     return results
 
 
-def _bench_ingest(conn: flightsql.Connection, client: flight.FlightClient, data: pa.Table,
-                  repeat: int) -> Measurement:
+def _bench_ingest(
+    conn: flightsql.Connection, client: flight.FlightClient, data: pa.Table, repeat: int
+) -> Measurement:
     print("ingest ...", flush=True)
 
     def ours() -> None:
@@ -366,12 +398,21 @@ def _bench_ingest(conn: flightsql.Connection, client: flight.FlightClient, data:
         raise AssertionError(f"ingest_bench has {got} rows, expected {data.num_rows}")
     ratio = lim_t / our_t
     print(f"  ours {_fmt_all(our_all)}  limit {_fmt_all(lim_all)}", flush=True)
-    return Measurement("adbc_ingest N rows", "s", our_t, lim_t, ratio, ">= 0.80", ratio >= 0.8,
-                       f"rows/s ours {data.num_rows / our_t:,.0f}")
+    return Measurement(
+        "adbc_ingest N rows",
+        "s",
+        our_t,
+        lim_t,
+        ratio,
+        ">= 0.80",
+        ratio >= 0.8,
+        f"rows/s ours {data.num_rows / our_t:,.0f}",
+    )
 
 
-def _bench_select(conn: flightsql.Connection, client: flight.FlightClient, expected: tuple[int, int],
-                  repeat: int) -> Measurement:
+def _bench_select(
+    conn: flightsql.Connection, client: flight.FlightClient, expected: tuple[int, int], repeat: int
+) -> Measurement:
     print("SELECT * ...", flush=True)
 
     def ours() -> pa.Table:
@@ -390,12 +431,21 @@ def _bench_select(conn: flightsql.Connection, client: flight.FlightClient, expec
     lim_t, lim_all = best_of(repeat, limit)
     ratio = lim_t / our_t
     print(f"  ours {_fmt_all(our_all)}  limit {_fmt_all(lim_all)}", flush=True)
-    return Measurement("SELECT * fetch_arrow_table", "s", our_t, lim_t, ratio, ">= 0.55", ratio >= 0.55,
-                       f"rows/s ours {expected[0] / our_t:,.0f}")
+    return Measurement(
+        "SELECT * fetch_arrow_table",
+        "s",
+        our_t,
+        lim_t,
+        ratio,
+        ">= 0.55",
+        ratio >= 0.55,
+        f"rows/s ours {expected[0] / our_t:,.0f}",
+    )
 
 
-def _bench_latency(conn: flightsql.Connection, floor_conn: flightsql.Connection, client: flight.FlightClient,
-                   iterations: int) -> list[Measurement]:
+def _bench_latency(
+    conn: flightsql.Connection, floor_conn: flightsql.Connection, client: flight.FlightClient, iterations: int
+) -> list[Measurement]:
     print("SELECT 1 latency ...", flush=True)
 
     def bare_ping() -> None:
@@ -422,8 +472,10 @@ def _bench_latency(conn: flightsql.Connection, floor_conn: flightsql.Connection,
     cursors = [conn.cursor(), floor_conn.cursor()]
     fns: dict[str, Callable[[], None]] = {
         "ping": bare_ping,
-        "fresh": fresh_on(conn), "prepared": prepared_on(cursors[0]),
-        "floor_fresh": fresh_on(floor_conn), "floor_prepared": prepared_on(cursors[1]),
+        "fresh": fresh_on(conn),
+        "prepared": prepared_on(cursors[0]),
+        "floor_fresh": fresh_on(floor_conn),
+        "floor_prepared": prepared_on(cursors[1]),
     }
     best: dict[str, float] = {}
     try:
@@ -440,10 +492,30 @@ def _bench_latency(conn: flightsql.Connection, floor_conn: flightsql.Connection,
         ("prepared", "prepared re-execute", "GetFlightInfo+DoGet"),
     ):
         ours, ping, floor = best[key], best["ping"], best["floor_" + key]
-        out.append(Measurement(f"SELECT 1 p50 ({label})", "ms", ours * ms, ping * ms, ours / ping, "<= 3.0x",
-                               ours / ping <= 3.0, f"{rpcs}; limit = one bare Flight action round trip"))
-        out.append(Measurement(f"  vs ADBC floor ({label})", "ms", ours * ms, floor * ms, ours / floor,
-                               "info", None, "limit = same ADBC calls against the bare server (no engine)"))
+        out.append(
+            Measurement(
+                f"SELECT 1 p50 ({label})",
+                "ms",
+                ours * ms,
+                ping * ms,
+                ours / ping,
+                "<= 3.0x",
+                ours / ping <= 3.0,
+                f"{rpcs}; limit = one bare Flight action round trip",
+            )
+        )
+        out.append(
+            Measurement(
+                f"  vs ADBC floor ({label})",
+                "ms",
+                ours * ms,
+                floor * ms,
+                ours / floor,
+                "info",
+                None,
+                "limit = same ADBC calls against the bare server (no engine)",
+            )
+        )
     return out
 
 
@@ -458,13 +530,20 @@ def _fmt_all(times: list[float]) -> str:
 
 def report(results: list[Measurement], rows: int, repeat: int) -> str:
     header = f"{'measurement':<40} {'ours':>10} {'limit':>10} {'ratio':>7} {'goal':>8}  result"
-    lines = [f"stageflight core benchmark, {rows:,} rows, best of {repeat} (latency: p50)", header,
-             "-" * len(header)]
+    lines = [
+        f"stageflight core benchmark, {rows:,} rows, best of {repeat} (latency: p50)",
+        header,
+        "-" * len(header),
+    ]
     for m in results:
-        lines.append(f"{m.name:<40} {m.ours:>8.3f}{m.unit:<2} {m.limit:>8.3f}{m.unit:<2} {m.ratio:>7.2f} "
-                     f"{m.goal:>8}  {_verdict(m.passed)}")
-    lines.append("ratio: throughput = limit_time / our_time (higher is better); "
-                 "latency = our_p50 / bare_p50 (lower is better)")
+        lines.append(
+            f"{m.name:<40} {m.ours:>8.3f}{m.unit:<2} {m.limit:>8.3f}{m.unit:<2} {m.ratio:>7.2f} "
+            f"{m.goal:>8}  {_verdict(m.passed)}"
+        )
+    lines.append(
+        "ratio: throughput = limit_time / our_time (higher is better); "
+        "latency = our_p50 / bare_p50 (lower is better)"
+    )
     return "\n".join(lines)
 
 
@@ -482,8 +561,11 @@ def write_json(results: list[Measurement], rows: int, repeat: int, path: Path = 
         "repeat": repeat,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "environment": {
-            "python": platform.python_version(), "pyarrow": pa.__version__, "duckdb": duckdb.__version__,
-            "adbc_driver_flightsql": _version("adbc_driver_flightsql"), "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "pyarrow": pa.__version__,
+            "duckdb": duckdb.__version__,
+            "adbc_driver_flightsql": _version("adbc_driver_flightsql"),
+            "cpus": os.cpu_count(),
             "platform": platform.platform(),
         },
         "measurements": [asdict(m) for m in results],
@@ -502,11 +584,16 @@ def _version(module: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of generated lineitem data")
-    parser.add_argument("--repeat", type=int, default=None,
-                        help="repetitions per throughput measurement, best kept (default 5, 3 above 5M rows)")
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=None,
+        help="repetitions per throughput measurement, best kept (default 5, 3 above 5M rows)",
+    )
     parser.add_argument("--latency-iterations", type=int, default=LATENCY_ITERATIONS)
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results file")
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)

@@ -30,8 +30,14 @@ DDL = (
     "(id BIGINT, name VARCHAR, amount DOUBLE, ts TIMESTAMP, category VARCHAR, flag BOOLEAN)"
 )
 TARGET = pa.schema(
-    [("id", pa.int64()), ("name", pa.string()), ("amount", pa.float64()), ("ts", pa.timestamp("us")),
-     ("category", pa.string()), ("flag", pa.bool_())]
+    [
+        ("id", pa.int64()),
+        ("name", pa.string()),
+        ("amount", pa.float64()),
+        ("ts", pa.timestamp("us")),
+        ("category", pa.string()),
+        ("flag", pa.bool_()),
+    ]
 )
 
 
@@ -94,10 +100,16 @@ def main() -> None:
         generate(root, args.rows)
         backend = LocalBackend(root)
         cases = [
-            ("CSV", native(f"INSERT INTO t SELECT * FROM read_csv('{root}/b/data.csv', header=true)"),
-             ours(backend, "b/data.csv", {"TYPE": "CSV", "SKIP_HEADER": "1"})),
-            ("PARQUET", native(f"INSERT INTO t SELECT * FROM read_parquet('{root}/b/data.parquet')"),
-             ours(backend, "b/data.parquet", {"TYPE": "PARQUET"})),
+            (
+                "CSV",
+                native(f"INSERT INTO t SELECT * FROM read_csv('{root}/b/data.csv', header=true)"),
+                ours(backend, "b/data.csv", {"TYPE": "CSV", "SKIP_HEADER": "1"}),
+            ),
+            (
+                "PARQUET",
+                native(f"INSERT INTO t SELECT * FROM read_parquet('{root}/b/data.parquet')"),
+                ours(backend, "b/data.parquet", {"TYPE": "PARQUET"}),
+            ),
         ]
         for name, duck, mine in cases:
             duck_s, mine_s = timed(duck, args.repeat), timed(mine, args.repeat)

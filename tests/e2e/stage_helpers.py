@@ -41,8 +41,9 @@ def get(conn: Any, ref: str) -> bytes:
         return response.read()  # type: ignore[no-any-return]
 
 
-def http_status(url: str, method: str = "GET", data: bytes | None = None,
-                headers: dict[str, str] | None = None) -> int:
+def http_status(
+    url: str, method: str = "GET", data: bytes | None = None, headers: dict[str, str] | None = None
+) -> int:
     request = urllib.request.Request(url, data=data, method=method, headers=headers or {})
     try:
         with urllib.request.urlopen(request) as response:

@@ -44,12 +44,23 @@ def test_copy_csv_output_and_rows(user, table):
     put(user, "@~/in/b.csv", b"id,name\n3,z\n")
     with user.cursor() as cur:
         cur.execute(f"COPY INTO {table} FROM @~/in/ {CSV_HEADER}")
-        assert [d[0] for d in cur.description] == ["File", "Rows_loaded", "Errors_seen", "First_error",
-                                                   "First_error_line"]
+        assert [d[0] for d in cur.description] == [
+            "File",
+            "Rows_loaded",
+            "Errors_seen",
+            "First_error",
+            "First_error_line",
+        ]
         rows = cur.fetch_arrow_table().to_pylist()
-    assert [(r["File"], r["Rows_loaded"], r["Errors_seen"]) for r in rows] == [("in/a.csv", 2, 0), ("in/b.csv", 1, 0)]
+    assert [(r["File"], r["Rows_loaded"], r["Errors_seen"]) for r in rows] == [
+        ("in/a.csv", 2, 0),
+        ("in/b.csv", 1, 0),
+    ]
     assert query(user, f"SELECT * FROM {table} ORDER BY id") == [
-        {"id": 1, "name": "x"}, {"id": 2, "name": "y"}, {"id": 3, "name": "z"}]
+        {"id": 1, "name": "x"},
+        {"id": 2, "name": "y"},
+        {"id": 3, "name": "z"},
+    ]
 
 
 def test_load_history_exactly_once_force_and_changed_file(user, table):
@@ -89,8 +100,11 @@ def test_purge_deletes_loaded_files(user, table):
 
 def test_purge_waits_for_commit_and_rollback_keeps_files(server, user, table):
     put(user, "@~/pc/a.csv", b"id,name\n1,x\n")
-    conn = connect(server, user=user.user_name, password=None or _password_of(server, user), autocommit=False) \
-        if False else None
+    conn = (
+        connect(server, user=user.user_name, password=None or _password_of(server, user), autocommit=False)
+        if False
+        else None
+    )
     assert conn is None  # (documented below with the user's own transaction)
     with user.cursor() as cur:
         cur.execute("BEGIN TRANSACTION")
@@ -116,14 +130,18 @@ def test_aborted_copy_loads_and_records_nothing(user, table):
     assert "ab/b.csv" in str(err.value) and "line 2" in str(err.value)
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
     put(user, "@~/ab/b.csv", b"id,name\n2,y\n")
-    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/ab/ {CSV_HEADER}")] == ["ab/a.csv", "ab/b.csv"]
+    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/ab/ {CSV_HEADER}")] == [
+        "ab/a.csv",
+        "ab/b.csv",
+    ]
 
 
 BAD_CSV = b"1,a\nx,b\n3,c\ny,d\nz,e\nw,f\n7,g\n"  # bad ids on lines 2, 4, 5, 6
 
 
-@pytest.mark.parametrize("on_error, loaded, errors", [("CONTINUE", 3, 4), ("ABORT_5", 3, 4),
-                                                      ("SKIP_FILE", 0, None)])
+@pytest.mark.parametrize(
+    "on_error, loaded, errors", [("CONTINUE", 3, 4), ("ABORT_5", 3, 4), ("SKIP_FILE", 0, None)]
+)
 def test_on_error_modes(user, table, on_error, loaded, errors):
     put(user, "@~/oe/bad.csv", BAD_CSV)
     [row] = query(user, f"COPY INTO {table} FROM @~/oe/ FILE_FORMAT = (TYPE = CSV) ON_ERROR = {on_error}")
@@ -150,8 +168,11 @@ def test_bad_on_error_is_named(user, table):
 def test_return_failed_only(user, table):
     put(user, "@~/rf/good.csv", b"1,a\n")
     put(user, "@~/rf/bad.csv", b"x,a\n2,b\n")
-    rows = query(user, f"COPY INTO {table} FROM @~/rf/ FILE_FORMAT = (TYPE = CSV) ON_ERROR = CONTINUE "
-                       "RETURN_FAILED_ONLY = TRUE")
+    rows = query(
+        user,
+        f"COPY INTO {table} FROM @~/rf/ FILE_FORMAT = (TYPE = CSV) ON_ERROR = CONTINUE "
+        "RETURN_FAILED_ONLY = TRUE",
+    )
     assert [(r["File"], r["Errors_seen"]) for r in rows] == [("rf/bad.csv", 1)]
 
 
@@ -160,12 +181,16 @@ def test_files_pattern_max_files(user, table):
         put(user, f"@~/sel/f{i}.csv", f"{i},n{i}\n".encode())
     put(user, "@~/sel/skip.txt", b"9,n\n")
     fmt = "FILE_FORMAT = (TYPE = CSV)"
-    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/sel/ FILES = ('f1.csv', 'f3.csv') {fmt}")] \
-        == ["sel/f1.csv", "sel/f3.csv"]
-    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/sel/ PATTERN = '.*[.]csv' {fmt} MAX_FILES = 1")] \
-        == ["sel/f0.csv"]
-    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/sel/ PATTERN = '.*[.]csv' {fmt}")] \
-        == ["sel/f2.csv"]
+    assert [
+        r["File"] for r in query(user, f"COPY INTO {table} FROM @~/sel/ FILES = ('f1.csv', 'f3.csv') {fmt}")
+    ] == ["sel/f1.csv", "sel/f3.csv"]
+    assert [
+        r["File"]
+        for r in query(user, f"COPY INTO {table} FROM @~/sel/ PATTERN = '.*[.]csv' {fmt} MAX_FILES = 1")
+    ] == ["sel/f0.csv"]
+    assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/sel/ PATTERN = '.*[.]csv' {fmt}")] == [
+        "sel/f2.csv"
+    ]
     assert query(user, f"COPY INTO {table} FROM @~/sel/ PATTERN = '.*[.]csv' {fmt}") == []
 
 
@@ -176,7 +201,9 @@ def test_column_list_and_parquet_by_name(user, unique_table):
     rows = query(user, f"COPY INTO {t} (id, label) FROM @~/pq/ FILE_FORMAT = (TYPE = PARQUET)")
     assert rows[0]["Rows_loaded"] == 2
     assert query(user, f"SELECT id, label, extra FROM {t} ORDER BY id") == [
-        {"id": 10, "label": "p", "extra": 1.5}, {"id": 20, "label": "q", "extra": 1.5}]
+        {"id": 10, "label": "p", "extra": 1.5},
+        {"id": 20, "label": "q", "extra": 1.5},
+    ]
     with pytest.raises(dbapi.Error, match="does not have a column with name nope"):
         query(user, f"COPY INTO {t} (nope) FROM @~/pq/ FORCE = TRUE")
 
@@ -198,8 +225,12 @@ def test_ndjson_tsv_and_gzip(user, unique_table):
     query(user, f"COPY INTO {t} FROM @~/tsv/ FILE_FORMAT = (TYPE = TSV)")
     query(user, f"COPY INTO {t} FROM @~/gz/ FILE_FORMAT = (TYPE = CSV COMPRESSION = AUTO)")
     assert query(user, f"SELECT * FROM {t} ORDER BY id") == [
-        {"id": 1, "name": "j"}, {"id": 2, "name": "k"}, {"id": 3, "name": "t"}, {"id": 4, "name": None},
-        {"id": 5, "name": "g"}]
+        {"id": 1, "name": "j"},
+        {"id": 2, "name": "k"},
+        {"id": 3, "name": "t"},
+        {"id": 4, "name": None},
+        {"id": 5, "name": "g"},
+    ]
 
 
 def test_stage_format_and_named_format_precedence(server, root_conn, unique_table):
@@ -210,9 +241,14 @@ def test_stage_format_and_named_format_precedence(server, root_conn, unique_tabl
     put(root_conn, "@prec_stage/a.csv", b"1|a\n")
     put(root_conn, "@prec_stage/b.csv", b"h;h\n2;b\n")
     assert query(root_conn, f"COPY INTO {t} FROM @prec_stage FILES = ('a.csv')")[0]["Rows_loaded"] == 1
-    rows = query(root_conn, f"COPY INTO {t} FROM @prec_stage FILES = ('b.csv') FILE_FORMAT = (FORMAT_NAME = 'semi')")
+    rows = query(
+        root_conn, f"COPY INTO {t} FROM @prec_stage FILES = ('b.csv') FILE_FORMAT = (FORMAT_NAME = 'semi')"
+    )
     assert rows[0]["Rows_loaded"] == 1
-    assert query(root_conn, f"SELECT * FROM {t} ORDER BY id") == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
+    assert query(root_conn, f"SELECT * FROM {t} ORDER BY id") == [
+        {"id": 1, "name": "a"},
+        {"id": 2, "name": "b"},
+    ]
     shown = {r["name"]: r["format_options"] for r in query(root_conn, "SHOW FILE FORMATS")}
     assert "field_delimiter = ';'" in shown["semi"]
     execute(root_conn, "DROP FILE FORMAT semi")
@@ -221,16 +257,22 @@ def test_stage_format_and_named_format_precedence(server, root_conn, unique_tabl
     execute(root_conn, "DROP STAGE prec_stage")
 
 
-@pytest.mark.parametrize("sql, message", [
-    ("COPY INTO {t} FROM @~/x/ FILE_FORMAT = (TYPE = CSV BOGUS = 1)", "Unknown file format option: BOGUS"),
-    ("COPY INTO {t} FROM @~/x/ NOPE = 1", "Unknown COPY option: NOPE"),
-    ("COPY INTO {t} FROM @~/x/ MAX_FILES = 20000", "MAX_FILES must be between"),
-    ("COPY INTO {t} FROM @~/x/ COLUMN_MATCH_MODE = POSITION", "COLUMN_MATCH_MODE must be one of"),
-    ("COPY INTO {t} FROM '/etc/passwd'", "COPY from a URL or path is not allowed"),
-    ("COPY INTO {t} FROM @~/../x/", "'..' segments are not allowed"),
-    ("COPY INTO {t} FROM @nostage/", "Stage does not exist: @nostage"),
-    ("COPY INTO nosuchtable FROM @~/x/", "nosuchtable"),
-])
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        (
+            "COPY INTO {t} FROM @~/x/ FILE_FORMAT = (TYPE = CSV BOGUS = 1)",
+            "Unknown file format option: BOGUS",
+        ),
+        ("COPY INTO {t} FROM @~/x/ NOPE = 1", "Unknown COPY option: NOPE"),
+        ("COPY INTO {t} FROM @~/x/ MAX_FILES = 20000", "MAX_FILES must be between"),
+        ("COPY INTO {t} FROM @~/x/ COLUMN_MATCH_MODE = POSITION", "COLUMN_MATCH_MODE must be one of"),
+        ("COPY INTO {t} FROM '/etc/passwd'", "COPY from a URL or path is not allowed"),
+        ("COPY INTO {t} FROM @~/../x/", "'..' segments are not allowed"),
+        ("COPY INTO {t} FROM @nostage/", "Stage does not exist: @nostage"),
+        ("COPY INTO nosuchtable FROM @~/x/", "nosuchtable"),
+    ],
+)
 def test_copy_errors_name_the_problem(user, table, sql, message):
     with pytest.raises(dbapi.Error) as err:
         query(user, sql.format(t=table))
@@ -239,10 +281,14 @@ def test_copy_errors_name_the_problem(user, table, sql, message):
 
 def test_validation_mode_loads_nothing(user, table):
     put(user, "@~/v/a.csv", b"1,a\nx,b\n3,c\n")
-    errors = query(user, f"COPY INTO {table} FROM @~/v/ FILE_FORMAT = (TYPE = CSV) VALIDATION_MODE = RETURN_ERRORS")
+    errors = query(
+        user, f"COPY INTO {table} FROM @~/v/ FILE_FORMAT = (TYPE = CSV) VALIDATION_MODE = RETURN_ERRORS"
+    )
     assert [(e["file"], e["line"], e["errors_seen"]) for e in errors] == [("v/a.csv", 2, 1)]
     put(user, "@~/v2/a.csv", b"1,a\n2,b\n3,c\n")
-    rows = query(user, f"COPY INTO {table} FROM @~/v2/ FILE_FORMAT = (TYPE = CSV) VALIDATION_MODE = RETURN_2_ROWS")
+    rows = query(
+        user, f"COPY INTO {table} FROM @~/v2/ FILE_FORMAT = (TYPE = CSV) VALIDATION_MODE = RETURN_2_ROWS"
+    )
     assert rows == [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
 
@@ -269,9 +315,16 @@ def test_unload_round_trip_and_outputs(user, table, unique_table):
     [summary] = query(user, f"COPY INTO @~/unload/ FROM {table}")
     assert summary["rows_unloaded"] == 1000 and summary["output_bytes"] > 0 and summary["input_bytes"] > 0
     files = query(user, "LIST @~/unload/")
-    assert len(files) == 1 and files[0]["name"].startswith("unload/data_") and files[0]["name"].endswith(".parquet")
-    detailed = query(user, f"COPY INTO @~/unload_csv/ FROM (SELECT id FROM {table} WHERE id < 10) "
-                           "FILE_FORMAT = (TYPE = CSV OUTPUT_HEADER = TRUE) DETAILED_OUTPUT = TRUE")
+    assert (
+        len(files) == 1
+        and files[0]["name"].startswith("unload/data_")
+        and files[0]["name"].endswith(".parquet")
+    )
+    detailed = query(
+        user,
+        f"COPY INTO @~/unload_csv/ FROM (SELECT id FROM {table} WHERE id < 10) "
+        "FILE_FORMAT = (TYPE = CSV OUTPUT_HEADER = TRUE) DETAILED_OUTPUT = TRUE",
+    )
     assert [d["row_count"] for d in detailed] == [10] and detailed[0]["file_name"].endswith(".csv")
     body = get(user, "@~/" + detailed[0]["file_name"]).decode()
     assert body.splitlines()[0].strip('"') == "id" and body.splitlines()[1:4] == ["0", "1", "2"]
@@ -294,14 +347,25 @@ def test_unload_raw_path_overwrite_rules(user, table):
 def test_select_from_stage_and_ctas(user, unique_table):
     put(user, "@~/q/a.csv", b"1,x\n2,y\n")
     put(user, "@~/q/b.parquet", parquet_bytes(pa.table({"k": [1, 2], "v": ["one", "two"]})))
-    rows = query(user, "SELECT $1 AS id, t.$2 AS name, METADATA$FILENAME AS f, METADATA$FILE_ROW_NUMBER AS r "
-                       "FROM @~/q/ (FILE_FORMAT => 'CSV', PATTERN => '.*csv') t ORDER BY r")
-    assert rows == [{"id": "1", "name": "x", "f": "q/a.csv", "r": 0}, {"id": "2", "name": "y", "f": "q/a.csv", "r": 1}]
-    assert query(user, "SELECT * FROM @~/q/b.parquet ORDER BY k") == [{"k": 1, "v": "one"}, {"k": 2, "v": "two"}]
+    rows = query(
+        user,
+        "SELECT $1 AS id, t.$2 AS name, METADATA$FILENAME AS f, METADATA$FILE_ROW_NUMBER AS r "
+        "FROM @~/q/ (FILE_FORMAT => 'CSV', PATTERN => '.*csv') t ORDER BY r",
+    )
+    assert rows == [
+        {"id": "1", "name": "x", "f": "q/a.csv", "r": 0},
+        {"id": "2", "name": "y", "f": "q/a.csv", "r": 1},
+    ]
+    assert query(user, "SELECT * FROM @~/q/b.parquet ORDER BY k") == [
+        {"k": 1, "v": "one"},
+        {"k": 2, "v": "two"},
+    ]
     t = unique_table("ctas")
     execute(user, f"CREATE TABLE {t} AS SELECT k * 10 AS k10 FROM @~/q/b.parquet")
     assert query(user, f"SELECT sum(k10) AS s FROM {t}") == [{"s": 30}]
-    joined = query(user, f"SELECT s.v, t.k10 FROM @~/q/b.parquet s JOIN {t} t ON t.k10 = s.k * 10 ORDER BY t.k10")
+    joined = query(
+        user, f"SELECT s.v, t.k10 FROM @~/q/b.parquet s JOIN {t} t ON t.k10 = s.k * 10 ORDER BY t.k10"
+    )
     assert [r["v"] for r in joined] == ["one", "two"]
 
 
@@ -316,22 +380,32 @@ def test_copy_with_transform(user, unique_table):
     t = unique_table("tr")
     execute(user, f"CREATE TABLE {t} (id INTEGER, name VARCHAR, src VARCHAR)")
     put(user, "@~/tr/a.csv", b"id,name\n1,x\n2,y\n")
-    rows = query(user, f"COPY INTO {t} FROM (SELECT $1::INT + 100, upper(t.$2), METADATA$FILENAME FROM @~/tr/ t) "
-                       "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1)")
+    rows = query(
+        user,
+        f"COPY INTO {t} FROM (SELECT $1::INT + 100, upper(t.$2), METADATA$FILENAME FROM @~/tr/ t) "
+        "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1)",
+    )
     assert [(r["File"], r["Rows_loaded"]) for r in rows] == [("tr/a.csv", 2)]
     assert query(user, f"SELECT * FROM {t} ORDER BY id") == [
-        {"id": 101, "name": "X", "src": "tr/a.csv"}, {"id": 102, "name": "Y", "src": "tr/a.csv"}]
+        {"id": 101, "name": "X", "src": "tr/a.csv"},
+        {"id": 102, "name": "Y", "src": "tr/a.csv"},
+    ]
     with pytest.raises(dbapi.Error, match=r"Number of columns in select list \(1\) does not match"):
         query(user, f"COPY INTO {t} FROM (SELECT $1 FROM @~/tr/) FILE_FORMAT = (TYPE = CSV)")
     with pytest.raises(dbapi.Error, match="WHERE is not allowed"):
-        query(user, f"COPY INTO {t} FROM (SELECT $1, $2, $2 FROM @~/tr/ WHERE $1 > 1) FILE_FORMAT = (TYPE = CSV)")
+        query(
+            user,
+            f"COPY INTO {t} FROM (SELECT $1, $2, $2 FROM @~/tr/ WHERE $1 > 1) FILE_FORMAT = (TYPE = CSV)",
+        )
 
 
 def test_infer_schema_and_list_stage(user):
     put(user, "@~/inf/a.parquet", parquet_bytes(pa.table({"id": pa.array([1], pa.int64()), "v": ["x"]})))
     rows = query(user, "SELECT column_name, type, order_id FROM INFER_SCHEMA(LOCATION => '@~/inf/')")
-    assert rows == [{"column_name": "id", "type": "BIGINT", "order_id": 0},
-                    {"column_name": "v", "type": "VARCHAR", "order_id": 1}]
+    assert rows == [
+        {"column_name": "id", "type": "BIGINT", "order_id": 0},
+        {"column_name": "v", "type": "VARCHAR", "order_id": 1},
+    ]
     listed = query(user, "SELECT name, size FROM LIST_STAGE(LOCATION => '@~/inf/', PATTERN => '.*parquet')")
     assert [r["name"] for r in listed] == ["inf/a.parquet"]
     with pytest.raises(dbapi.Error, match="'..' segments are not allowed"):

@@ -29,8 +29,21 @@ def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {**os.environ, "STAGEFLIGHT_ROOT_PASSWORD": PASSWORD}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flight.cli", "serve", "--data-dir", str(data_dir), "--port", str(port),
-         "--http-port", "-1"], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+        [
+            sys.executable,
+            "-m",
+            "flight.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+            "--http-port",
+            "-1",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
     )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()

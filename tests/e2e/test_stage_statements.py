@@ -58,7 +58,9 @@ def test_list_path_is_a_prefix_and_pattern_is_anchored(alice):
     assert [r["name"] for r in query(alice, "LIST @~/a/")] == ["a/x.csv"]
     assert [r["name"] for r in query(alice, "LIST @~ PATTERN = 'ontime.*'")] == ["ontime_1.csv"]
     assert [r["name"] for r in query(alice, "LIST @~ PATTERN = '.*ontime.*'")] == [
-        "dir/ontime_200.csv", "ontime_1.csv"]
+        "dir/ontime_200.csv",
+        "ontime_1.csv",
+    ]
     with pytest.raises(dbapi.Error, match="Invalid PATTERN"):
         query(alice, "LIST @~ PATTERN = '(unclosed'")
 
@@ -84,16 +86,27 @@ def test_user_stages_are_isolated(alice, bob):
     assert err.value.code == 404
 
 
-@pytest.mark.parametrize("ref", [
-    "@~/../{other}/secret.csv", "@~/a/../../{other}/secret.csv", "@~/./secret.csv", "@~/a//b.csv",
-    "@~/..%2f{other}/secret.csv", "@~/%2e%2e/{other}/secret.csv", "@~/..\\{other}\\secret.csv",
-    "@~/~/secret.csv", "@~/*.csv",
-])
+@pytest.mark.parametrize(
+    "ref",
+    [
+        "@~/../{other}/secret.csv",
+        "@~/a/../../{other}/secret.csv",
+        "@~/./secret.csv",
+        "@~/a//b.csv",
+        "@~/..%2f{other}/secret.csv",
+        "@~/%2e%2e/{other}/secret.csv",
+        "@~/..\\{other}\\secret.csv",
+        "@~/~/secret.csv",
+        "@~/*.csv",
+    ],
+)
 def test_traversal_is_refused_everywhere(alice, bob, ref):
     put(alice, "@~/secret.csv", b"alice-only")
     target = ref.format(other=alice.user_name)
     for sql in [f"LIST {target}", f"REMOVE {target}", f"PRESIGN {target}", f"PRESIGN UPLOAD {target}"]:
-        with pytest.raises(dbapi.Error, match="Invalid stage path|Invalid stage reference|Expected|Cannot read statement"):
+        with pytest.raises(
+            dbapi.Error, match="Invalid stage path|Invalid stage reference|Expected|Cannot read statement"
+        ):
             query(bob, sql)
     assert get(alice, "@~/secret.csv") == b"alice-only"
 
@@ -101,8 +114,13 @@ def test_traversal_is_refused_everywhere(alice, bob, ref):
 def test_no_syntax_reaches_another_users_stage(alice, bob):
     put(alice, "@~/secret.csv", b"alice-only")
     other = alice.user_name
-    for sql in [f"LIST @{other}", f"LIST @user/{other}", f"LIST @stage/user/{other}", f"LIST @~{other}",
-                f"LIST '@~/../{other}/'"]:
+    for sql in [
+        f"LIST @{other}",
+        f"LIST @user/{other}",
+        f"LIST @stage/user/{other}",
+        f"LIST @~{other}",
+        f"LIST '@~/../{other}/'",
+    ]:
         with pytest.raises(dbapi.Error):
             rows = query(bob, sql)
             assert rows == []  # if it parsed at all, it must not show alice's files
@@ -115,7 +133,9 @@ def test_presign_urls_are_tamper_proof(alice, bob):
     assert http_status(good) == 200
     parsed = urllib.parse.urlsplit(good)
     params = dict(urllib.parse.parse_qsl(parsed.query))
-    tampered_sig = good.replace(params["sig"], params["sig"][:-2] + ("00" if params["sig"][-2:] != "00" else "11"))
+    tampered_sig = good.replace(
+        params["sig"], params["sig"][:-2] + ("00" if params["sig"][-2:] != "00" else "11")
+    )
     assert http_status(tampered_sig) == 403
     other_path = good.replace(f"stage/user/{alice.user_name}/f.csv", f"stage/user/{bob.user_name}/f.csv")
     assert http_status(other_path) == 403
@@ -174,8 +194,20 @@ def test_named_stage_lifecycle_and_columns(server, root_conn):
     with root_conn.cursor() as cur:
         cur.execute("SHOW STAGES LIKE 'raw_life'")
         assert [d[0] for d in cur.description] == [
-            "name", "stage_type", "storage_type", "url", "endpoint", "has_credentials", "has_encryption_key",
-            "storage_params", "file_format_options", "creator", "created_on", "comment", "owner"]
+            "name",
+            "stage_type",
+            "storage_type",
+            "url",
+            "endpoint",
+            "has_credentials",
+            "has_encryption_key",
+            "storage_params",
+            "file_format_options",
+            "creator",
+            "created_on",
+            "comment",
+            "owner",
+        ]
     put(root_conn, "@raw_life/x.csv", b"h\n1\n")
     assert [r["name"] for r in query(root_conn, "LIST @raw_life")] == ["x.csv"]
     files = server.config.data_dir / "storage" / "stage" / "internal" / "raw_life" / "x.csv"
@@ -201,19 +233,22 @@ def test_create_or_replace_empties_the_stage(root_conn):
     execute(root_conn, "DROP STAGE repl")
 
 
-@pytest.mark.parametrize("sql, message", [
-    ("CREATE STAGE ~", "User stage (~) is not allowed to be created"),
-    ("DROP STAGE ~", "User stage (~) is not allowed to be dropped"),
-    ("DROP STAGE IF EXISTS ~", "User stage (~) is not allowed to be dropped"),
-    ("ALTER STAGE ~ SET COMMENT = 'x'", "User stage (~) is not allowed to be altered"),
-    ("ALTER STAGE ~ SET FILE_FORMAT = (TYPE = CSV)", "User stage (~) is not allowed to be altered"),
-    ("CREATE STAGE bad FILE_FORMAT = (TYPE = CSV NOPE = 1)", "Unknown file format option: NOPE"),
-    ("CREATE STAGE bad FILE_FORMAT = (TYPE = XML)", "Unknown file format TYPE: XML"),
-    ("CREATE STAGE bad FILE_FORMAT = (TYPE = PARQUET SKIP_HEADER = 1)", "Unsupported option SKIP_HEADER"),
-    ("ALTER STAGE nothere SET COMMENT = 'x'", "Stage does not exist: @nothere"),
-    ("DROP STAGE nothere", "Stage does not exist: @nothere"),
-    ("LIST @nothere", "Stage does not exist: @nothere"),
-])
+@pytest.mark.parametrize(
+    "sql, message",
+    [
+        ("CREATE STAGE ~", "User stage (~) is not allowed to be created"),
+        ("DROP STAGE ~", "User stage (~) is not allowed to be dropped"),
+        ("DROP STAGE IF EXISTS ~", "User stage (~) is not allowed to be dropped"),
+        ("ALTER STAGE ~ SET COMMENT = 'x'", "User stage (~) is not allowed to be altered"),
+        ("ALTER STAGE ~ SET FILE_FORMAT = (TYPE = CSV)", "User stage (~) is not allowed to be altered"),
+        ("CREATE STAGE bad FILE_FORMAT = (TYPE = CSV NOPE = 1)", "Unknown file format option: NOPE"),
+        ("CREATE STAGE bad FILE_FORMAT = (TYPE = XML)", "Unknown file format TYPE: XML"),
+        ("CREATE STAGE bad FILE_FORMAT = (TYPE = PARQUET SKIP_HEADER = 1)", "Unsupported option SKIP_HEADER"),
+        ("ALTER STAGE nothere SET COMMENT = 'x'", "Stage does not exist: @nothere"),
+        ("DROP STAGE nothere", "Stage does not exist: @nothere"),
+        ("LIST @nothere", "Stage does not exist: @nothere"),
+    ],
+)
 def test_stage_statement_errors(root_conn, sql, message):
     with pytest.raises(dbapi.Error) as err:
         query(root_conn, sql)
@@ -281,8 +316,10 @@ def test_drop_user_removes_user_stage(server, root_conn):
 
 def test_legacy_internal_stage_keeps_old_prefix(server, root_conn):
     with server.engine.db.server_cursor() as cur:
-        cur.execute(f"INSERT INTO {CATALOG_SCHEMA}.stages (name, kind, creator) VALUES ('oldstage', "
-                    "'LegacyInternal', 'root')")
+        cur.execute(
+            f"INSERT INTO {CATALOG_SCHEMA}.stages (name, kind, creator) VALUES ('oldstage', "
+            "'LegacyInternal', 'root')"
+        )
     legacy_dir = server.config.data_dir / "storage" / "stage" / "oldstage"
     legacy_dir.mkdir(parents=True)
     (legacy_dir / "history.csv").write_bytes(b"1\n2\n")

@@ -39,7 +39,9 @@ class RawClient:
         return [r.body.to_pybytes() for r in self.client.do_action(flight.Action(name, body), self.options)]
 
     def prepare(self, sql: str) -> Any:
-        [raw] = self.action("CreatePreparedStatement", cmd.pack(cmd.ActionCreatePreparedStatementRequest(query=sql)))
+        [raw] = self.action(
+            "CreatePreparedStatement", cmd.pack(cmd.ActionCreatePreparedStatementRequest(query=sql))
+        )
         return cmd.unpack(raw)
 
     def close(self) -> None:

@@ -49,9 +49,13 @@ def test_unknown_user_is_refused(server):
 def test_forged_token_is_refused(server):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        conn = flightsql.connect(server.uri, db_kwargs={
-            adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer forged-token-value",
-        }, autocommit=True)
+        conn = flightsql.connect(
+            server.uri,
+            db_kwargs={
+                adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer forged-token-value",
+            },
+            autocommit=True,
+        )
     with pytest.raises(dbapi.Error, match="Invalid or expired token"):
         with conn.cursor() as cur:
             cur.execute("SELECT 1")
@@ -69,9 +73,13 @@ def test_bearer_token_from_handshake_works_for_another_connection(server):
     raw = RawClient(server.uri, "root", ROOT_PASSWORD)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        conn = flightsql.connect(server.uri, db_kwargs={
-            adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: raw.token,
-        }, autocommit=True)
+        conn = flightsql.connect(
+            server.uri,
+            db_kwargs={
+                adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: raw.token,
+            },
+            autocommit=True,
+        )
     with conn.cursor() as cur:
         cur.execute("SELECT 7")
         assert cur.fetchall() == [(7,)]
@@ -110,18 +118,28 @@ def _self_signed() -> tuple[bytes, bytes]:
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
-        x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=1))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName(
-            [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), critical=False)
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    return (cert.public_bytes(serialization.Encoding.PEM),
-            key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                              serialization.NoEncryption()))
+    return (
+        cert.public_bytes(serialization.Encoding.PEM),
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        ),
+    )
 
 
 def test_tls_with_self_signed_certificate(start_server, tmp_path):
@@ -132,10 +150,15 @@ def test_tls_with_self_signed_certificate(start_server, tmp_path):
     assert running.uri.startswith("grpc+tls://")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        conn = flightsql.connect(running.uri, db_kwargs={
-            "username": "root", "password": ROOT_PASSWORD,
-            adbc_driver_flightsql.DatabaseOptions.TLS_ROOT_CERTS.value: cert.decode(),
-        }, autocommit=True)
+        conn = flightsql.connect(
+            running.uri,
+            db_kwargs={
+                "username": "root",
+                "password": ROOT_PASSWORD,
+                adbc_driver_flightsql.DatabaseOptions.TLS_ROOT_CERTS.value: cert.decode(),
+            },
+            autocommit=True,
+        )
     with conn.cursor() as cur:
         cur.execute("SELECT 'secure' AS s")
         assert cur.fetchall() == [("secure",)]

@@ -122,8 +122,12 @@ def test_unsafe_user_names_are_refused(root_conn, name):
 def test_user_management_needs_root(server, make_user):
     name, password = make_user()
     with connect(server, user=name, password=password) as conn, conn.cursor() as cur:
-        for sql in ["CREATE USER mallory IDENTIFIED BY 'x'", "DROP USER root", "SHOW USERS",
-                    "ALTER USER root IDENTIFIED BY 'owned'"]:
+        for sql in [
+            "CREATE USER mallory IDENTIFIED BY 'x'",
+            "DROP USER root",
+            "SHOW USERS",
+            "ALTER USER root IDENTIFIED BY 'owned'",
+        ]:
             with pytest.raises(dbapi.ProgrammingError, match="Permission denied"):
                 cur.execute(sql)
         # Changing one's own password is allowed.
@@ -137,7 +141,10 @@ def test_root_cannot_be_dropped(root_conn):
 
 def test_catalog_schema_is_unreachable(root_conn):
     with root_conn.cursor() as cur:
-        for sql in ["SELECT * FROM __stageflight.users", "SELECT password_hash FROM __stageflight.users",
-                    "DROP SCHEMA __stageflight CASCADE"]:
+        for sql in [
+            "SELECT * FROM __stageflight.users",
+            "SELECT password_hash FROM __stageflight.users",
+            "DROP SCHEMA __stageflight CASCADE",
+        ]:
             with pytest.raises(dbapi.Error):
                 cur.execute(sql)

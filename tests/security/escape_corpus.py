@@ -111,7 +111,7 @@ ESCAPE_ATTEMPTS: list[tuple[str, str]] = [
     ("SELECT 1 -- harmless\n; SET threads = 1", "Statement SET is not allowed"),
     ("sElEcT * FrOm ReAd_CsV('/etc/passwd')", "Function read_csv is not allowed"),
     ("SELECT * FROM READ_TEXT /* comment */ ('/etc/passwd')", "Function read_text is not allowed"),
-    ('SELECT * FROM "ReAd_CsV"(\'/etc/passwd\')', "Function read_csv is not allowed"),
+    ("SELECT * FROM \"ReAd_CsV\"('/etc/passwd')", "Function read_csv is not allowed"),
     ("/* a comment */ ATTACH ':memory:' AS m", "Statement ATTACH is not allowed"),
     ("SELECT * FROM __stage/**/flight.users", "Cannot parse statement"),
     # -- file functions hidden deeper in the tree
@@ -151,7 +151,9 @@ ESCAPE_ATTEMPTS: list[tuple[str, str]] = [
     ("INSERT INTO @~/x.csv VALUES (1)", "can only be read from"),
     ("SELECT * FROM @~/x.csv (FILE_FORMAT => read_csv('/etc/passwd'))", "must be a literal or a name"),
     # -- malformed input
-    ("SELECT 1\x00; ATTACH ':memory:' AS m", "NUL"),
+    # C clients (ADBC) cut the text at a NUL, so each of these is also refused in its cut form.
+    ("SELECT * FROM read_text('/etc/passwd\x00.csv')", "NUL"),
+    ("ATTACH ':memory:' AS m\x00; SELECT 1", "NUL"),
     ("SELECT 1" + " " * 1_100_000, "longer than"),
     ("SELECT " + "(" * 3000 + "1" + ")" * 3000, "nested too deeply"),
     ("SELECT 'unterminated", "Cannot read statement"),

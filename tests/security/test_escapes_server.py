@@ -22,7 +22,9 @@ def test_corpus_is_large_enough():
     assert len(ESCAPE_ATTEMPTS) >= 40
 
 
-@pytest.mark.parametrize("sql, fragment", ESCAPE_ATTEMPTS, ids=[f"escape{i}" for i in range(len(ESCAPE_ATTEMPTS))])
+@pytest.mark.parametrize(
+    "sql, fragment", ESCAPE_ATTEMPTS, ids=[f"escape{i}" for i in range(len(ESCAPE_ATTEMPTS))]
+)
 def test_escape_attempt_is_refused(attacker, sql, fragment):
     with pytest.raises(dbapi.Error) as err, attacker.cursor() as cur:
         cur.execute(sql)

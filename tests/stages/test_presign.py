@@ -58,13 +58,24 @@ class Served:
     finished: list[str] = field(default_factory=list)
     done: threading.Condition = field(default_factory=threading.Condition)
 
-    def url(self, method: str, key: str = KEY, expire: int = 60, content_type: str | None = None,
-            now: float | None = None) -> str:
+    def url(
+        self,
+        method: str,
+        key: str = KEY,
+        expire: int = 60,
+        content_type: str | None = None,
+        now: float | None = None,
+    ) -> str:
         return self.signer.sign(method, key, expire, content_type, now=now)
 
-    def request(self, method: str, path: str, body: bytes | Iterable[bytes] | None = None,
-                headers: dict[str, str] | None = None, encode_chunked: bool = False,
-                ) -> tuple[int, http.client.HTTPMessage, bytes]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: bytes | Iterable[bytes] | None = None,
+        headers: dict[str, str] | None = None,
+        encode_chunked: bool = False,
+    ) -> tuple[int, http.client.HTTPMessage, bytes]:
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
             conn.request(method, path, body=body, headers=headers or {}, encode_chunked=encode_chunked)
@@ -158,17 +169,21 @@ def test_signature_binds_every_field() -> None:
     assert issubclass(PresignError, StageError)
 
 
-@pytest.mark.parametrize(("method", "key", "expire", "content_type", "error"), [
-    ("DELETE", KEY, 60, None, PresignError),
-    ("GET", KEY, 0, None, PresignError),
-    ("GET", KEY, 7 * 24 * 3600 + 1, None, PresignError),
-    ("PUT", KEY, 60, "text/csv\r\nX-Evil: 1", PresignError),
-    ("PUT", KEY, 60, "text/é", PresignError),
-    ("GET", "stage/user/alice/../bob/x", 60, None, BadStagePath),
-    ("GET", "/etc/passwd", 60, None, BadStagePath),
-])
-def test_sign_refuses(method: str, key: str, expire: int, content_type: str | None,
-                      error: type[Exception]) -> None:
+@pytest.mark.parametrize(
+    ("method", "key", "expire", "content_type", "error"),
+    [
+        ("DELETE", KEY, 60, None, PresignError),
+        ("GET", KEY, 0, None, PresignError),
+        ("GET", KEY, 7 * 24 * 3600 + 1, None, PresignError),
+        ("PUT", KEY, 60, "text/csv\r\nX-Evil: 1", PresignError),
+        ("PUT", KEY, 60, "text/é", PresignError),
+        ("GET", "stage/user/alice/../bob/x", 60, None, BadStagePath),
+        ("GET", "/etc/passwd", 60, None, BadStagePath),
+    ],
+)
+def test_sign_refuses(
+    method: str, key: str, expire: int, content_type: str | None, error: type[Exception]
+) -> None:
     with pytest.raises(error):
         PresignSigner(b"k" * SECRET_BYTES).sign(method, key, expire, content_type)
 
@@ -231,14 +246,17 @@ def test_head(served: Served) -> None:
     assert "open_input" not in served.backend.calls  # metadata only
 
 
-@pytest.mark.parametrize(("header", "start", "stop"), [
-    ("bytes=2-5", 2, 6),
-    ("bytes=10000-", 10000, len(CONTENT)),
-    ("bytes=-3", len(CONTENT) - 3, len(CONTENT)),
-    ("bytes=-999999", 0, len(CONTENT)),  # suffix longer than the file: all of it
-    ("bytes=10240-999999", 10240, len(CONTENT)),  # end past the file is clamped
-    ("bytes=0-0", 0, 1),
-])
+@pytest.mark.parametrize(
+    ("header", "start", "stop"),
+    [
+        ("bytes=2-5", 2, 6),
+        ("bytes=10000-", 10000, len(CONTENT)),
+        ("bytes=-3", len(CONTENT) - 3, len(CONTENT)),
+        ("bytes=-999999", 0, len(CONTENT)),  # suffix longer than the file: all of it
+        ("bytes=10240-999999", 10240, len(CONTENT)),  # end past the file is clamped
+        ("bytes=0-0", 0, 1),
+    ],
+)
 def test_range(served: Served, header: str, start: int, stop: int) -> None:
     put_file(served)
     status, headers, body = served.request("GET", served.url("GET"), headers={"Range": header})
@@ -266,11 +284,13 @@ def test_range_ignored_gives_whole_file(served: Served, header: str) -> None:
 def test_if_range_mismatch_gives_whole_file(served: Served) -> None:
     put_file(served)
     etag = f'"{served.backend.stat(KEY).etag}"'
-    status, _, body = served.request("GET", served.url("GET"),
-                                     headers={"Range": "bytes=0-1", "If-Range": etag})
+    status, _, body = served.request(
+        "GET", served.url("GET"), headers={"Range": "bytes=0-1", "If-Range": etag}
+    )
     assert (status, body) == (206, CONTENT[:2])
-    status, _, body = served.request("GET", served.url("GET"),
-                                     headers={"Range": "bytes=0-1", "If-Range": '"old"'})
+    status, _, body = served.request(
+        "GET", served.url("GET"), headers={"Range": "bytes=0-1", "If-Range": '"old"'}
+    )
     assert (status, body) == (200, CONTENT)
 
 
@@ -364,8 +384,9 @@ def test_put_300mb_streams_without_buffering(served: Served) -> None:
     sampler.start()
     hwm_before = _vm_kib("VmHWM")
     try:
-        status, _, _ = served.request("PUT", served.url("PUT"), body=body(),
-                                      headers={"Content-Length": str(total_chunks * MiB)})
+        status, _, _ = served.request(
+            "PUT", served.url("PUT"), body=body(), headers={"Content-Length": str(total_chunks * MiB)}
+        )
     finally:
         stop.set()
         sampler.join()
@@ -461,16 +482,19 @@ def test_other_methods_405(served: Served, method: str) -> None:
     assert served.backend.exists(KEY)
 
 
-@pytest.mark.parametrize("path", [
-    "/files/stage/user/alice/../bob/secret.csv",
-    "/files/stage/user/alice/%2e%2e/bob/secret.csv",
-    "/files/stage/user/alice/%2E%2E%2Fbob/secret.csv",
-    "/files/stage/user/alice/%252e%252e/bob/secret.csv",
-    "/files/stage/user/alice/./x.csv",
-    "/files/stage/user/alice//x.csv",
-    "/files//etc/passwd",
-    "/files/stage/user/alice/x%00.csv",
-])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/files/stage/user/alice/../bob/secret.csv",
+        "/files/stage/user/alice/%2e%2e/bob/secret.csv",
+        "/files/stage/user/alice/%2E%2E%2Fbob/secret.csv",
+        "/files/stage/user/alice/%252e%252e/bob/secret.csv",
+        "/files/stage/user/alice/./x.csv",
+        "/files/stage/user/alice//x.csv",
+        "/files//etc/passwd",
+        "/files/stage/user/alice/x%00.csv",
+    ],
+)
 def test_traversal_refused_without_io(served: Served, path: str) -> None:
     put_file(served, "stage/user/bob/secret.csv", b"bob's")
     served.backend.calls.clear()
