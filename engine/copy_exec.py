@@ -238,6 +238,12 @@ class CopyLoader:
         loaded: list[Candidate] = []
         with session.exclusive() as cur, session.statement_transaction(cur):
             for c in candidates:
+                native = self._native_reader(resolved, c, options, target)
+                if native is not None:
+                    rows.append(self._insert_native(cur, native, resolved, c, options, target))
+                    self._record(cur, history_key, c.file)
+                    loaded.append(c)
+                    continue
                 reader, stats = self._reader(resolved, c, options, target)
                 name = f"__stage_{uuid.uuid4().hex}"
                 cur.register(name, reader)
@@ -263,6 +269,70 @@ class CopyLoader:
                 if not stats.errors_seen:
                     loaded.append(c)
         return rows, loaded
+
+    def _native_reader(
+        self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema
+    ) -> pa.RecordBatchReader | None:
+        """DuckDB's own Parquet reader for the common case (local file, ABORT, every column present)."""
+        native = self.session.engine.stages.native_parquet
+        plain = set(options) <= {"TYPE", "COMPRESSION"}
+        if native is None or resolved.backend is not native.backend or options.get("TYPE") != "PARQUET":
+            return None
+        if str(self.on_error) not in ("ABORT", "ABORT_1") or not plain:
+            return None
+        in_file = native.file_columns(c.file.key)
+        if self.load.column_match_mode == "CASE_SENSITIVE":
+            by_name = {n: n for n in in_file}
+            wanted = [by_name.get(f.name) for f in target]
+        else:
+            lowered = {n.lower(): n for n in in_file}
+            if len(lowered) != len(in_file):
+                return None  # ambiguous names: let the careful reader report it
+            wanted = [lowered.get(f.name.lower()) for f in target]
+        if any(w is None for w in wanted):
+            return None
+        return native.open(
+            c.file.key, [w for w in wanted if w is not None], self.session.engine.config.batch_rows
+        )
+
+    def _insert_native(
+        self,
+        cur: Any,
+        reader: pa.RecordBatchReader,
+        resolved: Resolved,
+        c: Candidate,
+        options: dict[str, str],
+        target: pa.Schema,
+    ) -> dict[str, Any]:
+        columns = ", ".join(quote_ident(f.name) for f in target)
+        name = f"__stage_{uuid.uuid4().hex}"
+        cur.register(name, reader)
+        try:
+            result = cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}").fetchone()
+        except Exception as exc:
+            # Find the file and row with the careful reader (no database work) for a precise message.
+            raise self._explain_failure(resolved, c, options, target, exc) from None
+        finally:
+            self.session.unregister_all([name])
+        count = int(result[0]) if result else 0
+        return {
+            "File": c.name,
+            "Rows_loaded": count,
+            "Errors_seen": 0,
+            "First_error": None,
+            "First_error_line": None,
+        }
+
+    def _explain_failure(
+        self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema, exc: Exception
+    ) -> EngineError:
+        try:
+            reader, stats = self._reader(resolved, c, options, target)
+            for _ in reader:
+                pass
+        except Exception as precise:
+            return EngineError(str(precise))
+        return _load_error(exc, c)
 
     def _load_transformed(
         self,

@@ -23,10 +23,12 @@ from stages.errors import StageError
 from stages.formats import DEFAULT_FORMAT, FORMAT_TYPES, normalize_format_options
 from stages.infer import infer_schema
 from stages.model import Stage, StageKind, table_stage, user_stage
+from stages.native import NativeParquetReader
 from stages.paths import StageLocation, compile_pattern, filter_listing, parse_stage_ref, validate_key
 from stages.scan import scan_files
 from stages.storage import load_backend
 from stages.storage.base import StagedFile, StorageBackend
+from stages.storage.local import LocalBackend
 
 log = logging.getLogger("stageflight")
 
@@ -80,6 +82,9 @@ class StageService:
         self.storage = load_backend(storage_root)
         self._table_exists = table_exists
         self.local_signer: LocalSigner | None = None
+        self.native_parquet = (
+            NativeParquetReader(self.storage) if isinstance(self.storage, LocalBackend) else None
+        )
         self._gc_lock = threading.Lock()
 
     # -- resolution ------------------------------------------------------------------

@@ -325,6 +325,10 @@ class _Client:
             self._local.conn = conn
         return conn
 
+    def close(self) -> None:
+        """Close this thread's connection (the next request opens a new one)."""
+        self._drop_connection()
+
     def _drop_connection(self) -> None:
         conn = getattr(self._local, "conn", None)
         self._local.conn = None
@@ -422,7 +426,7 @@ class _S3Writer(io.BufferedIOBase):
         return PART_SIZE * (1 + len(self._parts) // 1000)
 
     def _request(self, method: str, query: Sequence[tuple[str, str]], **kwargs: object) -> _Response:
-        return self._backend._call(self._client, method, self._key, self._object_key, query, **kwargs)
+        return self._backend._call(self._client, method, self._object_key, query, **kwargs)
 
     def _upload_part(self) -> None:
         if self._upload_id is None:
@@ -487,6 +491,11 @@ class _S3Writer(io.BufferedIOBase):
             code = _child_text(root, "Code") or "unknown error"
             raise StorageError(f"Cannot write {self._key}: S3 refused to complete the upload ({code})")
         self._upload_id = None
+
+    def release(self) -> None:
+        """Free the buffer and close the writer's connection."""
+        self._buffer = bytearray()
+        self._client.close()
 
     def abort(self) -> None:
         self._buffer = bytearray()
@@ -636,7 +645,6 @@ class S3Backend(StorageBackend):
         self,
         client: _Client,
         method: str,
-        key: str,
         object_key: str,
         query: Sequence[tuple[str, str]] = (),
         **kwargs: object,
@@ -673,7 +681,7 @@ class S3Backend(StorageBackend):
 
     def _head(self, key: str) -> StagedFile:
         object_key = self._object_key(key)
-        response = self._call(self._client, "HEAD", key, object_key)
+        response = self._call(self._client, "HEAD", object_key)
         self._check(response, key, object_key, "stat")
         try:
             size = int(response.headers.get("content-length", ""))
@@ -750,7 +758,7 @@ class S3Backend(StorageBackend):
             query = [("list-type", "2"), ("prefix", full_prefix), ("encoding-type", "url")]
             if token:
                 query.append(("continuation-token", token))
-            response = self._call(self._client, "GET", "", "", query)
+            response = self._call(self._client, "GET", "", query)
             self._check(response, "", full_prefix, "list")
             try:
                 root = _parse_xml(response.body)
@@ -804,6 +812,7 @@ class S3Backend(StorageBackend):
             raise
         finally:
             writer.close()
+            writer.release()
 
     # -- deleting -------------------------------------------------------------------------------
 
@@ -811,7 +820,7 @@ class S3Backend(StorageBackend):
         checked = [(key, self._object_key(key)) for key in keys]  # all keys before any request
         existing = []
         for key, object_key in dict(checked).items():
-            response = self._call(self._client, "HEAD", key, object_key)
+            response = self._call(self._client, "HEAD", object_key)
             if response.status == 404:
                 continue
             self._check(response, key, object_key, "delete")
@@ -837,9 +846,7 @@ class S3Backend(StorageBackend):
                 ),
             }
             first_key, first_object = batch[0]
-            response = self._call(
-                self._client, "POST", first_key, "", [("delete", "")], headers=headers, body=document
-            )
+            response = self._call(self._client, "POST", "", [("delete", "")], headers=headers, body=document)
             self._check(response, first_key, first_object, "delete")
             failed = self._delete_errors(response)
             if failed:

@@ -410,3 +410,19 @@ def test_infer_schema_and_list_stage(user):
     assert [r["name"] for r in listed] == ["inf/a.parquet"]
     with pytest.raises(dbapi.Error, match="'..' segments are not allowed"):
         query(user, "SELECT * FROM LIST_STAGE(LOCATION => '@~/../x/')")
+
+
+def test_parquet_type_error_names_the_file(user, unique_table):
+    t = unique_table("pqerr")
+    execute(user, f"CREATE TABLE {t} (id INTEGER)")
+    put(user, "@~/pqe/good.parquet", parquet_bytes(pa.table({"id": ["1", "2"]})))
+    put(user, "@~/pqe/bad.parquet", parquet_bytes(pa.table({"id": ["3", "not-a-number"]})))
+    with pytest.raises(dbapi.Error) as err:
+        query(user, f"COPY INTO {t} FROM @~/pqe/")
+    assert "pqe/bad.parquet" in str(err.value)
+    assert query(user, f"SELECT count(*) AS n FROM {t}") == [{"n": 0}]  # nothing half-loaded
+    rows = query(user, f"COPY INTO {t} FROM @~/pqe/ ON_ERROR = CONTINUE")
+    assert [(r["File"], r["Rows_loaded"], r["Errors_seen"]) for r in rows] == [
+        ("pqe/bad.parquet", 1, 1),
+        ("pqe/good.parquet", 2, 0),
+    ]

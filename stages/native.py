@@ -1,0 +1,51 @@
+"""A confined DuckDB instance that reads local Parquet stage files natively (the fast COPY path).
+
+security.md §2(b): a separate DuckDB instance whose only allowed directory is the stage root, with
+external access off and its configuration locked. It never sees user SQL: the server calls its
+relational API with paths it validated itself, and hands the result over as an Arrow stream.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+import duckdb
+import pyarrow as pa
+
+from stages.storage.local import LocalBackend
+
+
+class NativeParquetReader:
+    def __init__(self, backend: LocalBackend, threads: int | None = None) -> None:
+        self.backend = backend
+        self._lock = threading.Lock()
+        config: dict[str, str | bool | int | float | list[str]] = {
+            "autoload_known_extensions": False,
+            "autoinstall_known_extensions": False,
+            "allow_community_extensions": False,
+            "allow_unsigned_extensions": False,
+            "allow_persistent_secrets": False,
+            "python_enable_replacements": False,
+        }
+        if threads:
+            config["threads"] = threads
+        self._con = duckdb.connect(":memory:", config=config)
+        root = backend.root.rstrip("/") + "/"
+        self._con.execute(f"SET allowed_directories = ['{root.replace(chr(39), chr(39) * 2)}']")
+        self._con.execute("SET enable_external_access = false")
+        self._con.execute("SET lock_configuration = true")
+
+    def open(self, key: str, columns: Sequence[str], batch_rows: int) -> pa.RecordBatchReader:
+        """Stream ``columns`` (file column names, in target order) of one validated stage file."""
+        _, path = self.backend.filesystem_and_path(key)  # validates the key and refuses symlinks
+        projection = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
+        with self._lock:
+            cursor = self._con.cursor()
+        return cursor.read_parquet(path).project(projection).to_arrow_reader(batch_rows)
+
+    def file_columns(self, key: str) -> list[str]:
+        _, path = self.backend.filesystem_and_path(key)
+        with self._lock:
+            cursor = self._con.cursor()
+        return list(cursor.read_parquet(path).columns)
