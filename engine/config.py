@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 
@@ -17,6 +18,8 @@ class EngineConfig:
     read_ahead_bytes: int = 8 << 20
     busy_wait_seconds: float = 10.0
     storage_root: str | None = None
+    storage_options: Mapping[str, str] = field(default_factory=dict, repr=False)
+    allowed_endpoints: tuple[str, ...] = ()
     load_history_retention_days: int = 64
     user_stage_retention_days: int | None = None
 

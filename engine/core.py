@@ -30,7 +30,9 @@ class Engine:
         self.users = UserDirectory(self.db)
         self.stage_catalog = StageCatalog(self.db)
         self.file_formats = FileFormats(self.db)
-        self.stages = StageService(self.stage_catalog, config.stage_root, self._table_exists)
+        self.stages = StageService(
+            self.stage_catalog, config.stage_root, self._table_exists, config.storage_options
+        )
         self._credential_listeners: list[Callable[[str, bool], None]] = []
         self._meta_lock = threading.Lock()
         self._meta_cursor = self.db.cursor()

@@ -62,11 +62,12 @@ class Resolved:
 
     @property
     def root_key(self) -> str:
-        return self.stage.prefix
+        # An external stage's backend is rooted at its own URL; the others share the storage root.
+        return "" if self.stage.kind is StageKind.EXTERNAL else self.stage.prefix
 
     @property
     def location_key(self) -> str:
-        return self.stage.prefix + self.location.path
+        return self.root_key + self.location.path
 
 
 def format_last_modified(when: datetime) -> str:
@@ -76,10 +77,16 @@ def format_last_modified(when: datetime) -> str:
 
 class StageService:
     def __init__(
-        self, catalog: StageCatalog, storage_root: str, table_exists: Callable[[str, str], bool]
+        self,
+        catalog: StageCatalog,
+        storage_root: str,
+        table_exists: Callable[[str, str], bool],
+        storage_options: Mapping[str, str] | None = None,
     ) -> None:
         self.catalog = catalog
-        self.storage = load_backend(storage_root)
+        self.storage = load_backend(storage_root, storage_options or {})
+        self._external_backends: dict[tuple[str, str, tuple[tuple[str, str], ...]], StorageBackend] = {}
+        self._backends_lock = threading.Lock()
         self._table_exists = table_exists
         self.local_signer: LocalSigner | None = None
         self.native_parquet = (
@@ -105,11 +112,23 @@ class StageService:
         return Resolved(stage, location, self.backend_for(stage))
 
     def backend_for(self, stage: Stage) -> StorageBackend:
-        if stage.kind is StageKind.EXTERNAL:
-            raise StageError(
-                f"External stage @{stage.name}: external storage is not supported by this server yet"
-            )
-        return self.storage
+        if stage.kind is not StageKind.EXTERNAL:
+            return self.storage
+        cache_key = (stage.name, stage.url or "", tuple(sorted(stage.connection.items())))
+        with self._backends_lock:
+            backend = self._external_backends.get(cache_key)
+            if backend is None:
+                backend = load_backend(stage.url or "", stage.connection)
+                # One cached backend per stage: a replaced stage drops its old one.
+                self._external_backends = {
+                    k: v for k, v in self._external_backends.items() if k[0] != stage.name
+                }
+                self._external_backends[cache_key] = backend
+        return backend
+
+    def check_external(self, stage: Stage) -> None:
+        """Build the backend and list once, so a bad URL or credentials fail at CREATE STAGE."""
+        next(iter(self.backend_for(stage).list_files("")), None)
 
     # -- LIST / REMOVE / PRESIGN -------------------------------------------------------
     def list_files(self, resolved: Resolved, pattern: str | None) -> list[tuple[str, StagedFile]]:

@@ -9,13 +9,14 @@ import pyarrow as pa
 from sqlglot.tokens import TokenType
 
 from engine.errors import PermissionDenied, StatementRejected
+from engine.external import check_endpoint, check_url, normalize_connection, storage_params
 from engine.plans import Plan, static_query, static_update
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import LIST_SCHEMA, PRESIGN_SCHEMA, require_owner
 from engine.tokens import TokenCursor
 from engine.users import check_user_name
 from stages.formats import normalize_format_options
-from stages.model import Stage, StageKind, internal_stage
+from stages.model import Stage, StageKind, external_stage, internal_stage
 from stages.paths import STAGE_NAME_RE, parse_stage_ref
 
 if TYPE_CHECKING:
@@ -183,6 +184,8 @@ def _create_stage(cur: TokenCursor) -> Plan:
     name = _stage_name(cur, "created")
     file_format: dict[str, str] = {}
     comment = None
+    url: str | None = None
+    connection: dict[str, str] = {}
     while not cur.at_end():
         if cur.accept("FILE_FORMAT"):
             file_format = normalize_format_options(_options_list(cur, "FILE_FORMAT"))
@@ -190,12 +193,20 @@ def _create_stage(cur: TokenCursor) -> Plan:
             cur.advance()
             cur.accept_type(TokenType.EQ)
             comment = cur.string("COMMENT as a quoted string")
-        elif cur.is_word("URL", "CONNECTION", "CREDENTIALS", "STORAGE_INTEGRATION") or (
-            cur.peek() is not None and cur.peek().token_type == TokenType.STRING  # type: ignore[union-attr]
-        ):
-            raise StatementRejected("External stages (URL = 's3://...') are not supported by this server yet")
+        elif cur.accept("URL"):
+            cur.accept_type(TokenType.EQ)
+            url = check_url(cur.string("URL as a quoted string"))
+        elif cur.peek() is not None and cur.peek().token_type == TokenType.STRING:  # type: ignore[union-attr]
+            url = check_url(cur.string())
+        elif cur.is_word("CONNECTION", "CREDENTIALS"):
+            cur.advance()
+            connection.update(normalize_connection(_options_list(cur, "CONNECTION")))
+        elif cur.is_word("STORAGE_INTEGRATION", "ENCRYPTION"):
+            raise StatementRejected(f"{cur.advance().text.upper()} is not supported: use CONNECTION = (...)")
         else:
             raise StatementRejected(f"Unknown CREATE STAGE option: {cur.advance().text}")
+    if connection and url is None:
+        raise StatementRejected("CONNECTION needs URL = 's3://bucket/path/'")
 
     def action(session: Session) -> None:
         engine = session.engine
@@ -211,9 +222,21 @@ def _create_stage(cur: TokenCursor) -> Plan:
             if replace:
                 require_owner(old, session.user, session.is_admin, "replace")
                 engine.stages.wipe(old)
-        stage = internal_stage(name, file_format=file_format, comment=comment, creator=session.user)
-        # Leftovers under the prefix (a failed earlier drop) must not reappear in the new stage.
-        engine.stages.wipe(stage)
+        if url is not None:
+            check_endpoint(connection.get("ENDPOINT_URL"), engine.config.allowed_endpoints)
+            stage = external_stage(
+                name,
+                url,
+                connection=connection,
+                file_format=file_format,
+                comment=comment,
+                creator=session.user,
+            )
+            engine.stages.check_external(stage)
+        else:
+            stage = internal_stage(name, file_format=file_format, comment=comment, creator=session.user)
+            # Leftovers under the prefix (a failed earlier drop) must not reappear in the new stage.
+            engine.stages.wipe(stage)
         catalog.create(stage, replace=replace)
 
     return static_update(f"CREATE STAGE {name}", action)
@@ -255,7 +278,7 @@ def _alter_stage(cur: TokenCursor) -> Plan:
                 comment = cur.string("COMMENT as a quoted string")
             elif cur.is_word("URL", "CONNECTION"):
                 raise StatementRejected(
-                    "External stages (URL = 's3://...') are not supported by this server yet"
+                    "ALTER STAGE cannot change URL or CONNECTION: use CREATE OR REPLACE STAGE"
                 )
             else:
                 raise StatementRejected(f"Unknown ALTER STAGE option: {cur.advance().text}")
@@ -289,10 +312,10 @@ def _stage_row(stage: Stage) -> dict[str, object]:
         "stage_type": "Internal" if stage.kind is StageKind.LEGACY_INTERNAL else str(stage.kind),
         "storage_type": "s3" if (stage.url or "").startswith("s3://") else "fs",
         "url": stage.url,
-        "endpoint": None,
-        "has_credentials": bool(stage.connection),
+        "endpoint": stage.connection.get("ENDPOINT_URL"),
+        "has_credentials": "SECRET_ACCESS_KEY" in stage.connection,
         "has_encryption_key": False,
-        "storage_params": "{}",
+        "storage_params": storage_params(stage.connection),
         "file_format_options": json.dumps(dict(stage.file_format)),
         "creator": stage.creator,
         "created_on": stage.created_on,

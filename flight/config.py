@@ -33,10 +33,25 @@ class ServerConfig:
     memory_limit: str | None = None
     user_stage_retention_days: int | None = None
     public_url: str | None = None
+    storage_root: str | None = None
+    storage_endpoint: str | None = None
+    storage_access_key_id: str | None = field(default=None, repr=False)
+    storage_secret_access_key: str | None = field(default=None, repr=False)
+    storage_region: str | None = None
+    allowed_endpoints: str | None = None
 
     @property
     def tls(self) -> bool:
         return self.tls_cert is not None
+
+    def storage_options(self) -> dict[str, str]:
+        pairs = {
+            "ENDPOINT_URL": self.storage_endpoint,
+            "ACCESS_KEY_ID": self.storage_access_key_id,
+            "SECRET_ACCESS_KEY": self.storage_secret_access_key,
+            "REGION": self.storage_region,
+        }
+        return {k: v for k, v in pairs.items() if v}
 
     def engine_config(self) -> EngineConfig:
         return EngineConfig(
@@ -44,6 +59,11 @@ class ServerConfig:
             threads=self.threads,
             memory_limit=self.memory_limit,
             user_stage_retention_days=self.user_stage_retention_days,
+            storage_root=self.storage_root,
+            storage_options=self.storage_options(),
+            allowed_endpoints=tuple(
+                e.strip() for e in (self.allowed_endpoints or "").split(",") if e.strip()
+            ),
         )
 
 
@@ -63,6 +83,14 @@ _HELP: dict[str, str] = {
     "memory_limit": "DuckDB memory limit, e.g. 4GB",
     "user_stage_retention_days": "delete user-stage files older than this many days (default: keep)",
     "public_url": "base URL clients use to reach the HTTP port (presigned URLs)",
+    "storage_root": "where internal, user and table stages live: a directory or s3://bucket/prefix "
+    "(default: <data-dir>/storage)",
+    "storage_endpoint": "S3 endpoint URL for --storage-root, e.g. http://127.0.0.1:9000",
+    "storage_access_key_id": "S3 access key id for --storage-root",
+    "storage_secret_access_key": "S3 secret access key for --storage-root (prefer the environment variable)",
+    "storage_region": "S3 region for --storage-root",
+    "allowed_endpoints": "comma-separated host:port list external stages may use; loopback and private "
+    "addresses are refused unless listed",
 }
 
 

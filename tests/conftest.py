@@ -95,3 +95,7 @@ def unique_table() -> Callable[[str], str]:
         return f"{prefix}_{uuid.uuid4().hex[:8]}_{counter[0]}"
 
     return make
+
+
+# The loopback S3 API server (moto) for external stages and an S3 storage root.
+from tests.s3 import moto_s3, moto_s3_auth  # noqa: E402, F401

@@ -17,7 +17,6 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
-import tests.s3 as s3_fixtures
 from stages.errors import BadStagePath, StageError, StorageError
 from stages.storage import BACKENDS, load_backend
 from stages.storage.base import StorageBackend
@@ -28,8 +27,6 @@ from tests.stages.storage_contract import MIB, StorageContract, keys, put, read_
 pytestmark = pytest.mark.s3
 
 # Session fixtures (a conftest that imports them too makes these lines redundant).
-moto_s3 = s3_fixtures.moto_s3
-moto_s3_auth = s3_fixtures.moto_s3_auth
 
 
 @pytest.fixture(scope="module")
