@@ -6,6 +6,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 from collections.abc import Sequence
 
 from flight import app, client_cli
@@ -57,17 +58,18 @@ def serve(argv: Sequence[str]) -> int:
     running = app.start(config)
     print(banner(running), flush=True)
 
+    stopping = threading.Event()
+
     def stop(signum: int, frame: object) -> None:
-        running.flight_server.shutdown()
+        stopping.set()
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    try:
-        running.flight_server.serve()
-    finally:
-        if running.http is not None:
-            running.http.stop()
-        running.engine.close()
+    # The gRPC server already serves from its own threads; the main thread only waits (in short
+    # steps, so Python's signal handlers get to run) and then shuts everything down.
+    while not stopping.wait(0.5):
+        pass
+    running.stop()
     return 0
 
 
