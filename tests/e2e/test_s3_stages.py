@@ -176,3 +176,30 @@ def test_storage_root_on_s3(start_server, moto_s3):
         assert client.get_object(Bucket=bucket, Key="root/stage/internal/onroot/x.csv")["Body"].read() == b"x"
         execute(conn, "DROP STAGE onroot")
         assert "Contents" not in client.list_objects_v2(Bucket=bucket, Prefix="root/stage/internal/onroot/")
+
+
+def test_cli_put_get_on_s3_root(start_server, moto_s3, tmp_path, monkeypatch):
+    from flight import client_cli
+    from tests.conftest import ROOT_PASSWORD
+
+    bucket = make_bucket(moto_s3)
+    running = start_server(
+        storage_root=f"s3://{bucket}/cli",
+        storage_endpoint=moto_s3.endpoint,
+        storage_access_key_id=moto_s3.access_key,
+        storage_secret_access_key=moto_s3.secret_key,
+        storage_region=moto_s3.region,
+    )
+    monkeypatch.setenv("STAGEFLIGHT_URI", running.uri)
+    monkeypatch.setenv("STAGEFLIGHT_USER", "root")
+    monkeypatch.setenv("STAGEFLIGHT_PASSWORD", ROOT_PASSWORD)
+    source = tmp_path / "up.csv"
+    source.write_bytes(b"1,2,3\n" * 1000)
+    assert client_cli.main("put", [str(source), "@~/cli/"]) == 0
+    body = s3_client(moto_s3).get_object(Bucket=bucket, Key="cli/stage/user/root/cli/up.csv")["Body"].read()
+    assert body == source.read_bytes()
+    target = tmp_path / "down"
+    assert client_cli.main("get", ["@~/cli/", str(target)]) == 0
+    assert (target / "cli" / "up.csv").read_bytes() == source.read_bytes() or (
+        target / "up.csv"
+    ).read_bytes() == source.read_bytes()

@@ -64,8 +64,22 @@ def _serve(data_dir: Path, env_password: str | None) -> str:
     if env_password:
         env["STAGEFLIGHT_ROOT_PASSWORD"] = env_password
     proc = subprocess.Popen(
-        [sys.executable, "-m", "flight.cli", "serve", "--data-dir", str(data_dir), "--port", str(_free_port()),
-         "--http-port", "-1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, text=True,
+        [
+            sys.executable,
+            "-m",
+            "flight.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(_free_port()),
+            "--http-port",
+            "-1",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        env=env,
+        text=True,
     )
     assert proc.stdout is not None
     lines = []
