@@ -35,6 +35,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stageflight")
 
+# Small files are inserted together, up to this many files or bytes per INSERT.
+BATCH_FILES = 64
+BATCH_BYTES = 64 << 20
+
 LOAD_SCHEMA = pa.schema(
     [
         pa.field("File", pa.string(), nullable=False),
@@ -233,10 +237,10 @@ class CopyLoader:
         history_key: str,
     ) -> tuple[list[dict[str, Any]], list[Candidate]]:
         session = self.session
-        columns = ", ".join(quote_ident(f.name) for f in target)
         rows: list[dict[str, Any]] = []
         loaded: list[Candidate] = []
         with session.exclusive() as cur, session.statement_transaction(cur):
+            pending: list[Candidate] = []
             for c in candidates:
                 native = self._native_reader(resolved, c, options, target)
                 if native is not None:
@@ -244,31 +248,57 @@ class CopyLoader:
                     self._record(cur, history_key, c.file)
                     loaded.append(c)
                     continue
-                reader, stats = self._reader(resolved, c, options, target)
-                name = f"__stage_{uuid.uuid4().hex}"
-                cur.register(name, reader)
-                try:
-                    cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}")
-                except Exception as exc:
-                    if stats.abort is not None:  # the reader's own words, not DuckDB's re-wrapping
-                        raise EngineError(str(stats.abort)) from None
-                    raise _load_error(exc, c) from None
-                finally:
-                    session.unregister_all([name])
-                rows.append(
-                    {
-                        "File": c.name,
-                        "Rows_loaded": stats.rows_loaded,
-                        "Errors_seen": stats.errors_seen,
-                        "First_error": stats.first_error,
-                        "First_error_line": stats.first_error_line,
-                    }
-                )
-                if stats.rows_loaded or not stats.errors_seen:
-                    self._record(cur, history_key, c.file)
-                if not stats.errors_seen:
-                    loaded.append(c)
+                pending.append(c)
+                if len(pending) >= BATCH_FILES or sum(p.file.size for p in pending) >= BATCH_BYTES:
+                    self._insert_batch(cur, resolved, pending, options, target, history_key, rows, loaded)
+                    pending = []
+            if pending:
+                self._insert_batch(cur, resolved, pending, options, target, history_key, rows, loaded)
         return rows, loaded
+
+    def _insert_batch(
+        self,
+        cur: Any,
+        resolved: Resolved,
+        batch: list[Candidate],
+        options: dict[str, str],
+        target: pa.Schema,
+        history_key: str,
+        rows: list[dict[str, Any]],
+        loaded: list[Candidate],
+    ) -> None:
+        """One INSERT for several files: many small files cost one statement, not one each.
+
+        Each file keeps its own reader (and counts) inside the chained stream.
+        """
+        opened = [(c, *self._reader(resolved, c, options, target)) for c in batch]
+        chained = pa.RecordBatchReader.from_batches(target, (b for _, reader, _ in opened for b in reader))
+        name = f"__stage_{uuid.uuid4().hex}"
+        columns = ", ".join(quote_ident(f.name) for f in target)
+        cur.register(name, chained)
+        try:
+            cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}")
+        except Exception as exc:
+            for _, _, stats in opened:
+                if stats.abort is not None:  # the reader's own words, not DuckDB's re-wrapping
+                    raise EngineError(str(stats.abort)) from None
+            raise _load_error(exc, batch[0] if len(batch) == 1 else None) from None
+        finally:
+            self.session.unregister_all([name])
+        for c, _, stats in opened:
+            rows.append(
+                {
+                    "File": c.name,
+                    "Rows_loaded": stats.rows_loaded,
+                    "Errors_seen": stats.errors_seen,
+                    "First_error": stats.first_error,
+                    "First_error_line": stats.first_error_line,
+                }
+            )
+            if stats.rows_loaded or not stats.errors_seen:
+                self._record(cur, history_key, c.file)
+            if not stats.errors_seen:
+                loaded.append(c)
 
     def _native_reader(
         self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema
@@ -464,13 +494,13 @@ def _same_file(recorded: tuple[Any, ...] | None, file: StagedFile) -> bool:
     return bool(size == file.size and last_modified == file.last_modified)
 
 
-def _load_error(exc: Exception, c: Candidate) -> EngineError:
+def _load_error(exc: Exception, c: Candidate | None) -> EngineError:
     text = str(exc)
     # An abort raised inside the reader reaches us through DuckDB's Arrow scan; keep its own words.
     marker = "abort after"
     if marker in text:
         text = text[text.index(marker) :]
-    elif c.name not in text:
+    elif c is not None and c.name not in text:
         text = f"{text} (file '{c.name}')"
     return EngineError(text)
 

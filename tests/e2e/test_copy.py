@@ -426,3 +426,18 @@ def test_parquet_type_error_names_the_file(user, unique_table):
         ("pqe/bad.parquet", 1, 1),
         ("pqe/good.parquet", 2, 0),
     ]
+
+
+def test_many_small_files(server, user, table):
+    stage_dir = server.config.data_dir / "storage" / "stage" / "user" / user.user_name / "many"
+    stage_dir.mkdir(parents=True)
+    for i in range(150):
+        (stage_dir / f"f{i:03d}.csv").write_text(f"{i},n{i}\n")
+    rows = query(user, f"COPY INTO {table} FROM @~/many/ FILE_FORMAT = (TYPE = CSV)")
+    assert len(rows) == 150 and all(r["Rows_loaded"] == 1 for r in rows)
+    assert rows[0]["File"] == "many/f000.csv" and rows[-1]["File"] == "many/f149.csv"
+    assert query(user, f"SELECT count(*) AS n, sum(id) AS s FROM {table}") == [{"n": 150, "s": sum(range(150))}]
+    (stage_dir / "f150.csv").write_text("oops,x\n")
+    with pytest.raises(dbapi.Error, match="many/f150.csv"):
+        query(user, f"COPY INTO {table} FROM @~/many/ FILE_FORMAT = (TYPE = CSV) FORCE = TRUE")
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 150}]

@@ -215,3 +215,23 @@ def test_temp_tables_are_per_session(server):
         cur.execute("SELECT x FROM mine")
     a.close()
     b.close()
+
+
+def test_unfetched_results_expire(start_server):
+    running = start_server(result_ttl_seconds=1)
+    raw = RawClient(running.uri, "root", ROOT_PASSWORD)
+    info = raw.info(cmd.CommandStatementQuery(query="SELECT 1 AS a"))
+    time.sleep(2.5)  # the reaper runs every second
+    with pytest.raises(Exception, match="Unknown, expired or already fetched"):
+        raw.fetch(info)
+    assert raw.query("SELECT 2 AS b").to_pylist() == [{"b": 2}]
+    raw.close()
+
+
+def test_large_unfetched_result_frees_the_session(start_server):
+    running = start_server(result_ttl_seconds=1)
+    raw = RawClient(running.uri, "root", ROOT_PASSWORD)
+    raw.info(cmd.CommandStatementQuery(query="SELECT * FROM range(5000000)"))  # streams: holds the session
+    time.sleep(2.5)
+    assert raw.query("SELECT 3 AS c").to_pylist() == [{"c": 3}]
+    raw.close()
