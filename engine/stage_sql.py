@@ -10,6 +10,7 @@ from sqlglot.tokens import TokenType
 
 from engine.errors import PermissionDenied, StatementRejected
 from engine.external import check_endpoint, check_url, normalize_connection, storage_params
+from engine.file_formats import parse_options_list
 from engine.plans import Plan, static_query, static_update
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import LIST_SCHEMA, PRESIGN_SCHEMA, require_owner
@@ -98,18 +99,6 @@ def _stage_name(cur: TokenCursor, action: str) -> str:
     return name
 
 
-def _options_list(cur: TokenCursor, what: str) -> dict[str, str]:
-    cur.accept_type(TokenType.EQ)
-    cur.expect_type(TokenType.L_PAREN, f"'(' after {what}")
-    options: dict[str, str] = {}
-    while not cur.accept_type(TokenType.R_PAREN):
-        key = cur.identifier(f"an option name in {what}").upper()
-        cur.expect_type(TokenType.EQ, f"'=' after {key}")
-        options[key] = cur.option_value()
-        cur.accept_type(TokenType.COMMA)
-    return options
-
-
 def _pattern(cur: TokenCursor) -> str | None:
     if cur.accept("PATTERN"):
         cur.expect_type(TokenType.EQ, "'=' after PATTERN")
@@ -188,7 +177,7 @@ def _create_stage(cur: TokenCursor) -> Plan:
     connection: dict[str, str] = {}
     while not cur.at_end():
         if cur.accept("FILE_FORMAT"):
-            file_format = normalize_format_options(_options_list(cur, "FILE_FORMAT"))
+            file_format = normalize_format_options(parse_options_list(cur, "FILE_FORMAT"))
         elif cur.is_word("COMMENT", "COMMENTS"):
             cur.advance()
             cur.accept_type(TokenType.EQ)
@@ -200,7 +189,7 @@ def _create_stage(cur: TokenCursor) -> Plan:
             url = check_url(cur.string())
         elif cur.is_word("CONNECTION", "CREDENTIALS"):
             cur.advance()
-            connection.update(normalize_connection(_options_list(cur, "CONNECTION")))
+            connection.update(normalize_connection(parse_options_list(cur, "CONNECTION")))
         elif cur.is_word("STORAGE_INTEGRATION", "ENCRYPTION"):
             raise StatementRejected(f"{cur.advance().text.upper()} is not supported: use CONNECTION = (...)")
         else:
@@ -271,7 +260,7 @@ def _alter_stage(cur: TokenCursor) -> Plan:
             raise StatementRejected("ALTER STAGE ... SET needs FILE_FORMAT = (...) or COMMENT = '...'")
         while not cur.at_end():
             if cur.accept("FILE_FORMAT"):
-                file_format = normalize_format_options(_options_list(cur, "FILE_FORMAT"))
+                file_format = normalize_format_options(parse_options_list(cur, "FILE_FORMAT"))
             elif cur.is_word("COMMENT", "COMMENTS"):
                 cur.advance()
                 cur.accept_type(TokenType.EQ)

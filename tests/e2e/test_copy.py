@@ -24,15 +24,6 @@ def parquet_bytes(table: pa.Table) -> bytes:
 
 
 @pytest.fixture
-def user(server, make_user):
-    name, password = make_user()
-    conn = connect(server, user=name, password=password)
-    conn.user_name = name  # type: ignore[attr-defined]
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
 def table(user, unique_table):
     name = unique_table("load")
     execute(user, f"CREATE TABLE {name} (id INTEGER, name VARCHAR)")
@@ -436,7 +427,9 @@ def test_many_small_files(server, user, table):
     rows = query(user, f"COPY INTO {table} FROM @~/many/ FILE_FORMAT = (TYPE = CSV)")
     assert len(rows) == 150 and all(r["Rows_loaded"] == 1 for r in rows)
     assert rows[0]["File"] == "many/f000.csv" and rows[-1]["File"] == "many/f149.csv"
-    assert query(user, f"SELECT count(*) AS n, sum(id) AS s FROM {table}") == [{"n": 150, "s": sum(range(150))}]
+    assert query(user, f"SELECT count(*) AS n, sum(id) AS s FROM {table}") == [
+        {"n": 150, "s": sum(range(150))}
+    ]
     (stage_dir / "f150.csv").write_text("oops,x\n")
     with pytest.raises(dbapi.Error, match="many/f150.csv"):
         query(user, f"COPY INTO {table} FROM @~/many/ FILE_FORMAT = (TYPE = CSV) FORCE = TRUE")

@@ -16,24 +16,6 @@ from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, get, http_status, presign, put, query
 
 
-@pytest.fixture
-def alice(server, make_user):
-    name, password = make_user()
-    conn = connect(server, user=name, password=password)
-    conn.user_name = name  # type: ignore[attr-defined]
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def bob(server, make_user):
-    name, password = make_user()
-    conn = connect(server, user=name, password=password)
-    conn.user_name = name  # type: ignore[attr-defined]
-    yield conn
-    conn.close()
-
-
 def test_user_stage_upload_list_download(alice):
     assert put(alice, "@~/data/one.csv", b"a,b\n1,2\n") == 200
     assert put(alice, "@~/data/two.csv", b"a,b\n3,4\n5,6\n") == 200
