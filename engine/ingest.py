@@ -38,7 +38,7 @@ class IngestTarget:
 
 def _exists(session: Session, target: IngestTarget) -> bool:
     catalog = "temp" if target.temporary else target.catalog
-    rows = session._simple(
+    rows = session.run_internal(
         "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? "
         "AND schema_name = coalesce(?, current_schema()) AND database_name = coalesce(?, current_database())",
         [target.table, target.schema or ("main" if target.temporary else None), catalog],
@@ -65,10 +65,10 @@ def ingest(
         if not exists or if_exists is IfExists.REPLACE:
             temp = "TEMP " if target.temporary else ""
             replace = "OR REPLACE " if exists else ""
-            session._simple(f"CREATE {replace}{temp}TABLE {name} AS SELECT * FROM {source}")
-            rows = session._simple(f"SELECT count(*) FROM {name}")
+            session.run_internal(f"CREATE {replace}{temp}TABLE {name} AS SELECT * FROM {source}")
+            rows = session.run_internal(f"SELECT count(*) FROM {name}")
             return int(rows[0][0])
-        result = session._simple(f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
+        result = session.run_internal(f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
         return int(result[0][0]) if result else -1
     except EngineError:
         raise

@@ -248,7 +248,7 @@ class Session:
         return name
 
     def clear_load_history(self, table_keys: list[str]) -> None:
-        self._simple(
+        self.run_internal(
             f"DELETE FROM {CATALOG_SCHEMA}.load_history WHERE table_name IN "
             f"({', '.join('?' for _ in table_keys)})",
             table_keys,
@@ -262,20 +262,21 @@ class Session:
                 pass
 
     def begin(self) -> None:
-        self._simple("BEGIN TRANSACTION")
+        self.run_internal("BEGIN TRANSACTION")
         self.in_transaction = True
 
     def commit(self) -> None:
-        self._simple("COMMIT")
+        self.run_internal("COMMIT")
         self.in_transaction = False
         self._run_after_commit()
 
     def rollback(self) -> None:
         self._after_commit.clear()
-        self._simple("ROLLBACK")
+        self.run_internal("ROLLBACK")
         self.in_transaction = False
 
-    def _simple(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+    def run_internal(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
+        """Server-built SQL (never user text) on the session's cursor, inside its transaction."""
         self._acquire()
         try:
             return self._translate(lambda s: s.cursor.execute(sql, params).fetchall(), self)
@@ -283,7 +284,7 @@ class Session:
             self._release()
 
     def current_catalog_and_schema(self) -> tuple[str, str]:
-        row = self._simple("SELECT current_database(), current_schema()")[0]
+        row = self.run_internal("SELECT current_database(), current_schema()")[0]
         return str(row[0]), str(row[1])
 
     def use(self, catalog: str | None, schema: str | None) -> None:
@@ -293,7 +294,7 @@ class Session:
         catalog = catalog or current_catalog
         schema = schema or current_schema
         reject_reserved(catalog, schema)
-        self._simple(f"USE {quote_ident(catalog)}.{quote_ident(schema)}")
+        self.run_internal(f"USE {quote_ident(catalog)}.{quote_ident(schema)}")
 
     def interrupt(self) -> None:
         try:
