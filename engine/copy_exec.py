@@ -241,12 +241,26 @@ class CopyLoader:
         loaded: list[Candidate] = []
         with session.exclusive() as cur, session.statement_transaction(cur):
             pending: list[Candidate] = []
+            native_group: list[Candidate] = []
+            native_columns: tuple[str, ...] | None = None
             for c in candidates:
-                native = self._native_reader(resolved, c, options, target)
-                if native is not None:
-                    rows.append(self._insert_native(cur, native, resolved, c, options, target))
-                    self._record(cur, history_key, c.file)
-                    loaded.append(c)
+                columns = self._native_columns(resolved, c, options, target)
+                if native_group and (columns != native_columns or len(native_group) >= BATCH_FILES):
+                    self._insert_native(
+                        cur,
+                        resolved,
+                        native_group,
+                        native_columns,
+                        options,
+                        target,
+                        history_key,
+                        rows,
+                        loaded,
+                    )
+                    native_group = []
+                if columns is not None:
+                    native_group.append(c)
+                    native_columns = columns
                     continue
                 pending.append(c)
                 if len(pending) >= BATCH_FILES or sum(p.file.size for p in pending) >= BATCH_BYTES:
@@ -254,6 +268,10 @@ class CopyLoader:
                     pending = []
             if pending:
                 self._insert_batch(cur, resolved, pending, options, target, history_key, rows, loaded)
+            if native_group:
+                self._insert_native(
+                    cur, resolved, native_group, native_columns, options, target, history_key, rows, loaded
+                )
         return rows, loaded
 
     def _insert_batch(
@@ -300,10 +318,13 @@ class CopyLoader:
             if not stats.errors_seen:
                 loaded.append(c)
 
-    def _native_reader(
+    def _native_columns(
         self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema
-    ) -> pa.RecordBatchReader | None:
-        """DuckDB's own Parquet reader for the common case (local file, ABORT, every column present)."""
+    ) -> tuple[str, ...] | None:
+        """File columns for DuckDB's own Parquet reader, in target order, when it can take the file.
+
+        The common case only: a local file, ON_ERROR = ABORT, no load options, every column present.
+        """
         native = self.session.engine.stages.native_parquet
         plain = set(options) <= {"TYPE", "COMPRESSION"}
         if native is None or resolved.backend is not native.backend or options.get("TYPE") != "PARQUET":
@@ -312,8 +333,7 @@ class CopyLoader:
             return None
         in_file = native.file_columns(c.file.key)
         if self.load.column_match_mode == "CASE_SENSITIVE":
-            by_name = {n: n for n in in_file}
-            wanted = [by_name.get(f.name) for f in target]
+            wanted = [f.name if f.name in in_file else None for f in target]
         else:
             lowered = {n.lower(): n for n in in_file}
             if len(lowered) != len(in_file):
@@ -321,48 +341,64 @@ class CopyLoader:
             wanted = [lowered.get(f.name.lower()) for f in target]
         if any(w is None for w in wanted):
             return None
-        return native.open(
-            c.file.key, [w for w in wanted if w is not None], self.session.engine.config.batch_rows
-        )
+        return tuple(w for w in wanted if w is not None)
 
     def _insert_native(
         self,
         cur: Any,
-        reader: pa.RecordBatchReader,
         resolved: Resolved,
-        c: Candidate,
+        group: list[Candidate],
+        file_columns: tuple[str, ...] | None,
         options: dict[str, str],
         target: pa.Schema,
-    ) -> dict[str, Any]:
+        history_key: str,
+        rows: list[dict[str, Any]],
+        loaded: list[Candidate],
+    ) -> None:
+        """One INSERT over several Parquet files read by DuckDB itself (it parallelises across them)."""
+        native = self.session.engine.stages.native_parquet
+        assert native is not None and file_columns is not None
+        keys = [c.file.key for c in group]
+        reader = native.open_many(keys, file_columns, self.session.engine.config.batch_rows)
         columns = ", ".join(quote_ident(f.name) for f in target)
         name = f"__stage_{uuid.uuid4().hex}"
         cur.register(name, reader)
         try:
-            result = cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}").fetchone()
+            cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}")
         except Exception as exc:
             # Find the file and row with the careful reader (no database work) for a precise message.
-            raise self._explain_failure(resolved, c, options, target, exc) from None
+            for c in group:
+                precise = self._explain_failure(resolved, c, options, target, exc)
+                if precise is not None:
+                    raise precise from None
+            raise _load_error(exc, group[0] if len(group) == 1 else None) from None
         finally:
             self.session.unregister_all([name])
-        count = int(result[0]) if result else 0
-        return {
-            "File": c.name,
-            "Rows_loaded": count,
-            "Errors_seen": 0,
-            "First_error": None,
-            "First_error_line": None,
-        }
+        # ABORT semantics: every row of every file went in, so the footers give the counts.
+        for c, count in zip(group, native.row_counts(keys), strict=True):
+            rows.append(
+                {
+                    "File": c.name,
+                    "Rows_loaded": count,
+                    "Errors_seen": 0,
+                    "First_error": None,
+                    "First_error_line": None,
+                }
+            )
+            self._record(cur, history_key, c.file)
+            loaded.append(c)
 
     def _explain_failure(
         self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema, exc: Exception
-    ) -> EngineError:
+    ) -> EngineError | None:
+        """The careful reader's message for the file if it fails there, else None."""
         try:
-            reader, stats = self._reader(resolved, c, options, target)
+            reader, _ = self._reader(resolved, c, options, target)
             for _ in reader:
                 pass
         except Exception as precise:
             return EngineError(str(precise))
-        return _load_error(exc, c)
+        return None
 
     def _load_transformed(
         self,

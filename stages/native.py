@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 
 from stages.storage.local import LocalBackend
 
@@ -36,13 +37,18 @@ class NativeParquetReader:
         self._con.execute("SET enable_external_access = false")
         self._con.execute("SET lock_configuration = true")
 
-    def open(self, key: str, columns: Sequence[str], batch_rows: int) -> pa.RecordBatchReader:
-        """Stream ``columns`` (file column names, in target order) of one validated stage file."""
-        _, path = self.backend.filesystem_and_path(key)  # validates the key and refuses symlinks
+    def open_many(self, keys: Sequence[str], columns: Sequence[str], batch_rows: int) -> pa.RecordBatchReader:
+        """Stream ``columns`` (file column names, in target order) of validated stage files."""
+        # filesystem_and_path validates each key and refuses symlinks.
+        paths = [self.backend.filesystem_and_path(key)[1] for key in keys]
         projection = ", ".join('"' + c.replace('"', '""') + '"' for c in columns)
         with self._lock:
             cursor = self._con.cursor()
-        return cursor.read_parquet(path).project(projection).to_arrow_reader(batch_rows)
+        return cursor.read_parquet(paths).project(projection).to_arrow_reader(batch_rows)
+
+    def row_counts(self, keys: Sequence[str]) -> list[int]:
+        """Rows per file from the Parquet footers (no data read)."""
+        return [pq.ParquetFile(self.backend.open_input(key)).metadata.num_rows for key in keys]
 
     def file_columns(self, key: str) -> list[str]:
         _, path = self.backend.filesystem_and_path(key)
