@@ -324,13 +324,13 @@ def bench_rss(table: pa.Table, work: Path, env: dict[str, str]) -> Measurement:
     )
 
 
-def run(rows: int, repeat: int, skip_rss: bool = False) -> list[Measurement]:
+def run(rows: int, repeat: int, skip_rss: bool = False, work_dir: Path | None = None) -> list[Measurement]:
     print(f"generating {rows:,} rows ...", flush=True)
     table = make_lineitem(rows)
     expected = checksum(table)
     env = dict(os.environ, STAGEFLIGHT_ROOT_PASSWORD=PASSWORD, PYTHONUNBUFFERED="1")
     results: list[Measurement] = []
-    with tempfile.TemporaryDirectory(prefix="bench_copy_") as tmp:
+    with tempfile.TemporaryDirectory(prefix="bench_copy_", dir=work_dir) as tmp:
         work = Path(tmp)
         data_dir = work / "ours"
         stage_dir = data_dir / "storage" / "stage" / "user" / "root"
@@ -381,12 +381,19 @@ def report(results: list[Measurement], rows: int, repeat: int) -> str:
     return "\n".join(lines)
 
 
-def write_json(results: list[Measurement], rows: int, repeat: int, path: Path = RESULTS_PATH) -> None:
+def write_json(
+    results: list[Measurement],
+    rows: int,
+    repeat: int,
+    path: Path = RESULTS_PATH,
+    work_dir: Path | None = None,
+) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
         "benchmark": "copy",
         "rows": rows,
         "repeat": repeat,
+        "work_dir": str(work_dir or tempfile.gettempdir()),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "environment": {
             "python": platform.python_version(),
@@ -409,15 +416,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=DEFAULT_ROWS, help="rows of generated lineitem data")
     parser.add_argument("--repeat", type=int, default=3, help="repetitions per measurement, best kept")
     parser.add_argument("--skip-rss", action="store_true", help="skip the peak-RSS measurement")
+    parser.add_argument(
+        "--work-dir",
+        type=Path,
+        default=None,
+        help="where the temporary data dir, files and limit database go (default: the system temp dir; "
+        "/dev/shm takes disk I/O out of the comparison)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS_PATH, help="JSON results file")
     args = parser.parse_args(argv)
-    results = run(args.rows, args.repeat, args.skip_rss)
+    results = run(args.rows, args.repeat, args.skip_rss, args.work_dir)
     print()
     print(report(results, args.rows, args.repeat))
     for m in results:
         if m.note:
             print(f"  {m.name}: {m.note}")
-    write_json(results, args.rows, args.repeat, args.output)
+    write_json(results, args.rows, args.repeat, args.output, args.work_dir)
     print(f"\nwrote {args.output}")
     return 0
 
