@@ -106,7 +106,8 @@ def main() -> int:
                 print_copy_result(cur)
 
             by_city = pl.read_database(
-                "SELECT city, count(*) AS trips, sum(fare) AS total_fare FROM trips GROUP BY city ORDER BY city",
+                "SELECT city, count(*) AS trips, sum(fare) AS total_fare "
+                "FROM trips GROUP BY city ORDER BY city",
                 connection=conn,
             )
             print(by_city)
