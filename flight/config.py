@@ -32,6 +32,7 @@ class ServerConfig:
     threads: int | None = None
     memory_limit: str | None = None
     user_stage_retention_days: int | None = None
+    load_history_retention_days: int = 64
     public_url: str | None = None
     storage_root: str | None = None
     storage_endpoint: str | None = None
@@ -59,6 +60,7 @@ class ServerConfig:
             threads=self.threads,
             memory_limit=self.memory_limit,
             user_stage_retention_days=self.user_stage_retention_days,
+            load_history_retention_days=self.load_history_retention_days,
             storage_root=self.storage_root,
             storage_options=self.storage_options(),
             allowed_endpoints=tuple(
@@ -82,6 +84,7 @@ _HELP: dict[str, str] = {
     "threads": "DuckDB worker threads (default: all cores)",
     "memory_limit": "DuckDB memory limit, e.g. 4GB",
     "user_stage_retention_days": "delete user-stage files older than this many days (default: keep)",
+    "load_history_retention_days": "days a loaded file stays in COPY's load history (as Snowflake)",
     "public_url": "base URL clients use to reach the HTTP port (presigned URLs)",
     "storage_root": "where internal, user and table stages live: a directory or s3://bucket/prefix "
     "(default: <data-dir>/storage)",

@@ -434,3 +434,9 @@ def test_many_small_files(server, user, table):
     with pytest.raises(dbapi.Error, match="many/f150.csv"):
         query(user, f"COPY INTO {table} FROM @~/many/ FILE_FORMAT = (TYPE = CSV) FORCE = TRUE")
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 150}]
+
+
+@pytest.mark.parametrize("option", ["NULL_IF = ('x')", "QUOTE_STYLE = QUOTE_MINIMAL", "ENCODING = 'latin1'"])
+def test_unimplemented_options_are_refused_not_ignored(user, table, option):
+    with pytest.raises(dbapi.Error, match="not supported"):
+        query(user, f"COPY INTO {table} FROM @~/x/ FILE_FORMAT = (TYPE = CSV {option})")

@@ -68,7 +68,9 @@ def _state(uri: str) -> tuple[int, list[dict[str, object]]]:
 
 
 @pytest.mark.slow
-@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")  # the client of the killed server
+@pytest.mark.filterwarnings(
+    "ignore::pytest.PytestUnraisableExceptionWarning"
+)  # the client of the killed server
 @pytest.mark.parametrize("delay", [0.05, 0.4, 1.2])
 def test_sigkill_mid_copy_is_all_or_nothing(tmp_path: Path, delay: float) -> None:
     data_dir = tmp_path / "data"
