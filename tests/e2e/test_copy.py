@@ -440,3 +440,14 @@ def test_many_small_files(server, user, table):
 def test_unimplemented_options_are_refused_not_ignored(user, table, option):
     with pytest.raises(dbapi.Error, match="not supported"):
         query(user, f"COPY INTO {table} FROM @~/x/ FILE_FORMAT = (TYPE = CSV {option})")
+
+
+def test_size_limit_and_select_files_option(user, table):
+    for i in range(3):
+        put(user, f"@~/sz/f{i}.csv", f"{i},{'x' * 50}\n".encode())
+    rows = query(user, f"COPY INTO {table} FROM @~/sz/ FILE_FORMAT = (TYPE = CSV) SIZE_LIMIT = 60")
+    assert [r["File"] for r in rows] == ["sz/f0.csv"]  # at least one file, then stop at the limit
+    picked = query(
+        user, "SELECT $1 AS id FROM @~/sz/ (FILE_FORMAT => 'CSV', FILES => ('f2.csv', 'f1.csv')) ORDER BY 1"
+    )
+    assert picked == [{"id": "1"}, {"id": "2"}]
