@@ -38,6 +38,7 @@ import pyarrow.dataset as ds
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from tests.benchmarks.bench_copy import DDL
 from tests.benchmarks.bench_flight_core import (
     BATCH_ROWS,
     PASSWORD,
@@ -59,23 +60,6 @@ STAGE_PREFIX = "bench/"  # the external stage's URL is s3://<bucket>/bench/
 LOCAL_GOAL = 0.5
 PYARROW_GOAL = 0.9
 
-# The target table: the exact types of LINEITEM_SCHEMA, in DuckDB spelling.
-COLUMNS: list[tuple[str, str]] = [
-    ("l_orderkey", "BIGINT"),
-    ("l_partkey", "BIGINT"),
-    ("l_suppkey", "BIGINT"),
-    ("l_linenumber", "INTEGER"),
-    ("l_quantity", "DOUBLE"),
-    ("l_extendedprice", "DOUBLE"),
-    ("l_discount", "DOUBLE"),
-    ("l_tax", "DOUBLE"),
-    ("l_returnflag", "VARCHAR"),
-    ("l_linestatus", "VARCHAR"),
-    ("l_shipdate", "DATE"),
-    ("l_commitdate", "DATE"),
-    ("l_shipmode", "VARCHAR"),
-]
-DDL = "CREATE TABLE li (" + ", ".join(f"{name} {typ}" for name, typ in COLUMNS) + ")"
 CHECK = "SELECT count(*), sum(l_partkey) FROM li"
 
 
