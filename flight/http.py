@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -15,6 +16,8 @@ Handler = Callable[[Request], Response]
 
 class HttpSide:
     def __init__(self, host: str, port: int, metrics: Callable[[], dict[str, float]]) -> None:
+        # werkzeug's access log would print presigned URLs, signatures included.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._metrics = metrics
         self._routes: dict[str, Handler] = {"/health": self._health, "/metrics": self._metrics_page}
         self._prefix_routes: list[tuple[str, Handler]] = []
