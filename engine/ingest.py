@@ -7,7 +7,7 @@ from enum import Enum
 
 import pyarrow as pa
 
-from engine.errors import EngineError, ObjectAlreadyExists, ObjectNotFound
+from engine.errors import ObjectAlreadyExists, ObjectNotFound
 from engine.names import qualified, reject_reserved
 from engine.session import Session
 
@@ -70,10 +70,5 @@ def ingest(
             return int(rows[0][0])
         result = session.run_internal(f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
         return int(result[0][0]) if result else -1
-    except EngineError:
-        raise
     finally:
-        try:
-            session.cursor.unregister(source)
-        except Exception:  # the cursor may already be gone with a closed session
-            pass
+        session.unregister_all([source])

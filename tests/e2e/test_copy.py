@@ -11,7 +11,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, get, put, query
 
 CSV_HEADER = "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1)"
@@ -89,14 +88,8 @@ def test_purge_deletes_loaded_files(user, table):
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 2}]
 
 
-def test_purge_waits_for_commit_and_rollback_keeps_files(server, user, table):
+def test_purge_waits_for_commit_and_rollback_keeps_files(user, table):
     put(user, "@~/pc/a.csv", b"id,name\n1,x\n")
-    conn = (
-        connect(server, user=user.user_name, password=None or _password_of(server, user), autocommit=False)
-        if False
-        else None
-    )
-    assert conn is None  # (documented below with the user's own transaction)
     with user.cursor() as cur:
         cur.execute("BEGIN TRANSACTION")
         cur.execute(f"COPY INTO {table} FROM @~/pc/ {CSV_HEADER} PURGE = TRUE")
@@ -107,10 +100,6 @@ def test_purge_waits_for_commit_and_rollback_keeps_files(server, user, table):
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
     # Nothing was recorded either: the file loads now.
     assert len(query(user, f"COPY INTO {table} FROM @~/pc/ {CSV_HEADER}")) == 1
-
-
-def _password_of(server, user):  # pragma: no cover - helper kept for symmetry
-    return None
 
 
 def test_aborted_copy_loads_and_records_nothing(user, table):
