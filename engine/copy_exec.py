@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -13,7 +12,7 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine import guard
-from engine.copy_sql import CopyLoad, CopyUnload
+from engine.copy_sql import CopyLoad
 from engine.database import CATALOG_SCHEMA
 from engine.dialect import stage_refs
 from engine.errors import EngineError, StatementRejected
@@ -24,7 +23,6 @@ from engine.results import Result
 from engine.sql_plan import positional_columns
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
-from stages.errors import StageError
 from stages.formats import DEFAULT_FORMAT, normalize_format_options
 from stages.paths import join_key, relative_name
 from stages.scan import scan_files
@@ -46,20 +44,6 @@ LOAD_SCHEMA = pa.schema(
         pa.field("Errors_seen", pa.int32(), nullable=False),
         pa.field("First_error", pa.string()),
         pa.field("First_error_line", pa.int32()),
-    ]
-)
-UNLOAD_SCHEMA = pa.schema(
-    [
-        pa.field("rows_unloaded", pa.uint64(), nullable=False),
-        pa.field("input_bytes", pa.uint64(), nullable=False),
-        pa.field("output_bytes", pa.uint64(), nullable=False),
-    ]
-)
-UNLOAD_DETAILED_SCHEMA = pa.schema(
-    [
-        pa.field("file_name", pa.string(), nullable=False),
-        pa.field("file_size", pa.uint64(), nullable=False),
-        pa.field("row_count", pa.uint64(), nullable=False),
     ]
 )
 VALIDATION_ERRORS_SCHEMA = pa.schema(
@@ -86,7 +70,7 @@ def _split_table(parts: list[str]) -> tuple[str | None, str | None, str]:
     return None, None, parts[0]
 
 
-def _effective_format(
+def effective_format(
     session: Session, statement_format: dict[str, str], resolved: Resolved
 ) -> dict[str, str]:
     """Statement FILE_FORMAT > stage FILE_FORMAT > Parquet (Databend's precedence)."""
@@ -133,7 +117,7 @@ class CopyLoader:
                 f"Number of columns in select list ({len(transform.expressions)}) does not match that of "
                 f"the corresponding table ({len(target)})"
             )
-        options = _effective_format(session, self.load.file_format, resolved)
+        options = effective_format(session, self.load.file_format, resolved)
         schema_name = self.schema_name or session.current_schema()
         history_key = history_table_key(schema_name, self.table)
         candidates = self._select_files(resolved, history_key)
@@ -539,78 +523,3 @@ def _load_error(exc: Exception, c: Candidate | None) -> EngineError:
     elif c is not None and c.name not in text:
         text = f"{text} (file '{c.name}')"
     return EngineError(text)
-
-
-# -- unload ---------------------------------------------------------------------------------
-def plan_unload(unload: CopyUnload) -> Plan:
-    schema = UNLOAD_DETAILED_SCHEMA if unload.detailed_output else UNLOAD_SCHEMA
-
-    def run(session: Session, params: Params) -> Result:
-        return Result.of_table(_run_unload(session, unload))
-
-    return Plan(description="COPY INTO stage", is_query=True, run=run, schema=schema)
-
-
-def _source_sql(unload: CopyUnload) -> str:
-    if unload.source_table is not None:
-        reject_reserved(*unload.source_table)
-        return "SELECT * FROM " + ".".join(quote_ident(p) for p in unload.source_table)
-    trees = guard.validate(unload.source_query or "")
-    if len(trees) != 1 or not guard.is_query(trees[0]):
-        raise StatementRejected("COPY INTO @stage FROM (...) needs exactly one query")
-    return guard.regenerate(trees[0])
-
-
-def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
-    from stages.writers import unload as write_files
-
-    resolved = session.resolve_stage(unload.target, StagePrivilege.WRITE)
-    options = _effective_format(session, unload.file_format, resolved)
-    sql = _source_sql(unload)
-    counted = {"rows": 0, "bytes": 0}
-    with session.exclusive() as cur:
-        try:
-            source = cur.sql(sql).to_arrow_reader(session.engine.config.batch_rows)
-        except Exception as exc:
-            raise EngineError(str(exc)) from None
-
-        def counting() -> Iterator[pa.RecordBatch]:
-            for batch in source:
-                counted["rows"] += batch.num_rows
-                counted["bytes"] += batch.nbytes
-                yield batch
-
-        reader = pa.RecordBatchReader.from_batches(source.schema, counting())
-        try:
-            files = write_files(
-                reader,
-                resolved.backend,
-                resolved.root_key,
-                resolved.location.path,
-                options,
-                query_id=uuid.uuid4().hex,
-                single=unload.single,
-                max_file_size=unload.max_file_size,
-                overwrite=unload.overwrite,
-                use_raw_path=unload.use_raw_path,
-                include_query_id=unload.include_query_id,
-            )
-        except StageError:
-            raise
-        except Exception as exc:
-            raise EngineError(str(exc)) from None
-    if unload.detailed_output:
-        return pa.Table.from_pylist(
-            [{"file_name": f.name, "file_size": f.size, "row_count": f.rows} for f in files],
-            schema=UNLOAD_DETAILED_SCHEMA,
-        )
-    return pa.Table.from_pylist(
-        [
-            {
-                "rows_unloaded": counted["rows"],
-                "input_bytes": counted["bytes"],
-                "output_bytes": sum(f.size for f in files),
-            }
-        ],
-        schema=UNLOAD_SCHEMA,
-    )

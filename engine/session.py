@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from engine import guard
 from engine.admin import parse_user_statement
-from engine.copy_exec import plan_load, plan_unload
+from engine.copy_exec import plan_load
 from engine.copy_sql import CopyLoad, CopyUnload, parse_copy
 from engine.database import CATALOG_SCHEMA
 from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected
@@ -26,6 +26,7 @@ from engine.sql_plan import plan_sql
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
 from engine.stage_sql import parse_stage_statement
+from engine.unload import plan_unload
 
 if TYPE_CHECKING:
     from engine.core import Engine

@@ -1,0 +1,111 @@
+"""Running COPY INTO @stage: a table or query out to staged files, written by the server."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+
+from engine import guard
+from engine.copy_exec import effective_format
+from engine.copy_sql import CopyUnload
+from engine.errors import EngineError, StatementRejected
+from engine.names import quote_ident, reject_reserved
+from engine.plans import Params, Plan
+from engine.results import Result
+from engine.stage_catalog import StagePrivilege
+from stages.errors import StageError
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+UNLOAD_SCHEMA = pa.schema(
+    [
+        pa.field("rows_unloaded", pa.uint64(), nullable=False),
+        pa.field("input_bytes", pa.uint64(), nullable=False),
+        pa.field("output_bytes", pa.uint64(), nullable=False),
+    ]
+)
+UNLOAD_DETAILED_SCHEMA = pa.schema(
+    [
+        pa.field("file_name", pa.string(), nullable=False),
+        pa.field("file_size", pa.uint64(), nullable=False),
+        pa.field("row_count", pa.uint64(), nullable=False),
+    ]
+)
+
+
+def plan_unload(unload: CopyUnload) -> Plan:
+    schema = UNLOAD_DETAILED_SCHEMA if unload.detailed_output else UNLOAD_SCHEMA
+
+    def run(session: Session, params: Params) -> Result:
+        return Result.of_table(_run_unload(session, unload))
+
+    return Plan(description="COPY INTO stage", is_query=True, run=run, schema=schema)
+
+
+def _source_sql(unload: CopyUnload) -> str:
+    if unload.source_table is not None:
+        reject_reserved(*unload.source_table)
+        return "SELECT * FROM " + ".".join(quote_ident(p) for p in unload.source_table)
+    trees = guard.validate(unload.source_query or "")
+    if len(trees) != 1 or not guard.is_query(trees[0]):
+        raise StatementRejected("COPY INTO @stage FROM (...) needs exactly one query")
+    return guard.regenerate(trees[0])
+
+
+def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
+    from stages.writers import unload as write_files
+
+    resolved = session.resolve_stage(unload.target, StagePrivilege.WRITE)
+    options = effective_format(session, unload.file_format, resolved)
+    sql = _source_sql(unload)
+    counted = {"rows": 0, "bytes": 0}
+    with session.exclusive() as cur:
+        try:
+            source = cur.sql(sql).to_arrow_reader(session.engine.config.batch_rows)
+        except Exception as exc:
+            raise EngineError(str(exc)) from None
+
+        def counting() -> Iterator[pa.RecordBatch]:
+            for batch in source:
+                counted["rows"] += batch.num_rows
+                counted["bytes"] += batch.nbytes
+                yield batch
+
+        reader = pa.RecordBatchReader.from_batches(source.schema, counting())
+        try:
+            files = write_files(
+                reader,
+                resolved.backend,
+                resolved.root_key,
+                resolved.location.path,
+                options,
+                query_id=uuid.uuid4().hex,
+                single=unload.single,
+                max_file_size=unload.max_file_size,
+                overwrite=unload.overwrite,
+                use_raw_path=unload.use_raw_path,
+                include_query_id=unload.include_query_id,
+            )
+        except StageError:
+            raise
+        except Exception as exc:
+            raise EngineError(str(exc)) from None
+    if unload.detailed_output:
+        return pa.Table.from_pylist(
+            [{"file_name": f.name, "file_size": f.size, "row_count": f.rows} for f in files],
+            schema=UNLOAD_DETAILED_SCHEMA,
+        )
+    return pa.Table.from_pylist(
+        [
+            {
+                "rows_unloaded": counted["rows"],
+                "input_bytes": counted["bytes"],
+                "output_bytes": sum(f.size for f in files),
+            }
+        ],
+        schema=UNLOAD_SCHEMA,
+    )
