@@ -49,8 +49,11 @@ def plan_unload(unload: CopyUnload) -> Plan:
 def _source_sql(unload: CopyUnload) -> str:
     if unload.source_table is not None:
         reject_reserved(*unload.source_table)
-        return "SELECT * FROM " + ".".join(quote_ident(p) for p in unload.source_table)
-    trees = guard.validate(unload.source_query or "")
+        query = "SELECT * FROM " + ".".join(quote_ident(p) for p in unload.source_table)
+    else:
+        query = unload.source_query or ""
+    # A table name goes through the same allowlist as a query (system views, reserved names).
+    trees = guard.validate(query)
     if len(trees) != 1 or not guard.is_query(trees[0]):
         raise StatementRejected("COPY INTO @stage FROM (...) needs exactly one query")
     return guard.regenerate(trees[0])

@@ -440,3 +440,18 @@ def test_size_limit_and_select_files_option(user, table):
         user, "SELECT $1 AS id FROM @~/sz/ (FILE_FORMAT => 'CSV', FILES => ('f2.csv', 'f1.csv')) ORDER BY 1"
     )
     assert picked == [{"id": "1"}, {"id": "2"}]
+
+
+@pytest.mark.parametrize(
+    "source",
+    [
+        "__stageflight.users",
+        "duckdb_settings",
+        "(SELECT * FROM read_text('/etc/passwd'))",
+        "(SELECT password_hash FROM __stageflight.users)",
+    ],
+)
+def test_unload_source_passes_the_guard(user, source):
+    with pytest.raises(dbapi.Error):
+        query(user, f"COPY INTO @~/leak/ FROM {source}")
+    assert query(user, "LIST @~/leak/") == []
