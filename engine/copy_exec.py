@@ -23,7 +23,6 @@ from engine.results import Result
 from engine.sql_plan import positional_columns
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
-from stages.formats import DEFAULT_FORMAT, normalize_format_options
 from stages.paths import join_key, relative_name
 from stages.scan import scan_files
 from stages.storage.base import StagedFile
@@ -70,17 +69,6 @@ def _split_table(parts: list[str]) -> tuple[str | None, str | None, str]:
     return None, None, parts[0]
 
 
-def effective_format(
-    session: Session, statement_format: dict[str, str], resolved: Resolved
-) -> dict[str, str]:
-    """Statement FILE_FORMAT > stage FILE_FORMAT > Parquet (Databend's precedence)."""
-    formats = session.engine.file_formats
-    for options in (statement_format, dict(resolved.stage.file_format)):
-        if options:
-            return normalize_format_options(formats.resolve(options))
-    return {"TYPE": DEFAULT_FORMAT}
-
-
 # -- load ----------------------------------------------------------------------------------
 def plan_load(load: CopyLoad) -> Plan:
     schema = (
@@ -117,7 +105,7 @@ class CopyLoader:
                 f"Number of columns in select list ({len(transform.expressions)}) does not match that of "
                 f"the corresponding table ({len(target)})"
             )
-        options = effective_format(session, self.load.file_format, resolved)
+        options = session.engine.stages.file_format(session, self.load.file_format, resolved)
         schema_name = self.schema_name or session.current_schema()
         history_key = history_table_key(schema_name, self.table)
         candidates = self._select_files(resolved, history_key)
@@ -289,13 +277,7 @@ class CopyLoader:
             self.session.unregister_all([name])
         for c, _, stats in opened:
             rows.append(
-                {
-                    "File": c.name,
-                    "Rows_loaded": stats.rows_loaded,
-                    "Errors_seen": stats.errors_seen,
-                    "First_error": stats.first_error,
-                    "First_error_line": stats.first_error_line,
-                }
+                _file_row(c, stats.rows_loaded, stats.errors_seen, stats.first_error, stats.first_error_line)
             )
             if stats.rows_loaded or not stats.errors_seen:
                 self._record(cur, history_key, c.file)
@@ -360,15 +342,7 @@ class CopyLoader:
             self.session.unregister_all([name])
         # ABORT semantics: every row of every file went in, so the footers give the counts.
         for c, count in zip(group, native.row_counts(keys), strict=True):
-            rows.append(
-                {
-                    "File": c.name,
-                    "Rows_loaded": count,
-                    "Errors_seen": 0,
-                    "First_error": None,
-                    "First_error_line": None,
-                }
-            )
+            rows.append(_file_row(c, count))
             self._record(cur, history_key, c.file)
             loaded.append(c)
 
@@ -419,15 +393,7 @@ class CopyLoader:
                     raise _load_error(exc, c) from None
                 finally:
                     session.unregister_all([name])
-                rows.append(
-                    {
-                        "File": c.name,
-                        "Rows_loaded": loaded_rows,
-                        "Errors_seen": 0,
-                        "First_error": None,
-                        "First_error_line": None,
-                    }
-                )
+                rows.append(_file_row(c, loaded_rows))
                 self._record(cur, history_key, c.file)
         return rows, list(candidates)
 
@@ -484,6 +450,23 @@ class CopyLoader:
             if not remaining:
                 break
         return pa.Table.from_batches(batches, schema=target)
+
+
+def _file_row(
+    c: Candidate,
+    rows_loaded: int,
+    errors_seen: int = 0,
+    first_error: str | None = None,
+    first_error_line: int | None = None,
+) -> dict[str, Any]:
+    """One row of COPY's output (LOAD_SCHEMA)."""
+    return {
+        "File": c.name,
+        "Rows_loaded": rows_loaded,
+        "Errors_seen": errors_seen,
+        "First_error": first_error,
+        "First_error_line": first_error_line,
+    }
 
 
 def _parse_transform(sql: str) -> exp.Select:

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 import duckdb
 
 from engine.config import EngineConfig
+from stages.native import Setting, open_locked
 
 CATALOG_SCHEMA = "__stageflight"
 
@@ -53,17 +54,8 @@ _CATALOG_DDL = [
 ]
 
 
-def _settings(config: EngineConfig) -> dict[str, str | bool | int | float | list[str]]:
-    settings: dict[str, str | bool | int | float | list[str]] = {
-        "autoload_known_extensions": False,
-        "autoinstall_known_extensions": False,
-        "allow_community_extensions": False,
-        "allow_unsigned_extensions": False,
-        "allow_persistent_secrets": False,
-        "allow_unredacted_secrets": False,
-        "python_enable_replacements": False,
-        "temp_directory": str(config.temp_dir),
-    }
+def _settings(config: EngineConfig) -> dict[str, Setting]:
+    settings: dict[str, Setting] = {"temp_directory": str(config.temp_dir)}
     if config.threads:
         settings["threads"] = config.threads
     if config.memory_limit:
@@ -74,16 +66,15 @@ def _settings(config: EngineConfig) -> dict[str, str | bool | int | float | list
 class Database:
     """Owns the DuckDB instance. Sessions get their own cursors; server work uses ``server_cursor``."""
 
-    def __init__(self, config: EngineConfig, extra_ddl: list[str] | None = None) -> None:
+    def __init__(self, config: EngineConfig) -> None:
         self.config = config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         config.temp_dir.mkdir(parents=True, exist_ok=True)
-        self._con = duckdb.connect(str(config.database_path), config=_settings(config))
-        for ddl in _CATALOG_DDL + (extra_ddl or []):
+        # Locked before anything else runs: no SQL on any cursor can reach host files or change
+        # settings. The catalog DDL only touches the database itself.
+        self._con = open_locked(str(config.database_path), _settings(config))
+        for ddl in _CATALOG_DDL:
             self._con.execute(ddl)
-        # Lock last: after this no SQL on any cursor can reach host files or change settings.
-        self._con.execute("SET enable_external_access = false")
-        self._con.execute("SET lock_configuration = true")
         self._server = self._con.cursor()
         self._server_lock = threading.RLock()
         self._cursor_lock = threading.Lock()

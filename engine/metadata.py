@@ -30,6 +30,8 @@ from typing import Any, NamedTuple
 import duckdb
 import pyarrow as pa
 
+from engine.names import quote_ident as quote_identifier
+
 __all__ = [
     "CATALOGS_SCHEMA",
     "DB_SCHEMAS_SCHEMA",
@@ -162,11 +164,6 @@ WITH _visible(database_name) AS (
     UNION SELECT database_name FROM duckdb_views() WHERE database_name = 'temp' AND NOT internal
 )
 """
-
-
-def quote_identifier(name: str) -> str:
-    """Quote one SQL identifier for DuckDB (double quotes, embedded quotes doubled)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _like_pattern(pattern: str) -> str:

@@ -45,8 +45,21 @@ class Prepared:
 # Statements the engine answers itself start with one of these words; anything else goes
 # straight to the SQL allowlist (saves tokenizing every SELECT four more times).
 _SPECIAL_FIRST_WORDS = {
-    "CREATE", "ALTER", "DROP", "SHOW", "LIST", "LS", "REMOVE", "RM", "PRESIGN", "DESC", "DESCRIBE",
-    "GRANT", "REVOKE", "VACUUM", "COPY",
+    "CREATE",
+    "ALTER",
+    "DROP",
+    "SHOW",
+    "LIST",
+    "LS",
+    "REMOVE",
+    "RM",
+    "PRESIGN",
+    "DESC",
+    "DESCRIBE",
+    "GRANT",
+    "REVOKE",
+    "VACUUM",
+    "COPY",
 }
 _FIRST_WORD = re.compile(r"\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*([A-Za-z]+)", re.S)
 

@@ -175,15 +175,22 @@ class StageService:
         headers = {"Content-Type": content_type} if content_type and upload else {}
         return _presign_row(method, headers, self.local_signer(method, key, expire, content_type))
 
-    def _format_for(self, session: Any, resolved: Resolved, fmt: Any) -> dict[str, str]:
-        """Query-time FILE_FORMAT (a type or a named format) > the stage's format > Parquet."""
-        if isinstance(fmt, str):
-            file_format = (
-                {"TYPE": fmt.upper()} if fmt.upper() in FORMAT_TYPES else session.engine.file_formats.get(fmt)
-            )
-        else:
-            file_format = dict(resolved.stage.file_format) or {"TYPE": DEFAULT_FORMAT}
-        return normalize_format_options(session.engine.file_formats.resolve(file_format))
+    def file_format(
+        self, session: Any, statement_format: Mapping[str, str], resolved: Resolved
+    ) -> dict[str, str]:
+        """Statement FILE_FORMAT > stage FILE_FORMAT > Parquet (Databend's precedence)."""
+        formats = session.engine.file_formats
+        for options in (statement_format, resolved.stage.file_format):
+            if options:
+                return normalize_format_options(formats.resolve(options))
+        return {"TYPE": DEFAULT_FORMAT}
+
+    def _query_format(self, session: Any, resolved: Resolved, fmt: Any) -> dict[str, str]:
+        """``FILE_FORMAT => 'CSV'`` names a type or a named format; absent, the stage's format applies."""
+        if not isinstance(fmt, str):
+            return self.file_format(session, {}, resolved)
+        named = {"TYPE": fmt.upper()} if fmt.upper() in FORMAT_TYPES else {"FORMAT_NAME": fmt}
+        return self.file_format(session, named, resolved)
 
     def table_function(self, session: Any, name: str, args: Mapping[str, Any]) -> pa.Table:
         """``INFER_SCHEMA(LOCATION => '@...', ...)`` and ``LIST_STAGE(LOCATION => '@...', ...)``."""
@@ -205,7 +212,7 @@ class StageService:
         return infer_schema(
             resolved.backend,
             [(n, f.key) for n, f in listed],
-            self._format_for(session, resolved, values.get("FILE_FORMAT")),
+            self._query_format(session, resolved, values.get("FILE_FORMAT")),
             int(max_files) if max_files else None,
         )
 
@@ -218,7 +225,7 @@ class StageService:
         unknown = sorted(set(values) - {"FILE_FORMAT", "PATTERN", "FILES"})
         if unknown:
             raise StatementRejected(f"Unknown stage option {unknown[0]}: use FILE_FORMAT, PATTERN or FILES")
-        file_format = self._format_for(session, resolved, values.get("FILE_FORMAT"))
+        file_format = self._query_format(session, resolved, values.get("FILE_FORMAT"))
         pattern = values.get("PATTERN")
         listed = self.list_files(resolved, pattern if isinstance(pattern, str) else None)
         wanted = values.get("FILES")

@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 
 from engine import guard
-from engine.copy_exec import effective_format
 from engine.copy_sql import CopyUnload
 from engine.errors import EngineError, StatementRejected
 from engine.names import quote_ident, reject_reserved
@@ -63,7 +62,7 @@ def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
     from stages.writers import unload as write_files
 
     resolved = session.resolve_stage(unload.target, StagePrivilege.WRITE)
-    options = effective_format(session, unload.file_format, resolved)
+    options = session.engine.stages.file_format(session, unload.file_format, resolved)
     sql = _source_sql(unload)
     counted = {"rows": 0, "bytes": 0}
     with session.exclusive() as cur:

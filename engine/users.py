@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -11,9 +10,10 @@ from engine import passwords
 from engine.database import CATALOG_SCHEMA, Database
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
 
+# User names become storage path segments (stage/user/<name>/): the stage layer's rule.
+from stages.paths import USER_NAME_RE
+
 ROOT_USER = "root"
-# User names become storage path segments (stage/user/<name>/), so only safe identifiers.
-USER_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 USERS_SCHEMA = pa.schema(
     [

@@ -16,16 +16,15 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from stages.errors import StageError
+from stages.readers import unescape_option
 from stages.storage.base import StorageBackend
 
 FILENAME_COLUMN = "METADATA$FILENAME"
 ROW_NUMBER_COLUMN = "METADATA$FILE_ROW_NUMBER"
-_ESCAPES = {"\\t": "\t", "\\n": "\n", "\\r": "\r", "\\\\": "\\"}
 
 
 def _char(options: Mapping[str, str], key: str, default: str) -> str:
-    value = options.get(key, default)
-    return _ESCAPES.get(value, value)
+    return unescape_option(options.get(key, default))
 
 
 def _csv_parse_options(options: Mapping[str, str]) -> pacsv.ParseOptions:
