@@ -18,12 +18,10 @@ and its peak RSS (``VmHWM``) is reported. Results go to ``tests/benchmarks/resul
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +36,10 @@ from tests.benchmarks.bench_flight_core import (
     _spawn,
     _stageflight_argv,
     _stop,
-    _version,
     checksum,
     connect,
     make_lineitem,
+    save_results,
 )
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "copy.json"
@@ -388,25 +386,13 @@ def write_json(
     path: Path = RESULTS_PATH,
     work_dir: Path | None = None,
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {
+    header = {
         "benchmark": "copy",
         "rows": rows,
         "repeat": repeat,
         "work_dir": str(work_dir or tempfile.gettempdir()),
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "environment": {
-            "python": platform.python_version(),
-            "pyarrow": pa.__version__,
-            "duckdb": duckdb.__version__,
-            "adbc_driver_flightsql": _version("adbc_driver_flightsql"),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
-        "measurements": [asdict(m) for m in results],
-        "all_passed": all(m.passed for m in results if m.passed is not None),
     }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    save_results(path, header, results)
 
 
 def main(argv: list[str] | None = None) -> int:

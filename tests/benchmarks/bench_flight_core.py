@@ -25,7 +25,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -578,20 +578,20 @@ def _verdict(passed: bool | None) -> str:
     return "info" if passed is None else "PASS" if passed else "FAIL"
 
 
-def write_json(results: list[Measurement], rows: int, repeat: int, path: Path = RESULTS_PATH) -> None:
+def save_results(path: Path, header: dict[str, Any], results: Sequence[Any], *versions_of: str) -> None:
+    """Write a benchmark's JSON: its header, the environment, every measurement (dataclasses)."""
     import duckdb
 
     path.parent.mkdir(parents=True, exist_ok=True)
     doc: dict[str, Any] = {
-        "benchmark": "flight_core",
-        "rows": rows,
-        "repeat": repeat,
+        **header,
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "environment": {
             "python": platform.python_version(),
             "pyarrow": pa.__version__,
             "duckdb": duckdb.__version__,
             "adbc_driver_flightsql": _version("adbc_driver_flightsql"),
+            **{name: _version(name) for name in versions_of},
             "cpus": os.cpu_count(),
             "platform": platform.platform(),
         },
@@ -599,6 +599,10 @@ def write_json(results: list[Measurement], rows: int, repeat: int, path: Path = 
         "all_passed": all(m.passed for m in results if m.passed is not None),
     }
     path.write_text(json.dumps(doc, indent=2) + "\n")
+
+
+def write_json(results: list[Measurement], rows: int, repeat: int, path: Path = RESULTS_PATH) -> None:
+    save_results(path, {"benchmark": "flight_core", "rows": rows, "repeat": repeat}, results)
 
 
 def _version(module: str) -> str:

@@ -21,13 +21,11 @@ Results go to ``tests/benchmarks/results/s3_copy.json``; see ``tests/benchmarks/
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -45,10 +43,10 @@ from tests.benchmarks.bench_flight_core import (
     _spawn,
     _stageflight_argv,
     _stop,
-    _version,
     checksum,
     connect,
     make_lineitem,
+    save_results,
 )
 from tests.s3 import MotoServer, make_bucket, moto_server, s3_client
 
@@ -309,26 +307,8 @@ def report(results: list[Measurement], rows: int, repeat: int) -> str:
 def write_json(
     results: list[Measurement], setup: dict[str, Any], rows: int, repeat: int, path: Path = RESULTS_PATH
 ) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    doc: dict[str, Any] = {
-        "benchmark": "s3_copy",
-        "rows": rows,
-        "repeat": repeat,
-        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "setup": setup,
-        "environment": {
-            "python": platform.python_version(),
-            "pyarrow": pa.__version__,
-            "duckdb": duckdb.__version__,
-            "adbc_driver_flightsql": _version("adbc_driver_flightsql"),
-            "moto": _version("moto"),
-            "cpus": os.cpu_count(),
-            "platform": platform.platform(),
-        },
-        "measurements": [asdict(m) for m in results],
-        "all_passed": all(m.passed for m in results if m.passed is not None),
-    }
-    path.write_text(json.dumps(doc, indent=2) + "\n")
+    header = {"benchmark": "s3_copy", "rows": rows, "repeat": repeat, "setup": setup}
+    save_results(path, header, results, "moto")
 
 
 def main(argv: list[str] | None = None) -> int:
