@@ -94,6 +94,8 @@ class CopyLoader:
         reject_reserved(catalog, schema, table)
         self.catalog, self.schema_name, self.table = catalog, schema, table
         self.sql_name = ".".join(quote_ident(p) for p in load.table)
+        # Row counts read from Parquet footers while choosing the native path, reused for the output.
+        self._footer_rows: dict[str, int] = {}
 
     def run(self) -> pa.Table:
         session = self.session
@@ -297,7 +299,7 @@ class CopyLoader:
             return None
         if str(self.on_error) not in ("ABORT", "ABORT_1") or not plain:
             return None
-        in_file = native.file_columns(c.file.key)
+        in_file, self._footer_rows[c.file.key] = native.footer(c.file.key)
         if self.load.column_match_mode == "CASE_SENSITIVE":
             wanted = [f.name if f.name in in_file else None for f in target]
         else:
@@ -341,8 +343,8 @@ class CopyLoader:
         finally:
             self.session.unregister_all([name])
         # ABORT semantics: every row of every file went in, so the footers give the counts.
-        for c, count in zip(group, native.row_counts(keys), strict=True):
-            rows.append(_file_row(c, count))
+        for c in group:
+            rows.append(_file_row(c, self._footer_rows[c.file.key]))
             self._record(cur, history_key, c.file)
             loaded.append(c)
 

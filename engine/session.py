@@ -9,7 +9,7 @@ import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -31,6 +31,8 @@ from engine.unload import plan_unload
 
 if TYPE_CHECKING:
     from engine.core import Engine
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -160,10 +162,11 @@ class Session:
         plans = plan_statements(sql)
         last = plans[-1]
         schema = last.schema
-        if describe and schema is None and last.describe is not None and len(plans) == 1:
+        describe_plan = last.describe
+        if describe and schema is None and describe_plan is not None and len(plans) == 1:
             self._acquire()
             try:
-                schema = self._translate(last.describe, self)
+                schema = self._duckdb(lambda: describe_plan(self))
             finally:
                 self._release()
         return Prepared(
@@ -214,9 +217,7 @@ class Session:
         self._acquire()
         streaming = False
         try:
-            relation = self._translate(
-                lambda s: s.cursor.sql(sql, params=list(params) if params else None), self
-            )
+            relation = self._duckdb(lambda: self.cursor.sql(sql, params=list(params) if params else None))
             if transaction == "begin":
                 self.in_transaction = True
             elif transaction == "end":
@@ -224,10 +225,10 @@ class Session:
             if relation is None:
                 return Result.update(-1)
             if not is_query:
-                table = self._translate(lambda s: relation.to_arrow_table(), self)
+                table = self._duckdb(relation.to_arrow_table)
                 count = int(table.column(0)[0].as_py()) if table.num_rows and table.num_columns else -1
                 return Result.update(count)
-            reader = self._translate(lambda s: relation.to_arrow_reader(self.engine.config.batch_rows), self)
+            reader = self._duckdb(lambda: relation.to_arrow_reader(self.engine.config.batch_rows))
             result = self._read_ahead(reader)
             streaming = result.stream is not None
             return result
@@ -247,7 +248,7 @@ class Session:
         budget = self.engine.config.read_ahead_bytes
         while size < budget:
             try:
-                batch = self._translate(lambda s: reader.read_next_batch(), self)
+                batch = self._duckdb(reader.read_next_batch)
             except StopIteration:
                 return Result.of_table(pa.Table.from_batches(head, schema=reader.schema))
             head.append(batch)
@@ -260,10 +261,10 @@ class Session:
         return Result(schema=reader.schema, stream=rest(), on_close=self._release)
 
     @staticmethod
-    def _translate(fn: Any, session: Session) -> Any:
+    def _duckdb(fn: Callable[[], T]) -> T:
         """Run ``fn`` and turn DuckDB's errors into engine errors with DuckDB's own text."""
         try:
-            return fn(session)
+            return fn()
         except duckdb.InterruptException:
             raise QueryCancelled("Query cancelled") from None
         except duckdb.Error as exc:
@@ -310,7 +311,7 @@ class Session:
         """Server-built SQL (never user text) on the session's cursor, inside its transaction."""
         self._acquire()
         try:
-            return self._translate(lambda s: s.cursor.execute(sql, params).fetchall(), self)
+            return self._duckdb(lambda: self.cursor.execute(sql, params).fetchall())
         finally:
             self._release()
 

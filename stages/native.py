@@ -64,12 +64,7 @@ class NativeParquetReader:
             cursor = self._con.cursor()
         return cursor.read_parquet(paths).project(projection).to_arrow_reader(batch_rows)
 
-    def row_counts(self, keys: Sequence[str]) -> list[int]:
-        """Rows per file from the Parquet footers (no data read)."""
-        return [pq.ParquetFile(self.backend.open_input(key)).metadata.num_rows for key in keys]
-
-    def file_columns(self, key: str) -> list[str]:
-        _, path = self.backend.filesystem_and_path(key)
-        with self._lock:
-            cursor = self._con.cursor()
-        return list(cursor.read_parquet(path).columns)
+    def footer(self, key: str) -> tuple[list[str], int]:
+        """Top-level column names and row count, from the file's Parquet footer (no data read)."""
+        metadata = pq.ParquetFile(self.backend.open_input(key)).metadata
+        return list(metadata.schema.to_arrow_schema().names), int(metadata.num_rows)
