@@ -71,6 +71,12 @@ def _first_word(sql: str) -> str:
     return match.group(1).upper() if match else ""
 
 
+def parameter_rows(data: pa.Table | pa.RecordBatch) -> list[Sequence[Any]]:
+    """Bound parameters arrive as Arrow columns (one row per execution); DuckDB takes rows."""
+    columns = [col.to_pylist() for col in data.columns]
+    return [list(row) for row in zip(*columns, strict=True)] if columns else []
+
+
 def plan_statements(sql: str) -> list[Plan]:
     if _first_word(sql) in _SPECIAL_FIRST_WORDS:
         for parse in (parse_user_statement, parse_stage_statement, parse_file_format_statement):
@@ -203,9 +209,8 @@ class Session:
             raise StatementRejected("executemany needs exactly one statement")
         total = 0
         for batch in batches:
-            columns = [col.to_pylist() for col in batch.columns]
-            for row in zip(*columns, strict=True):
-                result = prepared.plans[0].run(self, list(row))
+            for row in parameter_rows(batch):
+                result = prepared.plans[0].run(self, row)
                 total += max(result.rowcount, 0)
                 result.close()
         return total

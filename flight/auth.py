@@ -34,17 +34,18 @@ class TokenStore:
         self._tokens: dict[bytes, TokenInfo] = {}
 
     @staticmethod
-    def _key(token: str) -> bytes:
+    def key(token: str) -> bytes:
+        """What the store (and the session registry) keys a token by: its SHA-256."""
         return hashlib.sha256(token.encode()).digest()
 
     def issue(self, user: str) -> str:
         token = secrets.token_urlsafe(32)
         with self._lock:
-            self._tokens[self._key(token)] = TokenInfo(user, time.monotonic() + self.ttl)
+            self._tokens[self.key(token)] = TokenInfo(user, time.monotonic() + self.ttl)
         return token
 
     def check(self, token: str) -> str | None:
-        key = self._key(token)
+        key = self.key(token)
         with self._lock:
             info = self._tokens.get(key)
             if info is None:
@@ -56,7 +57,7 @@ class TokenStore:
 
     def revoke(self, token: str) -> None:
         with self._lock:
-            self._tokens.pop(self._key(token), None)
+            self._tokens.pop(self.key(token), None)
 
     def revoke_user(self, user: str, keep: bytes | None = None) -> list[bytes]:
         with self._lock:

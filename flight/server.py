@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import secrets
 import threading
@@ -18,12 +17,13 @@ from engine.core import Engine
 from engine.errors import StatementRejected
 from engine.ingest import IfExists, IfMissing, IngestTarget, ingest
 from engine.results import Result
+from engine.session import parameter_rows
 from flight import commands as cmd
 from flight import sqlinfo
 from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore
 from flight.cancel import CancelWatcher
 from flight.errors import ClientError, flight_errors
-from flight.sessions import FlightSession, PreparedStatement, SessionRegistry, parameter_rows
+from flight.sessions import FlightSession, PreparedStatement, SessionRegistry
 
 log = logging.getLogger("stageflight")
 
@@ -51,10 +51,6 @@ _INGEST_EXISTS = {
     cmd.INGEST_EXISTS_REPLACE: IfExists.REPLACE,
     0: IfExists.FAIL,
 }
-
-
-def _token_key(token: str) -> bytes:
-    return hashlib.sha256(token.encode()).digest()
 
 
 class StageflightServer(flight.FlightServerBase):
@@ -110,7 +106,7 @@ class StageflightServer(flight.FlightServerBase):
     # -- helpers ------------------------------------------------------------------------
     def _session(self, context: flight.ServerCallContext) -> FlightSession:
         auth: CallAuth = context.get_middleware(MIDDLEWARE_KEY)
-        self._calling.token_key = _token_key(auth.token)
+        self._calling.token_key = TokenStore.key(auth.token)
         return self.registry.get_or_open(self._calling.token_key, auth.user)
 
     def _user(self, context: flight.ServerCallContext) -> str:
@@ -413,7 +409,7 @@ class StageflightServer(flight.FlightServerBase):
 
     def _action_CloseSession(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
         auth: CallAuth = context.get_middleware(MIDDLEWARE_KEY)
-        self.registry.close(_token_key(auth.token))
+        self.registry.close(TokenStore.key(auth.token))
         self.tokens.revoke(auth.token)
         return [cmd.CloseSessionResult(status=cmd.CLOSE_SESSION_CLOSED).SerializeToString()]
 

@@ -9,8 +9,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
 from engine.core import Engine
 from engine.errors import EngineError
 from engine.results import Result
@@ -141,8 +139,3 @@ class SessionRegistry:
             p.result.close()
         for k in keys:
             self.close(k)
-
-
-def parameter_rows(table: pa.Table) -> list[Sequence[Any]]:
-    columns = [col.to_pylist() for col in table.columns]
-    return [list(row) for row in zip(*columns, strict=True)] if columns else []
