@@ -85,7 +85,7 @@ def plan_load(load: CopyLoad) -> Plan:
 
 class CopyLoader:
     def __init__(self, session: Session, load: CopyLoad) -> None:
-        from stages.readers import parse_on_error
+        from stages.on_error import parse_on_error
 
         self.session = session
         self.load = load
@@ -420,7 +420,7 @@ class CopyLoader:
         target: pa.Schema,
         mode: str,
     ) -> pa.Table:
-        from stages.readers import parse_on_error
+        from stages.on_error import parse_on_error
 
         if mode in ("RETURN_ERRORS", "RETURN_ALL_ERRORS"):
             self.on_error = parse_on_error("CONTINUE")

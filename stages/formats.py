@@ -1,13 +1,17 @@
-"""File format options (Databend spelling): validation and defaults."""
+"""File format options (Databend spelling): validation, defaults, and reading typed values from them."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from stages.errors import StageError
 
 FORMAT_TYPES = {"CSV", "TSV", "TEXT", "NDJSON", "PARQUET"}
 DEFAULT_FORMAT = "PARQUET"  # Databend's default when neither statement nor stage names a format
+_OPTION_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\", "0": "\0"}
+_EXT_CODECS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".lz4": "lz4"}
+_NAMED_CODECS = {"GZIP": "gzip", "ZSTD": "zstd", "BZ2": "bz2", "LZ4": "lz4", "BROTLI": "brotli"}
 
 _COMMON = {"TYPE", "FORMAT_NAME", "COMPRESSION"}
 _OPTIONS_BY_TYPE: dict[str, set[str]] = {
@@ -90,3 +94,53 @@ def normalize_format_options(options: Mapping[str, str]) -> dict[str, str]:
     elif len(normalized) > (1 if "FORMAT_NAME" in normalized else 0):
         raise StageError("File format options need TYPE = CSV | TSV | TEXT | NDJSON | PARQUET")
     return normalized
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading option values (shared by the readers, the writers and the scanner)
+
+
+def unescape_option(value: str) -> str:
+    """Databend escapes inside option strings: ``\\t \\n \\r \\\\ \\0`` (as typed in SQL)."""
+    return re.sub(r"\\(.)", lambda m: _OPTION_ESCAPES.get(m[1], m[0]), value)
+
+
+def bool_option(options: Mapping[str, str], name: str, default: bool) -> bool:
+    value = options.get(name)
+    if value is None:
+        return default
+    text = value.strip().upper()
+    if text not in {"TRUE", "FALSE", "1", "0"}:
+        raise StageError(f"{name} must be TRUE or FALSE, got '{value}'")
+    return text in {"TRUE", "1"}
+
+
+def choice_option(options: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
+    value = options.get(name, default).strip().upper()
+    if value not in allowed:
+        raise StageError(f"{name} must be one of {' | '.join(sorted(allowed))}, got '{value}'")
+    return value
+
+
+def int_option(options: Mapping[str, str], name: str) -> int:
+    value = options.get(name, "0").strip()
+    if not value.isdigit():
+        raise StageError(f"{name} must be a non-negative integer, got '{value}'")
+    return int(value)
+
+
+def compression_codec(options: Mapping[str, str], key: str) -> str | None:
+    """The pyarrow codec name for COMPRESSION (AUTO looks at the file extension)."""
+    name = options.get("COMPRESSION", "AUTO").strip().upper()
+    if name == "AUTO":
+        return ext_codec(key)
+    if name in {"NONE", "RAW"}:
+        return None
+    if name not in _NAMED_CODECS:
+        raise StageError(f"COMPRESSION {name} is not supported for loading (AUTO|NONE|GZIP|ZSTD|BZ2|LZ4)")
+    return _NAMED_CODECS[name]
+
+
+def ext_codec(key: str) -> str | None:
+    dot = key.rfind(".")
+    return _EXT_CODECS.get(key[dot:].lower()) if dot >= 0 else None

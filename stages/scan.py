@@ -16,7 +16,7 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from stages.errors import StageError
-from stages.readers import unescape_option
+from stages.formats import unescape_option
 from stages.storage.base import StorageBackend
 
 FILENAME_COLUMN = "METADATA$FILENAME"

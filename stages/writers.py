@@ -24,7 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stages.errors import StageError
-from stages.readers import unescape_option
+from stages.formats import unescape_option
 from stages.storage.base import StorageBackend
 
 __all__ = ["UnloadedFile", "unload", "unload_extension"]

@@ -22,7 +22,8 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from stages.readers import ABORT, open_file_reader
+from stages.on_error import ABORT
+from stages.readers import open_file_reader
 from stages.storage.local import LocalBackend
 
 DDL = (

@@ -19,16 +19,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from stages.errors import StageError
-from stages.readers import (
-    ABORT,
-    CONTINUE,
-    FileStats,
-    OnError,
-    ReadAbort,
-    open_file_reader,
-    parse_on_error,
-    unescape_option,
-)
+from stages.formats import unescape_option
+from stages.on_error import ABORT, CONTINUE, FileStats, OnError, ReadAbort, parse_on_error
+from stages.readers import open_file_reader
 from stages.storage.local import LocalBackend
 
 AB = pa.schema([("a", pa.int32()), ("b", pa.string())])
@@ -497,7 +490,8 @@ _RSS_SCRIPT = textwrap.dedent(
     """
     import resource, sys
     import pyarrow as pa
-    from stages.readers import ABORT, open_file_reader
+    from stages.on_error import ABORT
+    from stages.readers import open_file_reader
     from stages.storage.local import LocalBackend
 
     backend = LocalBackend(sys.argv[1])

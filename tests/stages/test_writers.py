@@ -9,7 +9,8 @@ import pyarrow as pa
 import pytest
 
 from stages.errors import StageError
-from stages.readers import CONTINUE, open_file_reader
+from stages.on_error import CONTINUE
+from stages.readers import open_file_reader
 from stages.storage.local import LocalBackend
 from stages.writers import UnloadedFile, unload, unload_extension
 

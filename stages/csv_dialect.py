@@ -1,0 +1,141 @@
+"""The CSV/TSV dialect of a file format, and what it means for Arrow's CSV reader.
+
+Option parsing, the Arrow read/parse/convert options, and the text clean-up Arrow cannot do.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
+from stages.errors import StageError
+from stages.formats import bool_option, choice_option, int_option, unescape_option
+
+_CSV_BLOCK_BYTES = 1 << 20  # readahead holds ~40 blocks: larger blocks cost memory, not speed
+_TSV_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", "0": "\0", "\\": "\\", "'": "'"}
+_TSV_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
+_TRUE_VALUES = ["true", "True", "TRUE", "1"]
+_FALSE_VALUES = ["false", "False", "FALSE", "0"]
+_ARROW_NAN = {"NaN", "nan", "NAN"}
+
+
+@dataclass(frozen=True)
+class CsvDialect:
+    tsv: bool
+    delimiter: str
+    quote: str | None
+    escape: str | None
+    skip_header: int
+    null_display: str
+    empty_as_null: bool
+    error_on_mismatch: bool
+    trim: bool
+    nan_display: str | None
+
+
+def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
+    tsv = options.get("TYPE", "CSV").upper() in {"TSV", "TEXT"}
+    delimiter = unescape_option(options.get("FIELD_DELIMITER", "\\t" if tsv else ","))
+    if len(delimiter) != 1:
+        raise StageError(f"FIELD_DELIMITER must be one character here, got '{options['FIELD_DELIMITER']}'")
+    record = unescape_option(options.get("RECORD_DELIMITER", "\\n"))
+    if record not in {"\n", "\r\n"}:
+        raise StageError("RECORD_DELIMITER must be '\\n' or '\\r\\n'")
+    quote = None if tsv else unescape_option(options.get("QUOTE", '"')) or None
+    escape = "\\" if tsv else unescape_option(options.get("ESCAPE", "")) or None
+    for name, value in (("QUOTE", quote), ("ESCAPE", escape)):
+        if value is not None and len(value) != 1:
+            raise StageError(f"{name} must be a single character")
+    empty = choice_option(
+        options, "EMPTY_FIELD_AS", "FIELD_DEFAULT" if tsv else "NULL", {"NULL", "STRING", "FIELD_DEFAULT"}
+    )
+    nan = options.get("NAN_DISPLAY")
+    return CsvDialect(
+        tsv=tsv,
+        delimiter=delimiter,
+        quote=quote,
+        escape=escape,
+        skip_header=int_option(options, "SKIP_HEADER"),
+        null_display=unescape_option(options.get("NULL_DISPLAY", "\\N")) if not tsv else "\\N",
+        empty_as_null=empty != "STRING",  # FIELD_DEFAULT -> NULL here; the INSERT applies defaults
+        error_on_mismatch=bool_option(options, "ERROR_ON_COLUMN_COUNT_MISMATCH", True),
+        trim=bool_option(options, "TRIM_SPACE", False),
+        nan_display=None if nan is None or nan in _ARROW_NAN else nan,
+    )
+
+
+_ARROW_CSV_TYPES: tuple[Callable[[pa.DataType], bool], ...] = (
+    pa.types.is_integer,
+    pa.types.is_floating,
+    pa.types.is_boolean,
+    pa.types.is_string,
+    pa.types.is_large_string,
+    pa.types.is_date,
+    pa.types.is_timestamp,
+    pa.types.is_decimal,
+    pa.types.is_time,
+    pa.types.is_null,
+)
+
+
+def needs_staging(typ: pa.DataType, dialect: CsvDialect) -> bool:
+    """Columns read as text and converted by us (after trimming/NaN/escape handling)."""
+    if dialect.trim:
+        return True
+    if dialect.nan_display is not None and pa.types.is_floating(typ):
+        return True
+    if dialect.tsv and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
+        return True  # backslash escapes must be decoded; Arrow would only drop the backslash
+    return not any(check(typ) for check in _ARROW_CSV_TYPES)
+
+
+def stage_text(arr: pa.Array, typ: pa.DataType, dialect: CsvDialect) -> pa.Array:
+    """Vectorised text clean-up before the cast (fast path); nulls are already applied."""
+    if dialect.trim:
+        arr = pc.utf8_trim(arr, " ")
+        nulls = [dialect.null_display] + ([""] if dialect.empty_as_null else [])
+        arr = pc.if_else(pc.is_in(arr, pa.array(nulls)), pa.scalar(None, pa.string()), arr)
+    if dialect.nan_display is not None and pa.types.is_floating(typ):
+        arr = pc.if_else(pc.equal(arr, dialect.nan_display), "NaN", arr)
+    if dialect.tsv and pc.any(pc.match_substring(arr, "\\")).as_py():
+        arr = pa.array([None if v is None else _tsv_unescape(v) for v in arr.to_pylist()], pa.string())
+    return arr
+
+
+def _tsv_unescape(text: str) -> str:
+    return _TSV_ESCAPE_RE.sub(lambda m: _TSV_ESCAPES.get(m[1], m[1]), text)
+
+
+def _reject_row(row: Any) -> str:
+    # Any invalid row (column count) sends the file to the careful path, which knows its line.
+    return "error"
+
+
+def csv_arrow_options(
+    dialect: CsvDialect, names: list[str], types: list[pa.DataType], batch_rows: int
+) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+    read = pacsv.ReadOptions(skip_rows=dialect.skip_header, column_names=names, block_size=_CSV_BLOCK_BYTES)
+    parse = pacsv.ParseOptions(
+        delimiter=dialect.delimiter,
+        quote_char=dialect.quote or False,
+        double_quote=dialect.quote is not None,
+        escape_char=False if dialect.tsv else (dialect.escape or False),
+        newlines_in_values=dialect.quote is not None,
+        invalid_row_handler=_reject_row,
+    )
+    fast_types = [pa.string() if needs_staging(t, dialect) else t for t in types]
+    convert = pacsv.ConvertOptions(
+        column_types=dict(zip(names, fast_types, strict=True)),
+        null_values=[dialect.null_display] + ([""] if dialect.empty_as_null else []),
+        strings_can_be_null=True,
+        quoted_strings_can_be_null=False,
+        true_values=_TRUE_VALUES,
+        false_values=_FALSE_VALUES,
+    )
+    return read, parse, convert
