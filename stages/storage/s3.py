@@ -16,28 +16,24 @@ with a small SigV4 client on :mod:`http.client`:
 
 Credentials live only in the signer and in pyarrow's filesystem; they never appear in ``repr``,
 in log records or in error messages (errors name ``s3://bucket/key`` only).
+
+The signer is in :mod:`stages.storage.s3_signing`, the HTTP client in :mod:`stages.storage.s3_http`
+and the upload writer in :mod:`stages.storage.s3_upload`; this module is the backend itself.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
-import http.client
-import io
-import logging
 import re
 import socket
-import ssl
-import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import BinaryIO, cast
-from urllib.parse import quote, unquote_plus, urlsplit
+from urllib.parse import unquote_plus, urlsplit
 from xml.sax.saxutils import escape as xml_escape
 
 import pyarrow as pa
@@ -46,20 +42,14 @@ import pyarrow.fs as pafs
 from stages.errors import BadStagePath, StageError, StorageError
 from stages.paths import clean_rel_path, validate_key, validate_prefix
 from stages.storage.base import PresignedRequest, StagedFile, StorageBackend
-
-logger = logging.getLogger(__name__)
+from stages.storage.s3_http import Client, Endpoint, Response, child_elements, child_text, parse_xml
+from stages.storage.s3_signing import Credentials, Signer, uri_encode
+from stages.storage.s3_upload import S3Writer
 
 OPTION_KEYS = frozenset({"ENDPOINT_URL", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "REGION", "SESSION_TOKEN"})
 DEFAULT_REGION = "us-east-1"
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the SigV4 limit
-PART_SIZE = 8 * 1024 * 1024  # S3 needs >= 5 MiB for every part but the last
-MAX_PARTS = 10_000
 DELETE_BATCH = 1000  # DeleteObjects limit
-_MAX_XML_BYTES = 32 * 1024 * 1024
-_TIMEOUT = 60.0
-_ATTEMPTS = 3
-_UNSIGNED = "UNSIGNED-PAYLOAD"
-_EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 _BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9._-]{1,61}[a-z0-9]$")
 _REGION_RE = re.compile(r"^[a-z0-9-]{1,64}$")
 _AUTH_CODES = frozenset(
@@ -93,37 +83,6 @@ def _missing(key: str) -> StorageError:
     return StorageError(f"File does not exist: {key}")
 
 
-def _uri_encode(text: str, safe: str = "") -> str:
-    """RFC 3986 encoding as SigV4 wants it: only ``A-Za-z0-9-_.~`` (plus ``safe``) stay as is."""
-    return quote(text, safe="-_.~" + safe)
-
-
-def _hmac(key: bytes, msg: str) -> bytes:
-    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
-
-
-def _local(tag: str) -> str:
-    return tag.rsplit("}", 1)[-1]
-
-
-def _parse_xml(body: bytes) -> ET.Element:
-    """Parse a response document; DTDs are refused (the endpoint may be user supplied)."""
-    if len(body) > _MAX_XML_BYTES or b"<!DOCTYPE" in body or b"<!ENTITY" in body:
-        raise ValueError("unexpected XML document")
-    return ET.fromstring(body)
-
-
-def _child_text(element: ET.Element, name: str) -> str | None:
-    for child in element:
-        if _local(child.tag) == name:
-            return child.text or ""
-    return None
-
-
-def _children(element: ET.Element, name: str) -> Iterator[ET.Element]:
-    return (child for child in element if _local(child.tag) == name)
-
-
 def _etag(raw: str | None) -> str | None:
     if not raw:
         return None
@@ -133,391 +92,6 @@ def _etag(raw: str | None) -> str | None:
 def _whole_seconds(moment: datetime) -> datetime:
     # HeadObject reports whole seconds, ListObjectsV2 milliseconds: keep both in agreement.
     return moment.astimezone(UTC).replace(microsecond=0)
-
-
-class _Credentials:
-    """Static credentials. Deliberately no dataclass: nothing may print the secret."""
-
-    __slots__ = ("access_key", "secret_key", "session_token")
-
-    def __init__(self, access_key: str, secret_key: str, session_token: str | None) -> None:
-        self.access_key = access_key
-        self.secret_key = secret_key
-        self.session_token = session_token
-
-    def __repr__(self) -> str:
-        return "_Credentials(<hidden>)"
-
-    def secrets(self) -> list[str]:
-        return [s for s in (self.access_key, self.secret_key, self.session_token) if s]
-
-
-@dataclass(frozen=True)
-class _Response:
-    status: int
-    headers: Mapping[str, str]  # lower-case names
-    body: bytes
-
-    def error_code(self) -> str:
-        try:
-            return _child_text(_parse_xml(self.body), "Code") or ""
-        except (ET.ParseError, ValueError):
-            return ""
-
-
-class _Signer:
-    """AWS Signature Version 4 for the ``s3`` service (header and query forms)."""
-
-    def __init__(self, credentials: _Credentials, region: str) -> None:
-        self._credentials = credentials
-        self._region = region
-
-    def __repr__(self) -> str:
-        return f"_Signer(region={self._region!r})"
-
-    def _scope(self, date: str) -> str:
-        return f"{date}/{self._region}/s3/aws4_request"
-
-    def _signature(self, amz_date: str, canonical_request: str) -> str:
-        date = amz_date[:8]
-        string_to_sign = "\n".join(
-            [
-                "AWS4-HMAC-SHA256",
-                amz_date,
-                self._scope(date),
-                hashlib.sha256(canonical_request.encode("utf-8")).hexdigest(),
-            ]
-        )
-        key = _hmac(("AWS4" + self._credentials.secret_key).encode("utf-8"), date)
-        for part in (self._region, "s3", "aws4_request"):
-            key = _hmac(key, part)
-        return hmac.new(key, string_to_sign.encode("utf-8"), hashlib.sha256).hexdigest()
-
-    @staticmethod
-    def _canonical(
-        method: str, path: str, query: Sequence[tuple[str, str]], headers: Mapping[str, str], payload: str
-    ) -> tuple[str, str]:
-        canonical_query = "&".join(
-            f"{k}={v}" for k, v in sorted((_uri_encode(k), _uri_encode(v)) for k, v in query)
-        )
-        names = sorted(headers)
-        canonical_headers = "".join(f"{name}:{' '.join(headers[name].split())}\n" for name in names)
-        signed = ";".join(names)
-        return "\n".join([method, path, canonical_query, canonical_headers, signed, payload]), signed
-
-    def sign_headers(
-        self,
-        method: str,
-        path: str,
-        query: Sequence[tuple[str, str]],
-        headers: Mapping[str, str],
-        payload_sha256: str,
-        now: datetime | None = None,
-    ) -> dict[str, str]:
-        """Headers to send: ``headers`` plus x-amz-date, x-amz-content-sha256 and Authorization.
-
-        ``path`` is the already URI-encoded request path; ``headers`` must include ``host``.
-        """
-        amz_date = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-        signed_headers = {name.lower(): value for name, value in headers.items()}
-        signed_headers["x-amz-date"] = amz_date
-        signed_headers["x-amz-content-sha256"] = payload_sha256
-        if self._credentials.session_token:
-            signed_headers["x-amz-security-token"] = self._credentials.session_token
-        canonical, signed = self._canonical(method, path, query, signed_headers, payload_sha256)
-        signature = self._signature(amz_date, canonical)
-        credential = f"{self._credentials.access_key}/{self._scope(amz_date[:8])}"
-        signed_headers["authorization"] = (
-            f"AWS4-HMAC-SHA256 Credential={credential}, SignedHeaders={signed}, Signature={signature}"
-        )
-        return signed_headers
-
-    def presign_query(
-        self,
-        method: str,
-        path: str,
-        headers: Mapping[str, str],
-        expires: int,
-        now: datetime | None = None,
-    ) -> list[tuple[str, str]]:
-        """Query parameters of a presigned URL (payload unsigned, as every S3 presigner does)."""
-        amz_date = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
-        signed_headers = {name.lower(): value for name, value in headers.items()}
-        query = [
-            ("X-Amz-Algorithm", "AWS4-HMAC-SHA256"),
-            ("X-Amz-Credential", f"{self._credentials.access_key}/{self._scope(amz_date[:8])}"),
-            ("X-Amz-Date", amz_date),
-            ("X-Amz-Expires", str(expires)),
-            ("X-Amz-SignedHeaders", ";".join(sorted(signed_headers))),
-        ]
-        if self._credentials.session_token:
-            query.append(("X-Amz-Security-Token", self._credentials.session_token))
-        canonical, _ = self._canonical(method, path, query, signed_headers, _UNSIGNED)
-        query.append(("X-Amz-Signature", self._signature(amz_date, canonical)))
-        return query
-
-
-class _Endpoint:
-    """Where requests go: scheme, host and the path style for one bucket."""
-
-    def __init__(self, endpoint_url: str | None, bucket: str, region: str) -> None:
-        if endpoint_url is None:
-            self.scheme = "https"
-            if "." in bucket:  # dotted names break the wildcard certificate: path style
-                self.netloc, self.path_style = f"s3.{region}.amazonaws.com", True
-            else:
-                self.netloc, self.path_style = f"{bucket}.s3.{region}.amazonaws.com", False
-        else:
-            parts = urlsplit(endpoint_url)
-            try:
-                port = parts.port
-            except ValueError:
-                raise StageError("ENDPOINT_URL has an invalid port") from None
-            if (
-                parts.scheme not in ("http", "https")
-                or not parts.hostname
-                or parts.username is not None
-                or parts.password is not None
-                or parts.path not in ("", "/")
-                or parts.query
-                or parts.fragment
-            ):
-                raise StageError("ENDPOINT_URL must look like http(s)://host[:port] (no path, query or user)")
-            del port  # parsed only to reject a malformed one
-            self.scheme, self.netloc, self.path_style = parts.scheme, parts.netloc, True
-        parsed = urlsplit(f"{self.scheme}://{self.netloc}")
-        self.host = parsed.hostname or ""
-        self.port = parsed.port
-        self.bucket = bucket
-
-    @property
-    def url(self) -> str:
-        return f"{self.scheme}://{self.netloc}"
-
-    def path(self, object_key: str = "") -> str:
-        """The URI-encoded request path for an object (or the bucket with ``''``)."""
-        encoded = _uri_encode(object_key, safe="/")
-        return f"/{self.bucket}/{encoded}" if self.path_style else f"/{encoded}"
-
-    def connect(self) -> http.client.HTTPConnection:
-        if self.scheme == "https":
-            return http.client.HTTPSConnection(
-                self.host, self.port, timeout=_TIMEOUT, context=ssl.create_default_context()
-            )
-        return http.client.HTTPConnection(self.host, self.port, timeout=_TIMEOUT)
-
-
-class _Client:
-    """Signed requests to one bucket, one keep-alive connection per thread."""
-
-    def __init__(self, endpoint: _Endpoint, signer: _Signer | None) -> None:
-        self.endpoint = endpoint
-        self.signer = signer
-        self._local = threading.local()
-
-    def __repr__(self) -> str:
-        return f"_Client({self.endpoint.url!r})"
-
-    def _connection(self) -> http.client.HTTPConnection:
-        conn: http.client.HTTPConnection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = self.endpoint.connect()
-            self._local.conn = conn
-        return conn
-
-    def close(self) -> None:
-        """Close this thread's connection (the next request opens a new one)."""
-        self._drop_connection()
-
-    def _drop_connection(self) -> None:
-        conn = getattr(self._local, "conn", None)
-        self._local.conn = None
-        if conn is not None:
-            conn.close()
-
-    def request(
-        self,
-        method: str,
-        object_key: str = "",
-        query: Sequence[tuple[str, str]] = (),
-        headers: Mapping[str, str] | None = None,
-        body: bytes | memoryview = b"",
-        payload_sha256: str | None = None,
-    ) -> _Response:
-        """Send one request (retried on dropped connections and 5xx); raises OSError if unreachable."""
-        path = self.endpoint.path(object_key)
-        target = path + (
-            "?" + "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in query) if query else ""
-        )
-        base = {"host": self.endpoint.netloc, **{k.lower(): v for k, v in (headers or {}).items()}}
-        if body or method in ("PUT", "POST"):
-            base["content-length"] = str(len(body))
-        last_error: OSError | None = None
-        for attempt in range(_ATTEMPTS):
-            if self.signer is not None:
-                digest = payload_sha256 or (hashlib.sha256(body).hexdigest() if body else _EMPTY_SHA256)
-                send = self.signer.sign_headers(method, path, query, base, digest)
-            else:
-                send = dict(base)
-            conn = self._connection()
-            try:
-                conn.request(method, target, body=body if body else None, headers=send)
-                raw = conn.getresponse()
-                data = raw.read()
-            except (http.client.HTTPException, OSError) as exc:
-                self._drop_connection()
-                last_error = exc if isinstance(exc, OSError) else OSError(str(exc))
-                continue
-            response = _Response(raw.status, {k.lower(): v for k, v in raw.getheaders()}, data)
-            if raw.will_close:
-                self._drop_connection()
-            if response.status >= 500 and attempt + 1 < _ATTEMPTS:
-                continue
-            return response
-        assert last_error is not None
-        raise last_error
-
-
-class _S3Writer(io.BufferedIOBase):
-    """A streamed, abortable upload: one part in memory at a time.
-
-    ``close()`` only stops further writes; the object is published by :meth:`commit` (the
-    ``with`` block exited cleanly) and never by :meth:`abort`.
-    """
-
-    def __init__(self, backend: S3Backend, key: str, object_key: str) -> None:
-        super().__init__()
-        self._backend = backend
-        self._key = key
-        self._object_key = object_key
-        self._client = _Client(backend._endpoint, backend._signer)  # a connection of its own
-        self._buffer = bytearray()
-        self._position = 0
-        self._upload_id: str | None = None
-        self._parts: list[tuple[int, str]] = []
-
-    def writable(self) -> bool:
-        return True
-
-    def tell(self) -> int:
-        return self._position
-
-    def write(self, data: object) -> int:
-        if self.closed:
-            raise ValueError("write to closed file")
-        view = memoryview(data).cast("B")  # type: ignore[arg-type]
-        size = len(view)
-        offset = 0
-        while offset < size:
-            room = self._part_size() - len(self._buffer)
-            take = min(room, size - offset)
-            self._buffer += view[offset : offset + take]
-            offset += take
-            if len(self._buffer) >= self._part_size():
-                self._upload_part()
-        self._position += size
-        return size
-
-    def flush(self) -> None:
-        pass  # parts are uploaded when full; nothing is visible before commit anyway
-
-    def _part_size(self) -> int:
-        # Grow the part size every 1000 parts so the 10,000-part limit allows ~430 GiB.
-        return PART_SIZE * (1 + len(self._parts) // 1000)
-
-    def _request(self, method: str, query: Sequence[tuple[str, str]], **kwargs: object) -> _Response:
-        return self._backend._call(self._client, method, self._object_key, query, **kwargs)
-
-    def _upload_part(self) -> None:
-        if self._upload_id is None:
-            response = self._request(
-                "POST", [("uploads", "")], headers={"content-type": "application/octet-stream"}
-            )
-            self._backend._check(response, self._key, self._object_key, "start the upload of")
-            upload_id = self._find(response, "UploadId")
-            if not upload_id:
-                raise StorageError(f"Cannot write {self._key}: the S3 endpoint returned no upload id")
-            self._upload_id = upload_id
-        number = len(self._parts) + 1
-        if number > MAX_PARTS:
-            raise StorageError(f"Cannot write {self._key}: the file is too large for one S3 object")
-        body = memoryview(self._buffer)
-        try:
-            response = self._request(
-                "PUT", [("partNumber", str(number)), ("uploadId", self._upload_id)], body=body
-            )
-        finally:
-            body.release()
-        self._backend._check(response, self._key, self._object_key, "write")
-        etag = response.headers.get("etag")
-        if not etag:
-            raise StorageError(f"Cannot write {self._key}: the S3 endpoint returned no part ETag")
-        self._parts.append((number, etag))
-        self._buffer = bytearray()
-
-    def _find(self, response: _Response, name: str) -> str | None:
-        try:
-            return _child_text(_parse_xml(response.body), name)
-        except (ET.ParseError, ValueError):
-            raise StorageError(f"Cannot write {self._key}: unreadable reply from the S3 endpoint") from None
-
-    def commit(self) -> None:
-        if self._upload_id is None:
-            body = memoryview(self._buffer)
-            try:
-                response = self._request(
-                    "PUT", [], headers={"content-type": "application/octet-stream"}, body=body
-                )
-            finally:
-                body.release()
-            self._backend._check(response, self._key, self._object_key, "write")
-            self._buffer = bytearray()
-            return
-        if self._buffer or not self._parts:
-            self._upload_part()
-        parts = "".join(
-            f"<Part><PartNumber>{n}</PartNumber><ETag>{xml_escape(etag)}</ETag></Part>"
-            for n, etag in self._parts
-        )
-        document = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
-        response = self._request("POST", [("uploadId", self._upload_id)], body=document)
-        self._backend._check(response, self._key, self._object_key, "write")
-        # S3 may answer 200 and put the failure in the body.
-        try:
-            root = _parse_xml(response.body) if response.body.strip() else None
-        except (ET.ParseError, ValueError):
-            root = None
-        if root is not None and _local(root.tag) == "Error":
-            code = _child_text(root, "Code") or "unknown error"
-            raise StorageError(f"Cannot write {self._key}: S3 refused to complete the upload ({code})")
-        self._upload_id = None
-
-    def release(self) -> None:
-        """Free the buffer and close the writer's connection."""
-        self._buffer = bytearray()
-        self._client.close()
-
-    def abort(self) -> None:
-        self._buffer = bytearray()
-        upload_id, self._upload_id = self._upload_id, None
-        if upload_id is None:
-            return
-        try:
-            response = self._client.request("DELETE", self._object_key, [("uploadId", upload_id)])
-            if response.status not in (200, 204, 404):
-                logger.warning(
-                    "Could not abort the upload of s3://%s/%s (HTTP %s)",
-                    self._backend.bucket,
-                    self._object_key,
-                    response.status,
-                )
-        except OSError as exc:
-            logger.warning(
-                "Could not abort the upload of s3://%s/%s: %s",
-                self._backend.bucket,
-                self._object_key,
-                type(exc).__name__,
-            )
 
 
 class S3Backend(StorageBackend):
@@ -555,14 +129,14 @@ class S3Backend(StorageBackend):
         self.bucket = bucket
         self.root = root
         self.region = region
-        self._endpoint = _Endpoint(endpoint_url, bucket, region)
+        self._endpoint = Endpoint(endpoint_url, bucket, region)
         self.endpoint_url = endpoint_url
-        self._credentials: _Credentials | None = None
-        self._signer: _Signer | None = None
+        self._credentials: Credentials | None = None
+        self._signer: Signer | None = None
         if access_key_id and secret_access_key:
-            self._credentials = _Credentials(access_key_id, secret_access_key, session_token or None)
-            self._signer = _Signer(self._credentials, region)
-        self._client = _Client(self._endpoint, self._signer)
+            self._credentials = Credentials(access_key_id, secret_access_key, session_token or None)
+            self._signer = Signer(self._credentials, region)
+        self._client = Client(self._endpoint, self._signer)
         fs_options: dict[str, object] = {"region": region}
         if endpoint_url is not None:
             fs_options["endpoint_override"] = self._endpoint.netloc
@@ -643,18 +217,18 @@ class S3Backend(StorageBackend):
 
     def _call(
         self,
-        client: _Client,
+        client: Client,
         method: str,
         object_key: str,
         query: Sequence[tuple[str, str]] = (),
         **kwargs: object,
-    ) -> _Response:
+    ) -> Response:
         try:
             return client.request(method, object_key, query, **kwargs)  # type: ignore[arg-type]
         except OSError as exc:
             raise self._unreachable(object_key, exc) from None
 
-    def _check(self, response: _Response, key: str, object_key: str, action: str) -> None:
+    def _check(self, response: Response, key: str, object_key: str, action: str) -> None:
         """Raise the StorageError for a failed response (``action`` as in 'Cannot <action> key')."""
         if 200 <= response.status < 300:
             return
@@ -742,7 +316,7 @@ class S3Backend(StorageBackend):
             send["Content-Type"] = content_type
         path = self._endpoint.path(object_key)
         query = self._signer.presign_query(method, path, headers, expire_seconds)
-        encoded = "&".join(f"{_uri_encode(k)}={_uri_encode(v)}" for k, v in query)
+        encoded = "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in query)
         return PresignedRequest(method=method, url=f"{self._endpoint.url}{path}?{encoded}", headers=send)
 
     # -- listing --------------------------------------------------------------------------------
@@ -761,17 +335,17 @@ class S3Backend(StorageBackend):
             response = self._call(self._client, "GET", "", query)
             self._check(response, "", full_prefix, "list")
             try:
-                root = _parse_xml(response.body)
+                root = parse_xml(response.body)
             except (ET.ParseError, ValueError):
                 raise StorageError(f"Cannot list {self._where(full_prefix)}: unreadable reply") from None
             yield from self._page_entries(root)
-            token = _child_text(root, "NextContinuationToken")
-            if _child_text(root, "IsTruncated") != "true" or not token:
+            token = child_text(root, "NextContinuationToken")
+            if child_text(root, "IsTruncated") != "true" or not token:
                 return
 
     def _page_entries(self, page: ET.Element) -> Iterator[StagedFile]:
-        for item in _children(page, "Contents"):
-            object_key = unquote_plus(_child_text(item, "Key") or "")
+        for item in child_elements(page, "Contents"):
+            object_key = unquote_plus(child_text(item, "Key") or "")
             if not object_key.startswith(self.root):
                 continue
             key = object_key[len(self.root) :]
@@ -780,9 +354,9 @@ class S3Backend(StorageBackend):
             except BadStagePath:
                 continue
             try:
-                size = int(_child_text(item, "Size") or "")
+                size = int(child_text(item, "Size") or "")
                 modified = datetime.fromisoformat(
-                    (_child_text(item, "LastModified") or "").replace("Z", "+00:00")
+                    (child_text(item, "LastModified") or "").replace("Z", "+00:00")
                 )
             except ValueError:
                 continue
@@ -791,7 +365,7 @@ class S3Backend(StorageBackend):
             yield StagedFile(
                 key=key,
                 size=size,
-                etag=_etag(_child_text(item, "ETag")),
+                etag=_etag(child_text(item, "ETag")),
                 last_modified=_whole_seconds(modified),
             )
 
@@ -803,7 +377,7 @@ class S3Backend(StorageBackend):
 
     @contextmanager
     def _upload(self, key: str, object_key: str) -> Iterator[BinaryIO]:
-        writer = _S3Writer(self, key, object_key)
+        writer = S3Writer(self, key, object_key)
         try:
             yield cast(BinaryIO, writer)
             writer.commit()
@@ -859,14 +433,14 @@ class S3Backend(StorageBackend):
         return deleted
 
     @staticmethod
-    def _delete_errors(response: _Response) -> list[tuple[str, str]]:
+    def _delete_errors(response: Response) -> list[tuple[str, str]]:
         try:
-            root = _parse_xml(response.body) if response.body.strip() else None
+            root = parse_xml(response.body) if response.body.strip() else None
         except (ET.ParseError, ValueError):
             raise StorageError("Cannot delete: unreadable reply from the S3 endpoint") from None
         if root is None:
             return []
         return [
-            (_child_text(error, "Code") or "unknown error", _child_text(error, "Key") or "")
-            for error in _children(root, "Error")
+            (child_text(error, "Code") or "unknown error", child_text(error, "Key") or "")
+            for error in child_elements(root, "Error")
         ]

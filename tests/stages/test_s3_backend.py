@@ -20,7 +20,8 @@ import pytest
 from stages.errors import BadStagePath, StageError, StorageError
 from stages.storage import BACKENDS, load_backend
 from stages.storage.base import StorageBackend
-from stages.storage.s3 import MAX_PRESIGN_SECONDS, PART_SIZE, S3Backend
+from stages.storage.s3 import MAX_PRESIGN_SECONDS, S3Backend
+from stages.storage.s3_upload import PART_SIZE
 from tests.s3 import MotoServer, make_bucket, s3_client
 from tests.stages.storage_contract import MIB, StorageContract, keys, put, read_all
 
@@ -461,14 +462,14 @@ def test_presign_matches_botocore(
     import boto3
     from botocore.config import Config
 
-    import stages.storage.s3 as s3_module
+    import stages.storage.s3_signing as s3_signing
 
     class FrozenDatetime(datetime):
         @classmethod
         def now(cls, tz: Any = None) -> FrozenDatetime:
             return cls.fromtimestamp(frozen_botocore.timestamp(), tz)
 
-    monkeypatch.setattr(s3_module, "datetime", FrozenDatetime)
+    monkeypatch.setattr(s3_signing, "datetime", FrozenDatetime)
     options = {
         "ENDPOINT_URL": "http://127.0.0.1:5055",
         "ACCESS_KEY_ID": "AKIDEXAMPLE",
