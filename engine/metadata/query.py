@@ -1,0 +1,69 @@
+"""Shared pieces of the catalog queries: visible catalogs, bound filters, rows to Arrow.
+
+Every metadata answer filters through :class:`Where`, which always hides the reserved schema.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+
+RESERVED_SCHEMA = "__stageflight"
+"""The server's own schema; hidden from every metadata answer."""
+
+
+# Catalogs that may be listed: attached databases, plus temp while it holds something.
+VISIBLE = """
+WITH _visible(database_name) AS (
+    SELECT database_name FROM duckdb_databases() WHERE NOT internal
+    UNION SELECT database_name FROM duckdb_tables() WHERE database_name = 'temp'
+    UNION SELECT database_name FROM duckdb_views() WHERE database_name = 'temp' AND NOT internal
+)
+"""
+
+
+def _like_pattern(pattern: str) -> str:
+    """Make a trailing lone escape character literal (DuckDB rejects a pattern ending in it)."""
+    trailing = len(pattern) - len(pattern.rstrip("\\"))
+    return pattern + "\\" if trailing % 2 else pattern
+
+
+class Where:
+    """AND-ed conditions with their bound parameters, never user text inside the SQL."""
+
+    def __init__(self, catalog_column: str, schema_column: str) -> None:
+        self.clauses = [
+            f"{catalog_column} IN (SELECT database_name FROM _visible)",
+            f"lower({schema_column}) <> ?",
+        ]
+        self.params: list[Any] = [RESERVED_SCHEMA]
+
+    def equal(self, column: str, value: str | None) -> Where:
+        if value is not None:
+            self.clauses.append(f"{column} = ?")
+            self.params.append(value)
+        return self
+
+    def like(self, column: str, pattern: str | None) -> Where:
+        if pattern is not None:
+            self.clauses.append(f"{column} LIKE ? ESCAPE '\\'")
+            self.params.append(_like_pattern(pattern))
+        return self
+
+    def sql(self) -> str:
+        return " AND ".join(self.clauses)
+
+
+def fetch(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+    return con.execute(sql, list(params)).fetchall()
+
+
+def arrow_table(schema: pa.Schema, rows: Iterable[Sequence[Any]]) -> pa.Table:
+    columns = list(zip(*rows, strict=True)) or [() for _ in schema]
+    return pa.Table.from_arrays(
+        [pa.array(list(values), type=field.type) for values, field in zip(columns, schema, strict=True)],
+        schema=schema,
+    )
