@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 Params = Sequence[Any] | None
 
 
-@dataclass
+@dataclass(frozen=True)
 class Plan:
     """One statement ready to run. ``schema`` is the result schema when known before running."""
 

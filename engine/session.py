@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -77,6 +78,17 @@ def parameter_rows(data: pa.Table | pa.RecordBatch) -> list[Sequence[Any]]:
     return [list(row) for row in zip(*columns, strict=True)] if columns else []
 
 
+# Plans of plain SQL depend on its text alone, so repeated statements (BI dashboards, re-executed
+# queries) skip parsing and checking. Long texts (bulk INSERT ... VALUES) are not kept.
+_PLAN_CACHE_SIZE = 512
+_PLAN_CACHE_MAX_CHARS = 4096
+
+
+@functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
+def _plan_checked_sql(sql: str) -> tuple[Plan, ...]:
+    return tuple(plan_sql(tree) for tree in guard.validate(sql))
+
+
 def plan_statements(sql: str) -> list[Plan]:
     if _first_word(sql) in _SPECIAL_FIRST_WORDS:
         for parse in (parse_user_statement, parse_stage_statement, parse_file_format_statement):
@@ -88,6 +100,8 @@ def plan_statements(sql: str) -> list[Plan]:
             return [plan_load(copy)]
         if isinstance(copy, CopyUnload):
             return [plan_unload(copy)]
+    if len(sql) <= _PLAN_CACHE_MAX_CHARS:
+        return list(_plan_checked_sql(sql))
     return [plan_sql(tree) for tree in guard.validate(sql)]
 
 
@@ -190,12 +204,12 @@ class Session:
     def run_prepared(self, prepared: Prepared, params: Params = None) -> Result:
         if params and len(prepared.plans) > 1:
             raise StatementRejected("Parameters can only be bound to a single statement")
-        result = Result.update(-1)
-        for i, plan in enumerate(prepared.plans):
-            if i:
+        result: Result | None = None
+        for plan in prepared.plans:
+            if result is not None:
                 result.close()
             result = plan.run(self, params)
-        return result
+        return result if result is not None else Result.update(-1)
 
     def run_prepared_rows(self, prepared: Prepared, rows: list[Sequence[Any]]) -> Result:
         """Run a query once per parameter row and concatenate the results."""

@@ -1,7 +1,8 @@
 """One watcher thread for all running calls: interrupts DuckDB when a client cancels its gRPC call.
 
 ADBC sends no cancel RPC; it cancels the call, which the handler only sees by polling
-``context.is_cancelled()``. A shared thread avoids starting a thread per call.
+``context.is_cancelled()``. A shared thread avoids starting a thread per call; it polls on its
+own clock rather than being woken per call, so short calls never wait for it to run.
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ class CancelWatcher:
         call_id = next(self._ids)
         with self._lock:
             self._calls[call_id] = (context, interrupt)
-        self._wake.set()
         try:
             yield
         finally:
@@ -46,10 +46,6 @@ class CancelWatcher:
         while not self._stopped:
             with self._lock:
                 calls = list(self._calls.items())
-            if not calls:
-                self._wake.wait()  # sleep until a call registers
-                self._wake.clear()
-                continue
             for call_id, (context, interrupt) in calls:
                 if context.is_cancelled():
                     with self._lock:

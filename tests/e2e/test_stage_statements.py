@@ -367,3 +367,13 @@ def test_symlink_in_stage_is_refused(server, alice, tmp_path: Path):
     assert all(r["name"] != "link.csv" for r in query(alice, "LIST @~"))
     url = presign(alice, "PRESIGN @~/link.csv")["url"]
     assert http_status(url) in (400, 403, 404)
+
+
+def test_same_text_reads_each_callers_own_user_stage(alice, bob):
+    # One SQL text, two users: each run resolves @~ for its own caller.
+    put(alice, "@~/who.csv", b"alice\n")
+    put(bob, "@~/who.csv", b"bob\n")
+    sql = "SELECT $1 AS who FROM @~/who.csv (FILE_FORMAT => 'CSV')"
+    assert query(alice, sql) == [{"who": "alice"}]
+    assert query(bob, sql) == [{"who": "bob"}]
+    assert query(alice, sql) == [{"who": "alice"}]

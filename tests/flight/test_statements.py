@@ -235,3 +235,27 @@ def test_large_unfetched_result_frees_the_session(start_server):
     time.sleep(2.5)
     assert raw.query("SELECT 3 AS c").to_pylist() == [{"c": 3}]
     raw.close()
+
+
+def test_repeated_text_sees_the_current_table(root_conn, unique_table):
+    # Planned statements are reused by SQL text; binding still happens at run time.
+    t = unique_table()
+    with root_conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} (a INTEGER)")
+        cur.execute(f"INSERT INTO {t} VALUES (1)")
+        cur.execute(f"SELECT * FROM {t}")
+        assert [d[0] for d in cur.description] == ["a"]
+        assert cur.fetchall() == [(1,)]
+        cur.execute(f"DROP TABLE {t}")
+        cur.execute(f"CREATE TABLE {t} (b VARCHAR, c INTEGER)")
+        cur.execute(f"INSERT INTO {t} VALUES ('x', 2)")
+    with root_conn.cursor() as cur:
+        cur.execute(f"SELECT * FROM {t}")
+        assert [d[0] for d in cur.description] == ["b", "c"]
+        assert cur.fetchall() == [("x", 2)]
+
+
+def test_repeated_refused_text_stays_refused(root_conn):
+    for _ in range(3):
+        with root_conn.cursor() as cur, pytest.raises(dbapi.Error, match="read_csv"):
+            cur.execute("SELECT * FROM read_csv('/etc/passwd')")
