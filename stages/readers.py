@@ -2,8 +2,9 @@
 
 The common case (a clean file) runs entirely in Arrow C++: CSV through a ``pyarrow.dataset`` scan
 (or ``pyarrow.csv.open_csv`` when the compression cannot be inferred from the name) with the
-target types as ``ConvertOptions.column_types``; Parquet through ``ParquetFile.iter_batches`` plus a
-cast. Only when Arrow reports a bad value does a file fall back to a careful path that finds the
+target types as ``ConvertOptions.column_types``; NDJSON through ``pyarrow.json`` with the target
+schema; Parquet through a ``pyarrow.dataset`` scan plus a cast. Only when Arrow reports a bad value (or
+NDJSON meets something Arrow reads differently) does a file fall back to a careful path that finds the
 bad rows, their 1-based line numbers, and applies ON_ERROR. Batches are streamed; the fallback
 works one chunk at a time, so memory stays bounded for files larger than RAM.
 """
@@ -13,12 +14,14 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
+import pyarrow.json as pajson
 
 from stages.conversion import CAST_ERRORS, Chunk, cast_array, convert_columns, emit_chunk
 from stages.csv_dialect import csv_arrow_options, csv_dialect, needs_staging, stage_text
@@ -32,6 +35,10 @@ __all__ = ["open_file_reader"]
 _CAREFUL_ROWS = 65536  # rows per chunk on the fallback path
 _SKIP_FILE_BUFFER_BYTES = 64 << 20  # SKIP_FILE keeps this much in memory before re-reading instead
 _MISSING_CHOICES = {"ERROR", "NULL", "FIELD_DEFAULT"}
+_JSON_BLOCK_BYTES = 8 << 20  # NDJSON is read in blocks of whole lines; each is fast or careful
+_NON_BLANK_LINE = re.compile(rb"^[ \t\r\f\v]*[^\s]", re.M)
+_BLANK_LINE_INSIDE = re.compile(rb"\n[ \t\r\f\v]*\n")
+_BLANK_FIRST_LINE = re.compile(rb"[ \t\r\f\v]*(?:\n|\Z)")
 
 
 class _Restart(Exception):
@@ -191,8 +198,13 @@ class _CsvFile:
 
 
 class _NdjsonFile:
-    """NDJSON matched by name. Parsed with ``json`` per line: pyarrow's reader cannot tell a missing
-    key from an explicit null, which MISSING_FIELD_AS=ERROR needs."""
+    """NDJSON matched by name, a block of whole lines at a time: pyarrow's JSON reader when the block
+    is plain, else ``json`` per line (the careful path, with line numbers and ON_ERROR).
+
+    A block goes careful whenever Arrow could read it differently: pyarrow cannot tell a missing key
+    from an explicit null (MISSING_FIELD_AS=ERROR), matches names exactly, accepts two objects on one
+    line, and parses values by its own rules.
+    """
 
     def __init__(
         self,
@@ -209,18 +221,56 @@ class _NdjsonFile:
         self.missing = choice_option(options, "MISSING_FIELD_AS", "ERROR", _MISSING_CHOICES)
         choice_option(options, "NULL_FIELD_AS", "NULL", {"NULL", "FIELD_DEFAULT"})  # both mean null here
         self.keys = [f.name if case_sensitive else f.name.lower() for f in target]
+        self.fast_types = _json_fast_types(target)
 
     def batches(self) -> Iterator[pa.RecordBatch]:
+        line = 1  # the first line of the next block
         with _open_stream(self.backend, self.key, self.codec) as stream:
-            text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="\n")
-            lines = ((n, s) for n, s in enumerate(text, start=1) if s.strip())
-            while True:
-                block = list(zip(range(_CAREFUL_ROWS), lines, strict=False))
-                if not block:
-                    return
-                batch = emit_chunk(self._chunk([item for _, item in block]), self.target, self.sink)
-                if batch is not None:
-                    yield batch
+            for block in _line_blocks(stream, _JSON_BLOCK_BYTES):
+                fast = self._fast(block) if self.fast_types is not None else None
+                if fast is not None:
+                    yield from fast.to_batches()
+                else:
+                    yield from self._careful(block, line)
+                line += block.count(b"\n")
+
+    def _fast(self, block: bytes) -> pa.Table | None:
+        """The block read by pyarrow.json, or None where the careful path could read it otherwise."""
+        records = _count_records(block)
+        if not records:
+            return self.target.empty_table()
+        assert self.fast_types is not None
+        fields = [pa.field(f.name, t) for f, t in zip(self.target, self.fast_types, strict=True)]
+        # "infer" keeps other keys as extra columns, so a key that differs only in case is seen.
+        parse = pajson.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="infer")
+        try:
+            raw = pajson.read_json(pa.BufferReader(block), parse_options=parse)
+        except pa.ArrowInvalid:
+            return None
+        if raw.num_rows != records:
+            return None  # e.g. two objects on one line, which json.loads refuses
+        if not self.case_sensitive:
+            wanted = {f.name for f in self.target}
+            if any(n not in wanted and n.lower() in self.keys for n in raw.column_names):
+                return None  # the careful path matches that key case-insensitively
+        columns = []
+        for fld in self.target:
+            column = raw.column(fld.name)
+            if self.missing == "ERROR" and column.null_count:
+                return None  # a missing key or an explicit null: only the careful path can tell
+            try:
+                columns.append(cast_array(column, fld.type))
+            except CAST_ERRORS:
+                return None
+        return pa.Table.from_arrays(columns, schema=self.target)
+
+    def _careful(self, block: bytes, first_line: int) -> Iterator[pa.RecordBatch]:
+        text = block.decode("utf-8", errors="replace").split("\n")
+        lines = [(n, s) for n, s in enumerate(text, start=first_line) if s.strip()]
+        for start in range(0, len(lines), _CAREFUL_ROWS):
+            batch = emit_chunk(self._chunk(lines[start : start + _CAREFUL_ROWS]), self.target, self.sink)
+            if batch is not None:
+                yield batch
 
     def _chunk(self, lines: list[tuple[int, str]]) -> Chunk:
         bad: dict[int, str] = {}
@@ -254,6 +304,46 @@ class _NdjsonFile:
                 if key not in record:
                     return nulls, f"Missing field '{fld.name}'"
         return [record.get(key) for key in self.keys], None
+
+
+def _count_records(block: bytes) -> int:
+    """Non-blank lines of ``block``: the records the careful path reads."""
+    tail = block[block.rfind(b"\n") + 1 :]
+    if _BLANK_LINE_INSIDE.search(block) or _BLANK_FIRST_LINE.match(block) or (tail and not tail.strip()):
+        return len(_NON_BLANK_LINE.findall(block))  # rare, and five times slower
+    return block.count(b"\n") + (1 if tail else 0)
+
+
+def _line_blocks(stream: pa.NativeFile, size: int) -> Iterator[bytes]:
+    """``stream`` in blocks of about ``size`` bytes, each ending at a line end (or the file end)."""
+    carry = b""
+    while chunk := stream.read(size):
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        carry = data[cut:]
+    if carry:
+        yield carry
+
+
+def _json_fast_types(target: pa.Schema) -> list[pa.DataType] | None:
+    """The types pyarrow.json should parse each target column as, or None when it cannot agree.
+
+    Numbers, booleans and strings parse as themselves. Dates, times and decimals are read as JSON
+    strings and cast, as the careful path does; anything else (nested, binary) goes careful.
+    """
+    types: list[pa.DataType] = []
+    for typ in target.types:
+        if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ):
+            types.append(typ)
+        elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            types.append(typ)
+        elif pa.types.is_temporal(typ) or pa.types.is_decimal(typ):
+            types.append(pa.string())
+        else:
+            return None
+    return types
 
 
 def _py_column(values: list[Any], typ: pa.DataType) -> tuple[pa.Array, dict[int, str]]:

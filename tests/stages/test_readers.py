@@ -274,6 +274,82 @@ def test_ndjson_error_line_counts_blank_lines(local_backend: LocalBackend) -> No
         load(local_backend, "s/f.ndjson", {"TYPE": "NDJSON"})
 
 
+def test_ndjson_typed_values(local_backend: LocalBackend) -> None:
+    target = pa.schema(
+        [
+            ("i", pa.int64()),
+            ("f", pa.float64()),
+            ("ok", pa.bool_()),
+            ("s", pa.string()),
+            ("d", pa.date32()),
+            ("ts", pa.timestamp("us")),
+            ("t", pa.time64("us")),
+            ("m", pa.decimal128(10, 2)),
+        ]
+    )
+    record = {
+        "i": 7,
+        "f": 2,
+        "ok": True,
+        "s": "x",
+        "d": "2024-02-29",
+        "ts": "2024-02-29 10:30:00",
+        "t": "10:30:00",
+        "m": "12.34",
+    }
+    put(local_backend, "s/f.ndjson", ndjson(record, {**record, "i": -1, "s": "é"}))
+    got, stats = load(local_backend, "s/f.ndjson", {"TYPE": "NDJSON"}, target)
+    expected = {
+        "i": 7,
+        "f": 2.0,
+        "ok": True,
+        "s": "x",
+        "d": date(2024, 2, 29),
+        "ts": datetime(2024, 2, 29, 10, 30),
+        "t": time(10, 30),
+        "m": Decimal("12.34"),
+    }
+    assert got == [expected, {**expected, "i": -1, "s": "é"}]
+    assert stats.rows_loaded == 2 and stats.errors_seen == 0
+
+
+def test_ndjson_non_string_values_in_a_string_column_keep_their_json(local_backend: LocalBackend) -> None:
+    put(local_backend, "s/f.ndjson", ndjson({"a": 1, "b": 5}, {"a": 2, "b": {"k": [1]}}))
+    got, _ = load(local_backend, "s/f.ndjson", {"TYPE": "NDJSON"})
+    assert got == rows((1, "5"), (2, '{"k": [1]}'))
+
+
+def test_ndjson_two_objects_on_one_line_is_an_error(local_backend: LocalBackend) -> None:
+    put(local_backend, "s/f.ndjson", b'{"a": 1, "b": "x"}\n{"a": 2, "b": "y"}{"a": 3, "b": "z"}\n')
+    got, stats = load(local_backend, "s/f.ndjson", {"TYPE": "NDJSON"}, on_error=CONTINUE)
+    assert got == rows((1, "x"))
+    assert stats.errors_seen == 1 and stats.first_error_line == 2
+    assert stats.first_error is not None and "Invalid JSON" in stats.first_error
+
+
+def test_ndjson_large_file_error_line_across_blocks(local_backend: LocalBackend) -> None:
+    # Over 8 MiB, so it is read in several blocks; one bad record deep in a later block.
+    count, bad_line = 250_000, 212_345
+    lines = [json.dumps({"a": i, "b": "v" * 20}) for i in range(count)]
+    lines[bad_line - 1] = json.dumps({"a": "not a number", "b": "v"})
+    put(local_backend, "s/big.ndjson", ("\n".join(lines) + "\n").encode())
+    got, stats = load(local_backend, "s/big.ndjson", {"TYPE": "NDJSON"}, on_error=CONTINUE)
+    assert len(got) == count - 1
+    assert got[0] == {"a": 0, "b": "v" * 20} and got[-1] == {"a": count - 1, "b": "v" * 20}
+    assert sum(r["a"] for r in got) == sum(range(count)) - (bad_line - 1)
+    assert stats.rows_loaded == count - 1
+    assert stats.errors_seen == 1 and stats.first_error_line == bad_line
+    with pytest.raises(ReadAbort, match=f"line {bad_line}: Invalid value for column 0"):
+        load(local_backend, "s/big.ndjson", {"TYPE": "NDJSON"})
+
+
+def test_ndjson_gzip_without_trailing_newline(local_backend: LocalBackend) -> None:
+    put(local_backend, "s/f.ndjson.gz", gzip.compress(b'{"a": 1, "b": "x"}\n\n{"a": 2, "b": "y"}'))
+    got, stats = load(local_backend, "s/f.ndjson.gz", {"TYPE": "NDJSON", "COMPRESSION": "AUTO"})
+    assert got == rows((1, "x"), (2, "y"))
+    assert stats.rows_loaded == 2
+
+
 # ---------------------------------------------------------------------------------------------
 # Parquet
 
