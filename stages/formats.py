@@ -5,9 +5,13 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
+import pyarrow as pa
+
 from stages.errors import StageError
+from stages.storage.base import StorageBackend
 
 FORMAT_TYPES = {"CSV", "TSV", "TEXT", "NDJSON", "PARQUET"}
+MISSING_FIELD_CHOICES = {"ERROR", "NULL", "FIELD_DEFAULT"}  # NDJSON and Parquet: MISSING_FIELD_AS
 DEFAULT_FORMAT = "PARQUET"  # Databend's default when neither statement nor stage names a format
 _OPTION_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\", "0": "\0"}
 _EXT_CODECS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".lz4": "lz4"}
@@ -144,3 +148,9 @@ def compression_codec(options: Mapping[str, str], key: str) -> str | None:
 def ext_codec(key: str) -> str | None:
     dot = key.rfind(".")
     return _EXT_CODECS.get(key[dot:].lower()) if dot >= 0 else None
+
+
+def open_stream(backend: StorageBackend, key: str, codec: str | None) -> pa.NativeFile:
+    """The file's bytes, decompressed with ``codec`` (an Arrow codec name) when given."""
+    raw = backend.open_input_stream(key)
+    return pa.CompressedInputStream(raw, codec) if codec else raw

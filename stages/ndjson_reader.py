@@ -1,0 +1,198 @@
+"""NDJSON files for COPY: matched to the target columns by name, with Databend's missing-field rules."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.json as pajson
+
+from stages.conversion import CAST_ERRORS, Chunk, cast_array, emit_chunk
+from stages.formats import MISSING_FIELD_CHOICES, choice_option, compression_codec, open_stream
+from stages.on_error import ErrorSink
+from stages.storage.base import StorageBackend
+
+_CAREFUL_ROWS = 65536  # records per chunk on the per-line path
+_JSON_BLOCK_BYTES = 8 << 20  # NDJSON is read in blocks of whole lines; each is fast or careful
+_NON_BLANK_LINE = re.compile(rb"^[ \t\r\f\v]*[^\s]", re.M)
+_BLANK_LINE_INSIDE = re.compile(rb"\n[ \t\r\f\v]*\n")
+_BLANK_FIRST_LINE = re.compile(rb"[ \t\r\f\v]*(?:\n|\Z)")
+
+
+class NdjsonFile:
+    """NDJSON matched by name, a block of whole lines at a time: pyarrow's JSON reader when the block
+    is plain, else ``json`` per line (the careful path, with line numbers and ON_ERROR).
+
+    A block goes careful whenever Arrow could read it differently: pyarrow cannot tell a missing key
+    from an explicit null (MISSING_FIELD_AS=ERROR), matches names exactly, accepts two objects on one
+    line, and parses values by its own rules.
+    """
+
+    def __init__(
+        self,
+        backend: StorageBackend,
+        key: str,
+        options: Mapping[str, str],
+        target: pa.Schema,
+        sink: ErrorSink,
+        case_sensitive: bool,
+    ) -> None:
+        self.backend, self.key, self.target, self.sink = backend, key, target, sink
+        self.codec = compression_codec(options, key)
+        self.case_sensitive = case_sensitive
+        self.missing = choice_option(options, "MISSING_FIELD_AS", "ERROR", MISSING_FIELD_CHOICES)
+        choice_option(options, "NULL_FIELD_AS", "NULL", {"NULL", "FIELD_DEFAULT"})  # both mean null here
+        self.keys = [f.name if case_sensitive else f.name.lower() for f in target]
+        self.fast_types = _json_fast_types(target)
+
+    def batches(self) -> Iterator[pa.RecordBatch]:
+        line = 1  # the first line of the next block
+        with open_stream(self.backend, self.key, self.codec) as stream:
+            for block in _line_blocks(stream, _JSON_BLOCK_BYTES):
+                fast = self._fast(block) if self.fast_types is not None else None
+                if fast is not None:
+                    yield from fast.to_batches()
+                else:
+                    yield from self._careful(block, line)
+                line += block.count(b"\n")
+
+    def _fast(self, block: bytes) -> pa.Table | None:
+        """The block read by pyarrow.json, or None where the careful path could read it otherwise."""
+        records = _count_records(block)
+        if not records:
+            return self.target.empty_table()
+        assert self.fast_types is not None
+        fields = [pa.field(f.name, t) for f, t in zip(self.target, self.fast_types, strict=True)]
+        # "infer" keeps other keys as extra columns, so a key that differs only in case is seen.
+        parse = pajson.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="infer")
+        try:
+            raw = pajson.read_json(pa.BufferReader(block), parse_options=parse)
+        except pa.ArrowInvalid:
+            return None
+        if raw.num_rows != records:
+            return None  # e.g. two objects on one line, which json.loads refuses
+        if not self.case_sensitive:
+            wanted = {f.name for f in self.target}
+            if any(n not in wanted and n.lower() in self.keys for n in raw.column_names):
+                return None  # the careful path matches that key case-insensitively
+        columns = []
+        for fld in self.target:
+            column = raw.column(fld.name)
+            if self.missing == "ERROR" and column.null_count:
+                return None  # a missing key or an explicit null: only the careful path can tell
+            try:
+                columns.append(cast_array(column, fld.type))
+            except CAST_ERRORS:
+                return None
+        return pa.Table.from_arrays(columns, schema=self.target)
+
+    def _careful(self, block: bytes, first_line: int) -> Iterator[pa.RecordBatch]:
+        text = block.decode("utf-8", errors="replace").split("\n")
+        lines = [(n, s) for n, s in enumerate(text, start=first_line) if s.strip()]
+        for start in range(0, len(lines), _CAREFUL_ROWS):
+            batch = emit_chunk(self._chunk(lines[start : start + _CAREFUL_ROWS]), self.target, self.sink)
+            if batch is not None:
+                yield batch
+
+    def _chunk(self, lines: list[tuple[int, str]]) -> Chunk:
+        bad: dict[int, str] = {}
+        columns: list[list[Any]] = [[] for _ in self.keys]
+        for index, (_, line) in enumerate(lines):
+            values, error = self._record(line)
+            if error:
+                bad[index] = error
+            for column, value in zip(columns, values, strict=True):
+                column.append(value)
+        arrays: list[pa.Array] = []
+        for position, (column, fld) in enumerate(zip(columns, self.target, strict=True)):
+            converted, column_bad = _py_column(column, fld.type)
+            arrays.append(converted)
+            for row, reason in column_bad.items():
+                bad.setdefault(row, f"Invalid value for column {position} ({fld.name} {fld.type}): {reason}")
+        return Chunk(arrays, bad, lambda row: lines[row][0])
+
+    def _record(self, line: str) -> tuple[list[Any], str | None]:
+        nulls: list[Any] = [None] * len(self.keys)
+        try:
+            record = json.loads(line)
+        except ValueError as exc:
+            return nulls, f"Invalid JSON: {exc}"
+        if not isinstance(record, dict):
+            return nulls, f"Expected a JSON object, got {type(record).__name__}"
+        if not self.case_sensitive:
+            record = {str(k).lower(): v for k, v in record.items()}
+        if self.missing == "ERROR":
+            for key, fld in zip(self.keys, self.target, strict=True):
+                if key not in record:
+                    return nulls, f"Missing field '{fld.name}'"
+        return [record.get(key) for key in self.keys], None
+
+
+def _count_records(block: bytes) -> int:
+    """Non-blank lines of ``block``: the records the careful path reads."""
+    tail = block[block.rfind(b"\n") + 1 :]
+    if _BLANK_LINE_INSIDE.search(block) or _BLANK_FIRST_LINE.match(block) or (tail and not tail.strip()):
+        return len(_NON_BLANK_LINE.findall(block))  # rare, and five times slower
+    return block.count(b"\n") + (1 if tail else 0)
+
+
+def _line_blocks(stream: pa.NativeFile, size: int) -> Iterator[bytes]:
+    """``stream`` in blocks of about ``size`` bytes, each ending at a line end (or the file end)."""
+    carry = b""
+    while chunk := stream.read(size):
+        data = carry + chunk
+        cut = data.rfind(b"\n") + 1
+        if cut:
+            yield data[:cut]
+        carry = data[cut:]
+    if carry:
+        yield carry
+
+
+def _json_fast_types(target: pa.Schema) -> list[pa.DataType] | None:
+    """The types pyarrow.json should parse each target column as, or None when it cannot agree.
+
+    Numbers, booleans and strings parse as themselves. Dates, times and decimals are read as JSON
+    strings and cast, as the careful path does; anything else (nested, binary) goes careful.
+    """
+    types: list[pa.DataType] = []
+    for typ in target.types:
+        if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ):
+            types.append(typ)
+        elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
+            types.append(typ)
+        elif pa.types.is_temporal(typ) or pa.types.is_decimal(typ):
+            types.append(pa.string())
+        else:
+            return None
+    return types
+
+
+def _py_column(values: list[Any], typ: pa.DataType) -> tuple[pa.Array, dict[int, str]]:
+    """Python values -> Arrow; per value only when the vectorised build fails."""
+    try:
+        return pa.array(values, typ), {}
+    except CAST_ERRORS:
+        pass
+    out: list[Any] = []
+    bad: dict[int, str] = {}
+    for row, value in enumerate(values):
+        try:
+            out.append(_py_value(value, typ))
+        except CAST_ERRORS as exc:
+            bad[row] = f"'{str(value)[:64]}': {exc}"
+            out.append(None)
+    return pa.array(out, typ), bad
+
+
+def _py_value(value: Any, typ: pa.DataType) -> Any:
+    if value is None:
+        return None
+    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
+        return value if isinstance(value, str) else json.dumps(value)
+    if isinstance(value, str):
+        return cast_array(pa.array([value]), typ)[0]
+    return pa.array([value], typ)[0]
