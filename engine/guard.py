@@ -20,8 +20,8 @@ from sqlglot.tokens import TokenType
 
 from engine.dialect import StageDuckDB, StageRef
 from engine.errors import StatementRejected
+from engine.names import RESERVED_PREFIXES
 
-RESERVED_PREFIXES = ("__stageflight", "__stage_")
 MAX_SQL_BYTES = 1_048_576
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")

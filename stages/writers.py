@@ -24,7 +24,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from stages.errors import StageError
-from stages.formats import unescape_option
+from stages.formats import bool_option, unescape_option
 from stages.storage.base import StorageBackend
 
 __all__ = ["UnloadedFile", "unload", "unload_extension"]
@@ -160,7 +160,7 @@ class _CsvBatchWriter:
         if unescape_option(options.get("QUOTE", '"')) != '"':
             raise StageError("QUOTE other than '\"' is not supported for CSV unload")
         write_options = pacsv.WriteOptions(
-            include_header=_flag(options, "OUTPUT_HEADER"),
+            include_header=bool_option(options, "OUTPUT_HEADER", False),
             delimiter=_one_char(options, "FIELD_DELIMITER", ","),
             eol=_eol(options),
             null_string=unescape_option(options.get("NULL_DISPLAY", "\\N")),
@@ -182,7 +182,7 @@ class _TsvBatchWriter:
         self._stream, self._schema = stream, schema
         self._delimiter = _one_char(options, "FIELD_DELIMITER", "\t")
         self._eol = _eol(options)
-        if _flag(options, "OUTPUT_HEADER"):
+        if bool_option(options, "OUTPUT_HEADER", False):
             header = self._delimiter.join(_tsv_escape_text(name) for name in schema.names)
             stream.write((header + self._eol).encode())
 
@@ -261,10 +261,6 @@ _WRITERS: dict[str, type[_CsvBatchWriter | _TsvBatchWriter | _NdjsonBatchWriter 
     "NDJSON": _NdjsonBatchWriter,
     "PARQUET": _ParquetBatchWriter,
 }
-
-
-def _flag(options: Mapping[str, str], name: str) -> bool:
-    return options.get(name, "false").strip().upper() in {"TRUE", "1"}
 
 
 def _one_char(options: Mapping[str, str], name: str, default: str) -> str:

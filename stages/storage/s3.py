@@ -129,18 +129,18 @@ class S3Backend(StorageBackend):
         self.bucket = bucket
         self.root = root
         self.region = region
-        self._endpoint = Endpoint(endpoint_url, bucket, region)
+        self.endpoint = Endpoint(endpoint_url, bucket, region)
         self.endpoint_url = endpoint_url
         self._credentials: Credentials | None = None
-        self._signer: Signer | None = None
+        self.signer: Signer | None = None
         if access_key_id and secret_access_key:
             self._credentials = Credentials(access_key_id, secret_access_key, session_token or None)
-            self._signer = Signer(self._credentials, region)
-        self._client = Client(self._endpoint, self._signer)
+            self.signer = Signer(self._credentials, region)
+        self._client = Client(self.endpoint, self.signer)
         fs_options: dict[str, object] = {"region": region}
         if endpoint_url is not None:
-            fs_options["endpoint_override"] = self._endpoint.netloc
-            fs_options["scheme"] = self._endpoint.scheme
+            fs_options["endpoint_override"] = self.endpoint.netloc
+            fs_options["scheme"] = self.endpoint.scheme
         if self._credentials is not None:
             fs_options["access_key"] = self._credentials.access_key
             fs_options["secret_key"] = self._credentials.secret_key
@@ -215,7 +215,7 @@ class S3Backend(StorageBackend):
             f"Cannot reach the S3 endpoint for {self._where(object_key)}: {self._scrub(reason)}"
         )
 
-    def _call(
+    def call(
         self,
         client: Client,
         method: str,
@@ -223,12 +223,13 @@ class S3Backend(StorageBackend):
         query: Sequence[tuple[str, str]] = (),
         **kwargs: object,
     ) -> Response:
+        """One request; an unreachable endpoint becomes a StorageError (the upload writer uses it too)."""
         try:
             return client.request(method, object_key, query, **kwargs)  # type: ignore[arg-type]
         except OSError as exc:
             raise self._unreachable(object_key, exc) from None
 
-    def _check(self, response: Response, key: str, object_key: str, action: str) -> None:
+    def check(self, response: Response, key: str, object_key: str, action: str) -> None:
         """Raise the StorageError for a failed response (``action`` as in 'Cannot <action> key')."""
         if 200 <= response.status < 300:
             return
@@ -255,8 +256,8 @@ class S3Backend(StorageBackend):
 
     def _head(self, key: str) -> StagedFile:
         object_key = self._object_key(key)
-        response = self._call(self._client, "HEAD", object_key)
-        self._check(response, key, object_key, "stat")
+        response = self.call(self._client, "HEAD", object_key)
+        self.check(response, key, object_key, "stat")
         try:
             size = int(response.headers.get("content-length", ""))
             modified = parsedate_to_datetime(response.headers.get("last-modified", ""))
@@ -305,19 +306,19 @@ class S3Backend(StorageBackend):
             raise StorageError(f"Cannot presign {method} requests for S3 (only GET and PUT)")
         if not 1 <= expire_seconds <= MAX_PRESIGN_SECONDS:
             raise StorageError(f"EXPIRE must be between 1 and {MAX_PRESIGN_SECONDS} seconds for S3")
-        if self._signer is None:
+        if self.signer is None:
             return None  # anonymous access: the server signs its own URL instead
-        headers = {"host": self._endpoint.netloc}
+        headers = {"host": self.endpoint.netloc}
         send: dict[str, str] = {}
         if method == "PUT" and content_type:
             if any(ch in content_type for ch in "\r\n") or not content_type.isprintable():
                 raise StorageError("CONTENT_TYPE must be a printable header value")
             headers["content-type"] = content_type
             send["Content-Type"] = content_type
-        path = self._endpoint.path(object_key)
-        query = self._signer.presign_query(method, path, headers, expire_seconds)
+        path = self.endpoint.path(object_key)
+        query = self.signer.presign_query(method, path, headers, expire_seconds)
         encoded = "&".join(f"{uri_encode(k)}={uri_encode(v)}" for k, v in query)
-        return PresignedRequest(method=method, url=f"{self._endpoint.url}{path}?{encoded}", headers=send)
+        return PresignedRequest(method=method, url=f"{self.endpoint.url}{path}?{encoded}", headers=send)
 
     # -- listing --------------------------------------------------------------------------------
 
@@ -332,8 +333,8 @@ class S3Backend(StorageBackend):
             query = [("list-type", "2"), ("prefix", full_prefix), ("encoding-type", "url")]
             if token:
                 query.append(("continuation-token", token))
-            response = self._call(self._client, "GET", "", query)
-            self._check(response, "", full_prefix, "list")
+            response = self.call(self._client, "GET", "", query)
+            self.check(response, "", full_prefix, "list")
             try:
                 root = parse_xml(response.body)
             except (ET.ParseError, ValueError):
@@ -394,10 +395,10 @@ class S3Backend(StorageBackend):
         checked = [(key, self._object_key(key)) for key in keys]  # all keys before any request
         existing = []
         for key, object_key in dict(checked).items():
-            response = self._call(self._client, "HEAD", object_key)
+            response = self.call(self._client, "HEAD", object_key)
             if response.status == 404:
                 continue
-            self._check(response, key, object_key, "delete")
+            self.check(response, key, object_key, "delete")
             existing.append((key, object_key))
         return self._delete_objects(existing)
 
@@ -420,8 +421,8 @@ class S3Backend(StorageBackend):
                 ),
             }
             first_key, first_object = batch[0]
-            response = self._call(self._client, "POST", "", [("delete", "")], headers=headers, body=document)
-            self._check(response, first_key, first_object, "delete")
+            response = self.call(self._client, "POST", "", [("delete", "")], headers=headers, body=document)
+            self.check(response, first_key, first_object, "delete")
             failed = self._delete_errors(response)
             if failed:
                 code, object_key = failed[0]

@@ -37,7 +37,7 @@ class S3Writer(io.BufferedIOBase):
         self._backend = backend
         self._key = key
         self._object_key = object_key
-        self._client = Client(backend._endpoint, backend._signer)  # a connection of its own
+        self._client = Client(backend.endpoint, backend.signer)  # a connection of its own
         self._buffer = bytearray()
         self._position = 0
         self._upload_id: str | None = None
@@ -73,14 +73,14 @@ class S3Writer(io.BufferedIOBase):
         return PART_SIZE * (1 + len(self._parts) // 1000)
 
     def _request(self, method: str, query: Sequence[tuple[str, str]], **kwargs: object) -> Response:
-        return self._backend._call(self._client, method, self._object_key, query, **kwargs)
+        return self._backend.call(self._client, method, self._object_key, query, **kwargs)
 
     def _upload_part(self) -> None:
         if self._upload_id is None:
             response = self._request(
                 "POST", [("uploads", "")], headers={"content-type": "application/octet-stream"}
             )
-            self._backend._check(response, self._key, self._object_key, "start the upload of")
+            self._backend.check(response, self._key, self._object_key, "start the upload of")
             upload_id = self._find(response, "UploadId")
             if not upload_id:
                 raise StorageError(f"Cannot write {self._key}: the S3 endpoint returned no upload id")
@@ -95,7 +95,7 @@ class S3Writer(io.BufferedIOBase):
             )
         finally:
             body.release()
-        self._backend._check(response, self._key, self._object_key, "write")
+        self._backend.check(response, self._key, self._object_key, "write")
         etag = response.headers.get("etag")
         if not etag:
             raise StorageError(f"Cannot write {self._key}: the S3 endpoint returned no part ETag")
@@ -117,7 +117,7 @@ class S3Writer(io.BufferedIOBase):
                 )
             finally:
                 body.release()
-            self._backend._check(response, self._key, self._object_key, "write")
+            self._backend.check(response, self._key, self._object_key, "write")
             self._buffer = bytearray()
             return
         if self._buffer or not self._parts:
@@ -128,7 +128,7 @@ class S3Writer(io.BufferedIOBase):
         )
         document = f"<CompleteMultipartUpload>{parts}</CompleteMultipartUpload>".encode()
         response = self._request("POST", [("uploadId", self._upload_id)], body=document)
-        self._backend._check(response, self._key, self._object_key, "write")
+        self._backend.check(response, self._key, self._object_key, "write")
         # S3 may answer 200 and put the failure in the body.
         try:
             root = parse_xml(response.body) if response.body.strip() else None

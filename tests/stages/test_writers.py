@@ -254,6 +254,8 @@ def test_failed_unload_leaves_no_partial_file(local_backend: LocalBackend) -> No
         ({"TYPE": "CSV", "COMPRESSION": "SNAPPY"}, "SNAPPY"),
         ({"TYPE": "CSV", "QUOTE": "'"}, "QUOTE"),
         ({"TYPE": "CSV", "RECORD_DELIMITER": "|"}, "RECORD_DELIMITER"),
+        ({"TYPE": "CSV", "OUTPUT_HEADER": "yes"}, "OUTPUT_HEADER must be TRUE or FALSE, got 'yes'"),
+        ({"TYPE": "TSV", "OUTPUT_HEADER": "2"}, "OUTPUT_HEADER must be TRUE or FALSE, got '2'"),
     ],
 )
 def test_bad_unload_options(local_backend: LocalBackend, options: dict[str, str], message: str) -> None:
