@@ -88,6 +88,8 @@ def render_options(options: Mapping[str, str]) -> str:
 
 
 def _render_value(value: str) -> str:
+    if value.startswith("(") and value.endswith(")"):
+        return value  # a list such as NULL_IF, kept as the statement wrote it
     if value.upper() in FORMAT_TYPES or value.lstrip("-").isdigit() or value.upper() in ("TRUE", "FALSE"):
         return value
     return "'" + value.replace("'", "''") + "'"

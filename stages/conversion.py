@@ -27,6 +27,19 @@ def cast_array(arr: pa.Array, typ: pa.DataType) -> pa.Array:
     return arr.cast(typ, safe=True)
 
 
+def null_if_array(values: Sequence[str]) -> pa.Array | None:
+    """NULL_IF values as an Arrow value set (None when there are none)."""
+    return pa.array(values, pa.string()) if values else None
+
+
+def apply_null_if(column: pa.Array | pa.ChunkedArray, null_if: pa.Array | None) -> pa.Array | pa.ChunkedArray:
+    """String values listed in NULL_IF become NULL; other types are left alone (Databend)."""
+    if null_if is None or not (pa.types.is_string(column.type) or pa.types.is_large_string(column.type)):
+        return column
+    listed = pc.is_in(column, value_set=null_if.cast(column.type))
+    return pc.if_else(listed, pa.scalar(None, column.type), column)
+
+
 def _find_bad(arr: pa.Array, typ: pa.DataType, base: int, out: dict[int, str]) -> None:
     """Bisect ``arr`` down to the rows whose cast fails: O(bad * log n) casts, all vectorised."""
     if len(arr) <= _BISECT_LEAF:

@@ -15,7 +15,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from stages.errors import StageError
-from stages.formats import bool_option, choice_option, int_option, unescape_option
+from stages.formats import bool_option, choice_option, int_option, null_if_option, unescape_option
 
 _CSV_BLOCK_BYTES = 1 << 20  # readahead holds ~40 blocks: larger blocks cost memory, not speed
 _TSV_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", "0": "\0", "\\": "\\", "'": "'"}
@@ -32,11 +32,11 @@ class CsvDialect:
     quote: str | None
     escape: str | None
     skip_header: int
-    null_display: str
-    empty_as_null: bool
     error_on_mismatch: bool
     trim: bool
     nan_display: str | None
+    # Unquoted field texts that load as NULL: NULL_DISPLAY, "" unless EMPTY_FIELD_AS = STRING, NULL_IF.
+    null_values: tuple[str, ...]
 
 
 def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
@@ -56,17 +56,18 @@ def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
         options, "EMPTY_FIELD_AS", "FIELD_DEFAULT" if tsv else "NULL", {"NULL", "STRING", "FIELD_DEFAULT"}
     )
     nan = options.get("NAN_DISPLAY")
+    null_display = unescape_option(options.get("NULL_DISPLAY", "\\N")) if not tsv else "\\N"
+    empty_as_null = empty != "STRING"  # FIELD_DEFAULT -> NULL here; the INSERT applies defaults
     return CsvDialect(
         tsv=tsv,
         delimiter=delimiter,
         quote=quote,
         escape=escape,
         skip_header=int_option(options, "SKIP_HEADER"),
-        null_display=unescape_option(options.get("NULL_DISPLAY", "\\N")) if not tsv else "\\N",
-        empty_as_null=empty != "STRING",  # FIELD_DEFAULT -> NULL here; the INSERT applies defaults
         error_on_mismatch=bool_option(options, "ERROR_ON_COLUMN_COUNT_MISMATCH", True),
         trim=bool_option(options, "TRIM_SPACE", False),
         nan_display=None if nan is None or nan in _ARROW_NAN else nan,
+        null_values=(null_display, *([""] if empty_as_null else []), *null_if_option(options)),
     )
 
 
@@ -99,8 +100,9 @@ def stage_text(arr: pa.Array, typ: pa.DataType, dialect: CsvDialect) -> pa.Array
     """Vectorised text clean-up before the cast (fast path); nulls are already applied."""
     if dialect.trim:
         arr = pc.utf8_trim(arr, " ")
-        nulls = [dialect.null_display] + ([""] if dialect.empty_as_null else [])
-        arr = pc.if_else(pc.is_in(arr, pa.array(nulls)), pa.scalar(None, pa.string()), arr)
+        arr = pc.if_else(
+            pc.is_in(arr, pa.array(dialect.null_values, pa.string())), pa.scalar(None, pa.string()), arr
+        )
     if dialect.nan_display is not None and pa.types.is_floating(typ):
         arr = pc.if_else(pc.equal(arr, dialect.nan_display), "NaN", arr)
     if dialect.tsv and pc.any(pc.match_substring(arr, "\\")).as_py():
@@ -132,7 +134,7 @@ def csv_arrow_options(
     fast_types = [pa.string() if needs_staging(t, dialect) else t for t in types]
     convert = pacsv.ConvertOptions(
         column_types=dict(zip(names, fast_types, strict=True)),
-        null_values=[dialect.null_display] + ([""] if dialect.empty_as_null else []),
+        null_values=list(dialect.null_values),
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
         true_values=_TRUE_VALUES,

@@ -63,7 +63,6 @@ ALL_OPTIONS = set().union(*_OPTIONS_BY_TYPE.values())
 NOT_YET_SUPPORTED = {
     "QUOTED_EMPTY_FIELD_AS",
     "ALLOW_QUOTED_NULLS",
-    "NULL_IF",
     "BINARY_FORMAT",
     "QUOTE_STYLE",
     "USE_LOGIC_TYPE",
@@ -86,6 +85,8 @@ def normalize_format_options(options: Mapping[str, str]) -> dict[str, str]:
     encoding = normalized.get("ENCODING", "UTF-8").upper().replace("_", "-")
     if encoding not in ("UTF-8", "UTF8"):
         raise StageError(f"ENCODING {normalized['ENCODING']} is not supported: files must be UTF-8")
+    if "NULL_IF" in normalized:
+        null_if_option(normalized)  # a malformed list fails when the format is defined, not when used
     if "FORMAT_NAME" in normalized and len(normalized) > 1:
         raise StageError("FORMAT_NAME cannot be combined with other file format options")
     if "TYPE" in normalized:
@@ -131,6 +132,31 @@ def int_option(options: Mapping[str, str], name: str) -> int:
     if not value.isdigit():
         raise StageError(f"{name} must be a non-negative integer, got '{value}'")
     return int(value)
+
+
+_LIST_ITEM = re.compile(r"\s*'((?:[^'\\]|''|\\.)*)'\s*(,|$)", re.S)
+
+
+def null_if_option(options: Mapping[str, str]) -> tuple[str, ...]:
+    """NULL_IF = ('s1', 's2', ...) as kept from the statement text: the strings that load as NULL."""
+    text = options.get("NULL_IF")
+    if text is None:
+        return ()
+    inner = text.strip()
+    if not (inner.startswith("(") and inner.endswith(")")):
+        raise StageError(f"NULL_IF must be a list of strings in parentheses, e.g. ('', 'NULL'), got {text}")
+    inner = inner[1:-1].strip()
+    values: list[str] = []
+    pos = 0
+    while pos < len(inner):
+        match = _LIST_ITEM.match(inner, pos)
+        if match is None or (match[2] == "," and match.end() == len(inner)):
+            raise StageError(
+                f"NULL_IF must be a list of strings in parentheses, e.g. ('', 'NULL'), got {text}"
+            )
+        values.append(unescape_option(match[1].replace("''", "'")))
+        pos = match.end()
+    return tuple(values)
 
 
 def compression_codec(options: Mapping[str, str], key: str) -> str | None:

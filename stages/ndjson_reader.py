@@ -10,8 +10,14 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from stages.conversion import CAST_ERRORS, Chunk, cast_array, emit_chunk
-from stages.formats import MISSING_FIELD_CHOICES, choice_option, compression_codec, open_stream
+from stages.conversion import CAST_ERRORS, Chunk, apply_null_if, cast_array, emit_chunk, null_if_array
+from stages.formats import (
+    MISSING_FIELD_CHOICES,
+    choice_option,
+    compression_codec,
+    null_if_option,
+    open_stream,
+)
 from stages.on_error import ErrorSink
 from stages.storage.base import StorageBackend
 
@@ -47,6 +53,8 @@ class NdjsonFile:
         choice_option(options, "NULL_FIELD_AS", "NULL", {"NULL", "FIELD_DEFAULT"})  # both mean null here
         self.keys = [f.name if case_sensitive else f.name.lower() for f in target]
         self.fast_types = _json_fast_types(target)
+        self.null_if = frozenset(null_if_option(options))  # JSON strings that load as NULL
+        self.null_if_array = null_if_array(sorted(self.null_if))
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         line = 1  # the first line of the next block
@@ -84,7 +92,7 @@ class NdjsonFile:
             if self.missing == "ERROR" and column.null_count:
                 return None  # a missing key or an explicit null: only the careful path can tell
             try:
-                columns.append(cast_array(column, fld.type))
+                columns.append(cast_array(apply_null_if(column, self.null_if_array), fld.type))
             except CAST_ERRORS:
                 return None
         return pa.Table.from_arrays(columns, schema=self.target)
@@ -128,7 +136,10 @@ class NdjsonFile:
             for key, fld in zip(self.keys, self.target, strict=True):
                 if key not in record:
                     return nulls, f"Missing field '{fld.name}'"
-        return [record.get(key) for key in self.keys], None
+        values = [record.get(key) for key in self.keys]
+        if self.null_if:
+            values = [None if isinstance(v, str) and v in self.null_if else v for v in values]
+        return values, None
 
 
 def _count_records(block: bytes) -> int:

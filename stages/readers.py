@@ -19,10 +19,25 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 
-from stages.conversion import CAST_ERRORS, Chunk, cast_array, convert_columns, emit_chunk
+from stages.conversion import (
+    CAST_ERRORS,
+    Chunk,
+    apply_null_if,
+    cast_array,
+    convert_columns,
+    emit_chunk,
+    null_if_array,
+)
 from stages.csv_dialect import csv_arrow_options, csv_dialect, needs_staging, stage_text
 from stages.errors import StageError
-from stages.formats import MISSING_FIELD_CHOICES, choice_option, compression_codec, ext_codec, open_stream
+from stages.formats import (
+    MISSING_FIELD_CHOICES,
+    choice_option,
+    compression_codec,
+    ext_codec,
+    null_if_option,
+    open_stream,
+)
 from stages.ndjson_reader import NdjsonFile
 from stages.on_error import ErrorSink, FileStats, OnError, SkipFile
 from stages.storage.base import StorageBackend
@@ -175,7 +190,7 @@ class _CsvFile:
             return None
         if d.trim:
             value = value.strip(" ")
-        if value == d.null_display or (value == "" and d.empty_as_null):
+        if value in d.null_values:
             return None
         return value
 
@@ -200,6 +215,7 @@ class _ParquetFile:
         self.backend, self.key, self.target, self.sink = backend, key, target, sink
         self.case_sensitive, self.batch_rows = case_sensitive, batch_rows
         self.missing = choice_option(options, "MISSING_FIELD_AS", "ERROR", MISSING_FIELD_CHOICES)
+        self.null_if = null_if_array(null_if_option(options))  # string values that load as NULL
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         fs, path = self.backend.filesystem_and_path(self.key)
@@ -241,7 +257,7 @@ class _ParquetFile:
 
     def _convert(self, raw: pa.RecordBatch, columns: list[str | None], offset: int) -> pa.RecordBatch | None:
         source = [
-            raw.column(c) if c is not None else pa.nulls(raw.num_rows, f.type)
+            apply_null_if(raw.column(c), self.null_if) if c is not None else pa.nulls(raw.num_rows, f.type)
             for c, f in zip(columns, self.target, strict=True)
         ]
         arrays, bad = convert_columns(source, self.target)

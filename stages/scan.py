@@ -15,8 +15,9 @@ import pyarrow.csv as pacsv
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
+from stages.conversion import apply_null_if, null_if_array
 from stages.errors import StageError
-from stages.formats import unescape_option
+from stages.formats import null_if_option, unescape_option
 from stages.storage.base import StorageBackend
 
 FILENAME_COLUMN = "METADATA$FILENAME"
@@ -55,7 +56,7 @@ def _open_csv(
     null = _char(options, "NULL_DISPLAY", "\\N")
     convert = pacsv.ConvertOptions(
         column_types={n: pa.string() for n in names} if names else None,
-        null_values=[null],
+        null_values=[null, *null_if_option(options)],
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
@@ -86,20 +87,25 @@ def _file_batches(
     batch_rows: int,
     schema: pa.Schema,
 ) -> Iterator[pa.RecordBatch]:
+    null_if = null_if_array(null_if_option(options))
     if kind == "PARQUET":
         for batch in pq.ParquetFile(backend.open_input(key)).iter_batches(batch_size=batch_rows):
-            yield _conform(batch, schema, key)
+            yield _conform(batch, schema, key, null_if)
     elif kind == "NDJSON":
         table = pajson.read_json(backend.open_input_stream(key))
         for batch in table.to_batches(max_chunksize=batch_rows):
-            yield _conform(batch, schema, key)
+            yield _conform(batch, schema, key, null_if)
     else:
         reader = _open_csv(backend, key, options, batch_rows, len(schema))
         for batch in reader:
             yield batch
 
 
-def _conform(batch: pa.RecordBatch, schema: pa.Schema, key: str) -> pa.RecordBatch:
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, key: str, null_if: pa.Array | None) -> pa.RecordBatch:
+    if null_if is not None:
+        batch = pa.RecordBatch.from_arrays(
+            [apply_null_if(c, null_if) for c in batch.columns], schema=batch.schema
+        )
     if batch.schema.equals(schema):
         return batch
     columns = []

@@ -425,7 +425,7 @@ def test_many_small_files(server, user, table):
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 150}]
 
 
-@pytest.mark.parametrize("option", ["NULL_IF = ('x')", "QUOTE_STYLE = QUOTE_MINIMAL", "ENCODING = 'latin1'"])
+@pytest.mark.parametrize("option", ["QUOTE_STYLE = QUOTE_MINIMAL", "ENCODING = 'latin1'"])
 def test_unimplemented_options_are_refused_not_ignored(user, table, option):
     with pytest.raises(dbapi.Error, match="not supported"):
         query(user, f"COPY INTO {table} FROM @~/x/ FILE_FORMAT = (TYPE = CSV {option})")
@@ -455,3 +455,50 @@ def test_unload_source_passes_the_guard(user, source):
     with pytest.raises(dbapi.Error):
         query(user, f"COPY INTO @~/leak/ FROM {source}")
     assert query(user, "LIST @~/leak/") == []
+
+
+def test_null_if_in_csv_ndjson_and_parquet(user, unique_table):
+    t = unique_table("nullif")
+    execute(user, f"CREATE TABLE {t} (id INTEGER, name VARCHAR, d DATE)")
+    put(user, "@~/ni/a.csv", b"1,NULL,2024-01-02\n-,x,-\n3,,n/a\n")
+    records = [{"id": 4, "name": "NULL", "d": "2024-01-05"}, {"id": 5, "name": "-", "d": "-"}]
+    put(user, "@~/ni/b.ndjson", "".join(json.dumps(r) + "\n" for r in records).encode())
+    table = pa.table({"id": [6, 7], "name": ["y", "NULL"], "d": ["-", "2024-01-07"]})
+    put(user, "@~/ni/c.parquet", parquet_bytes(table))
+    null_if = "NULL_IF = ('NULL', '-', 'n/a')"
+    for name, kind, count in (("a.csv", "CSV", 3), ("b.ndjson", "NDJSON", 2), ("c.parquet", "PARQUET", 2)):
+        rows = query(user, f"COPY INTO {t} FROM @~/ni/{name} FILE_FORMAT = (TYPE = {kind} {null_if})")
+        assert [(r["File"], r["Rows_loaded"], r["Errors_seen"]) for r in rows] == [(f"ni/{name}", count, 0)]
+    got = query(user, f"SELECT id, name, CAST(d AS VARCHAR) AS d FROM {t} ORDER BY id NULLS FIRST")
+    assert got == [
+        {"id": None, "name": "x", "d": None},
+        {"id": 1, "name": None, "d": "2024-01-02"},
+        {"id": 3, "name": None, "d": None},
+        {"id": 4, "name": None, "d": "2024-01-05"},
+        {"id": 5, "name": None, "d": None},
+        {"id": 6, "name": "y", "d": None},
+        {"id": 7, "name": None, "d": "2024-01-07"},
+    ]
+
+
+def test_null_if_in_a_named_format_and_stage_queries(user):
+    execute(user, "CREATE OR REPLACE FILE FORMAT csv_nulls TYPE = CSV NULL_IF = ('NULL', 'it''s')")
+    shown = {r["name"]: r["format_options"] for r in query(user, "SHOW FILE FORMATS")}
+    assert shown["csv_nulls"] == "type = CSV null_if = ('NULL', 'it''s')"
+    put(user, "@~/nq/a.csv", b"1,NULL\n2,it's\n3,z\n")
+    rows = query(user, "SELECT $1 AS id, $2 AS v FROM @~/nq/a.csv (FILE_FORMAT => 'csv_nulls') ORDER BY 1")
+    assert rows == [{"id": "1", "v": None}, {"id": "2", "v": None}, {"id": "3", "v": "z"}]
+    execute(user, "DROP FILE FORMAT csv_nulls")
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("TYPE = CSV NULL_IF = 'x'", "NULL_IF must be a list of strings in parentheses"),
+        ("TYPE = CSV NULL_IF = ('a',)", "NULL_IF must be a list of strings in parentheses"),
+        ("TYPE = TSV NULL_IF = ('a')", "Unsupported option NULL_IF for file format TSV"),
+    ],
+)
+def test_bad_null_if_is_named(user, table, option, message):
+    with pytest.raises(dbapi.Error, match=message):
+        query(user, f"COPY INTO {table} FROM @~/x/ FILE_FORMAT = ({option})")

@@ -350,6 +350,34 @@ def test_ndjson_gzip_without_trailing_newline(local_backend: LocalBackend) -> No
     assert stats.rows_loaded == 2
 
 
+def test_ndjson_null_if_on_both_paths(local_backend: LocalBackend) -> None:
+    # Fast path: plain strings. Careful path: "NULL" where a number belongs (pyarrow refuses it).
+    options = {"TYPE": "NDJSON", "NULL_IF": "('NULL', '')"}
+    put(local_backend, "s/fast.ndjson", ndjson({"a": 1, "b": "NULL"}, {"a": 2, "b": ""}, {"a": 3, "b": "x"}))
+    got, stats = load(local_backend, "s/fast.ndjson", options)
+    assert got == rows((1, None), (2, None), (3, "x")) and stats.errors_seen == 0
+    put(local_backend, "s/careful.ndjson", ndjson({"a": "NULL", "b": "NULL"}, {"a": 2, "b": 5}))
+    got, stats = load(local_backend, "s/careful.ndjson", options)
+    assert got == rows((None, None), (2, "5")) and stats.errors_seen == 0
+
+
+def test_csv_null_if_on_both_paths(local_backend: LocalBackend) -> None:
+    options = {"TYPE": "CSV", "NULL_IF": "('-', 'none')"}
+    put(local_backend, "s/fast.csv", b"1,-\n-,none\n3,x\n")
+    got, _ = load(local_backend, "s/fast.csv", options)
+    assert got == rows((1, None), (None, None), (3, "x"))
+    # A bad value sends the file to the careful path, which applies the same list.
+    put(local_backend, "s/careful.csv", b"1,-\nbad,y\n-,none\n")
+    got, stats = load(local_backend, "s/careful.csv", options, on_error=CONTINUE)
+    assert got == rows((1, None), (None, None)) and stats.errors_seen == 1 and stats.first_error_line == 2
+
+
+def test_null_if_must_be_a_list(local_backend: LocalBackend) -> None:
+    put(local_backend, "s/f.csv", b"1,x\n")
+    with pytest.raises(StageError, match=r"NULL_IF must be a list of strings in parentheses.*got x"):
+        load(local_backend, "s/f.csv", {"TYPE": "CSV", "NULL_IF": "x"})
+
+
 # ---------------------------------------------------------------------------------------------
 # Parquet
 
@@ -357,6 +385,13 @@ def test_ndjson_gzip_without_trailing_newline(local_backend: LocalBackend) -> No
 def put_parquet(backend: LocalBackend, key: str, table: pa.Table) -> None:
     with backend.open_output(key) as out:
         pq.write_table(table, out)
+
+
+def test_parquet_null_if_applies_to_string_columns(local_backend: LocalBackend) -> None:
+    data = pa.table({"a": pa.array(["1", "NULL"], pa.large_string()), "b": ["NULL", "y"]})
+    put_parquet(local_backend, "s/n.parquet", data)
+    got, stats = load(local_backend, "s/n.parquet", {"TYPE": "PARQUET", "NULL_IF": "('NULL')"})
+    assert got == rows((1, None), (None, "y")) and stats.errors_seen == 0
 
 
 def test_parquet_by_name_and_cast(local_backend: LocalBackend) -> None:
