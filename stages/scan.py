@@ -2,13 +2,14 @@
 
 CSV/TSV files expose positional columns ``$1 .. $n`` as VARCHAR; Parquet and NDJSON expose their own
 column names. Every row also carries ``METADATA$FILENAME`` (relative to the stage root) and
-``METADATA$FILE_ROW_NUMBER`` (0-based). Files stream one after another, never whole in memory
-(NDJSON is read per file).
+``METADATA$FILE_ROW_NUMBER`` (0-based). Files stream one after another, never whole in memory, and
+are decompressed by COMPRESSION (AUTO: by extension). A file Arrow cannot read is an error naming it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -17,11 +18,12 @@ import pyarrow.parquet as pq
 
 from stages.conversion import apply_null_if, null_if_array
 from stages.errors import StageError
-from stages.formats import null_if_option, unescape_option
+from stages.formats import compression_codec, null_if_option, open_stream, unescape_option
 from stages.storage.base import StorageBackend
 
 FILENAME_COLUMN = "METADATA$FILENAME"
 ROW_NUMBER_COLUMN = "METADATA$FILE_ROW_NUMBER"
+_JSON_SCHEMA_BYTES = 16 << 20  # NDJSON columns are inferred from this much of the first file
 
 
 def _char(options: Mapping[str, str], key: str, default: str) -> str:
@@ -43,8 +45,12 @@ def _csv_parse_options(options: Mapping[str, str]) -> pacsv.ParseOptions:
     )
 
 
+def _stream(backend: StorageBackend, key: str, options: Mapping[str, str]) -> pa.NativeFile:
+    return open_stream(backend, key, compression_codec(options, key))
+
+
 def _open_csv(
-    backend: StorageBackend, key: str, options: Mapping[str, str], batch_rows: int, width: int | None
+    backend: StorageBackend, key: str, options: Mapping[str, str], width: int | None
 ) -> pacsv.CSVStreamingReader:
     names = [f"${i + 1}" for i in range(width)] if width is not None else None
     read = pacsv.ReadOptions(
@@ -60,14 +66,39 @@ def _open_csv(
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
     )
-    stream = backend.open_input_stream(key)
     return pacsv.open_csv(
-        stream, read_options=read, parse_options=_csv_parse_options(options), convert_options=convert
+        _stream(backend, key, options),
+        read_options=read,
+        parse_options=_csv_parse_options(options),
+        convert_options=convert,
     )
 
 
-def _csv_width(backend: StorageBackend, key: str, options: Mapping[str, str], batch_rows: int) -> int:
-    return len(_open_csv(backend, key, options, batch_rows, None).schema)
+def _open_json(
+    backend: StorageBackend, key: str, options: Mapping[str, str], schema: pa.Schema | None
+) -> pajson.JSONStreamingReader:
+    # Later files are read with the first file's columns: missing keys are NULL, others ignored.
+    parse = (
+        pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore")
+        if schema is not None
+        else pajson.ParseOptions()
+    )
+    read = pajson.ReadOptions(block_size=_JSON_SCHEMA_BYTES)
+    return pajson.open_json(_stream(backend, key, options), read_options=read, parse_options=parse)
+
+
+@contextmanager
+def _reading(name: str) -> Iterator[None]:
+    """Arrow's complaints about a file's contents become errors that name the file."""
+    try:
+        yield
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+        text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise StageError(f"Cannot read staged file {name}: {text}") from None
+
+
+def _empty(exc: pa.ArrowInvalid) -> bool:
+    return str(exc).startswith(("Empty CSV file", "Empty JSON stream"))
 
 
 def _with_metadata(batch: pa.RecordBatch, name: str, first_row: int) -> pa.RecordBatch:
@@ -81,6 +112,7 @@ def _with_metadata(batch: pa.RecordBatch, name: str, first_row: int) -> pa.Recor
 
 def _file_batches(
     backend: StorageBackend,
+    name: str,
     key: str,
     kind: str,
     options: Mapping[str, str],
@@ -88,20 +120,23 @@ def _file_batches(
     schema: pa.Schema,
 ) -> Iterator[pa.RecordBatch]:
     null_if = null_if_array(null_if_option(options))
-    if kind == "PARQUET":
-        for batch in pq.ParquetFile(backend.open_input(key)).iter_batches(batch_size=batch_rows):
-            yield _conform(batch, schema, key, null_if)
-    elif kind == "NDJSON":
-        table = pajson.read_json(backend.open_input_stream(key))
-        for batch in table.to_batches(max_chunksize=batch_rows):
-            yield _conform(batch, schema, key, null_if)
-    else:
-        reader = _open_csv(backend, key, options, batch_rows, len(schema))
-        for batch in reader:
-            yield batch
+    with _reading(name):
+        try:
+            if kind == "PARQUET":
+                parquet = pq.ParquetFile(backend.open_input(key))
+                for batch in parquet.iter_batches(batch_size=batch_rows):
+                    yield _conform(batch, schema, name, null_if)
+            elif kind == "NDJSON":
+                for batch in _open_json(backend, key, options, schema):
+                    yield _conform(batch, schema, name, null_if)
+            else:
+                yield from _open_csv(backend, key, options, len(schema))
+        except pa.ArrowInvalid as exc:
+            if not _empty(exc):  # an empty file adds no rows
+                raise
 
 
-def _conform(batch: pa.RecordBatch, schema: pa.Schema, key: str, null_if: pa.Array | None) -> pa.RecordBatch:
+def _conform(batch: pa.RecordBatch, schema: pa.Schema, name: str, null_if: pa.Array | None) -> pa.RecordBatch:
     if null_if is not None:
         batch = pa.RecordBatch.from_arrays(
             [apply_null_if(c, null_if) for c in batch.columns], schema=batch.schema
@@ -118,19 +153,21 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, key: str, null_if: pa.Arr
                 columns.append(batch.column(index).cast(field.type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                 raise StageError(
-                    f"File {key}: column {field.name} does not match the first file: {exc}"
+                    f"File {name}: column {field.name} does not match the first file: {exc}"
                 ) from None
     return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _first_schema(
-    backend: StorageBackend, key: str, kind: str, options: Mapping[str, str], batch_rows: int
+    backend: StorageBackend, name: str, key: str, kind: str, options: Mapping[str, str]
 ) -> pa.Schema:
-    if kind == "PARQUET":
-        return pq.ParquetFile(backend.open_input(key)).schema_arrow
-    if kind == "NDJSON":
-        return pajson.read_json(backend.open_input_stream(key)).schema
-    width = _csv_width(backend, key, options, batch_rows)
+    """The columns every file is read as: the first file's own (Parquet, NDJSON) or ``$1 .. $n``."""
+    with _reading(name):
+        if kind == "PARQUET":
+            return pq.ParquetFile(backend.open_input(key)).schema_arrow
+        if kind == "NDJSON":
+            return _open_json(backend, key, options, None).schema
+        width = len(_open_csv(backend, key, options, None).schema)
     return pa.schema([pa.field(f"${i + 1}", pa.string()) for i in range(width)])
 
 
@@ -151,14 +188,14 @@ def scan_files(
     kind = options.get("TYPE", "PARQUET").upper()
     if kind == "TEXT":
         kind = "TSV"
-    schema = _first_schema(backend, files[0][1], kind, options, batch_rows)
+    schema = _first_schema(backend, files[0][0], files[0][1], kind, options)
     if not with_metadata:
         return pa.RecordBatchReader.from_batches(
             schema,
             (
                 batch
-                for _, key in files
-                for batch in _file_batches(backend, key, kind, options, batch_rows, schema)
+                for name, key in files
+                for batch in _file_batches(backend, name, key, kind, options, batch_rows, schema)
             ),
         )
     out_schema = pa.schema(
@@ -168,7 +205,7 @@ def scan_files(
     def batches() -> Iterator[pa.RecordBatch]:
         for name, key in files:
             row = 0
-            for batch in _file_batches(backend, key, kind, options, batch_rows, schema):
+            for batch in _file_batches(backend, name, key, kind, options, batch_rows, schema):
                 yield _with_metadata(batch, name, row)
                 row += batch.num_rows
 

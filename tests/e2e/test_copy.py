@@ -502,3 +502,54 @@ def test_null_if_in_a_named_format_and_stage_queries(user):
 def test_bad_null_if_is_named(user, table, option, message):
     with pytest.raises(dbapi.Error, match=message):
         query(user, f"COPY INTO {table} FROM @~/x/ FILE_FORMAT = ({option})")
+
+
+def test_select_from_compressed_staged_files(user):
+    put(user, "@~/gz/a.csv.gz", gzip.compress(b"1,x\n2,y\n"))
+    put(user, "@~/gz/b.ndjson.gz", gzip.compress(b'{"k": 1, "v": "one"}\n{"k": 2}\n'))
+    assert query(user, "SELECT $1 AS a, $2 AS b FROM @~/gz/a.csv.gz (FILE_FORMAT => 'CSV')") == [
+        {"a": "1", "b": "x"},
+        {"a": "2", "b": "y"},
+    ]
+    assert query(user, "SELECT * FROM @~/gz/b.ndjson.gz (FILE_FORMAT => 'NDJSON') ORDER BY k") == [
+        {"k": 1, "v": "one"},
+        {"k": 2, "v": None},
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "fmt", "message"),
+    [
+        (
+            "a.csv",
+            b"1,x\n2,y,z\n",
+            "CSV",
+            "bad/a.csv: CSV parse error: Expected 2 columns",
+        ),
+        (
+            "p.parquet",
+            b"not parquet",
+            "PARQUET",
+            "bad/p.parquet: Parquet magic bytes",
+        ),
+        (
+            "n.ndjson",
+            b'{"a": 1}\n{"a": "x"}\n',
+            "NDJSON",
+            "bad/n.ndjson: JSON parse error",
+        ),
+        ("e.csv", b"", "CSV", "bad/e.csv: Empty CSV file"),
+    ],
+)
+def test_select_from_unreadable_staged_file_names_it(user, name, data, fmt, message):
+    put(user, f"@~/bad/{name}", data)
+    with pytest.raises(dbapi.Error, match="Cannot read staged file " + message):
+        query(user, f"SELECT * FROM @~/bad/{name} (FILE_FORMAT => '{fmt}')")
+    assert query(user, "SELECT 1 AS ok") == [{"ok": 1}]  # the session keeps serving
+
+
+def test_select_skips_empty_files_after_the_first(user):
+    put(user, "@~/em/a.csv", b"1,x\n")
+    put(user, "@~/em/b.csv", b"")
+    rows = query(user, "SELECT $1 AS a FROM @~/em/ (FILE_FORMAT => 'CSV')")
+    assert rows == [{"a": "1"}]
