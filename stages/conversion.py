@@ -17,6 +17,10 @@ _BISECT_LEAF = 16
 CAST_ERRORS = (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OverflowError)
 
 
+# An ISO 8601 zone designator after the time of day: 'Z', '+02', '+0200', '+02:00'.
+_ZONE_SUFFIX = r"^(.*\d:\d\d(?::\d\d(?:\.\d*)?)?)\s*(?:Z|z|[+-]\d\d(?::?\d\d)?)$"
+
+
 def cast_array(arr: pa.Array, typ: pa.DataType) -> pa.Array:
     if arr.type == typ:
         return arr
@@ -24,7 +28,24 @@ def cast_array(arr: pa.Array, typ: pa.DataType) -> pa.Array:
         # Arrow has no string -> time cast; a date prefix turns the value into a timestamp.
         stamped = pc.binary_join_element_wise("1970-01-01 ", arr, "")
         return stamped.cast(pa.timestamp(typ.unit)).cast(typ)
+    if pa.types.is_timestamp(typ) and pa.types.is_string(arr.type):
+        return _text_to_timestamp(arr, typ)
     return arr.cast(typ, safe=True)
+
+
+def _text_to_timestamp(arr: pa.Array, typ: pa.TimestampType) -> pa.Array:
+    """Arrow insists on a zone offset exactly when the type has a zone; DuckDB and Snowflake do not.
+
+    TIMESTAMP ignores a written offset (the wall time is kept); TIMESTAMPTZ reads a value written
+    without one in the column's zone.
+    """
+    try:
+        return arr.cast(typ, safe=True)
+    except pa.ArrowInvalid:
+        if typ.tz is None:
+            return pc.replace_substring_regex(arr, _ZONE_SUFFIX, r"\1").cast(typ, safe=True)
+        naive = arr.cast(pa.timestamp(typ.unit), safe=True)
+        return pc.assume_timezone(naive, typ.tz).cast(typ)
 
 
 def null_if_array(values: Sequence[str]) -> pa.Array | None:

@@ -93,6 +93,8 @@ def needs_staging(typ: pa.DataType, dialect: CsvDialect) -> bool:
         return True
     if dialect.tsv and (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
         return True  # backslash escapes must be decoded; Arrow would only drop the backslash
+    if pa.types.is_timestamp(typ):
+        return True  # cast_array accepts zone offsets the way DuckDB does; Arrow's parser does not
     return not any(check(typ) for check in _ARROW_CSV_TYPES)
 
 

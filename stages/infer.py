@@ -6,11 +6,10 @@ from collections.abc import Mapping, Sequence
 
 import pyarrow as pa
 import pyarrow.csv as pacsv
-import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from stages.errors import StageError
-from stages.scan import _csv_parse_options
+from stages.scan import csv_parse_options, naming_the_file, open_ndjson, open_staged
 from stages.storage.base import StorageBackend
 
 INFER_SCHEMA_COLUMNS = pa.schema(
@@ -61,18 +60,23 @@ def sql_type(arrow_type: pa.DataType) -> str:
     return "VARCHAR"
 
 
-def _file_schema(backend: StorageBackend, key: str, options: Mapping[str, str]) -> pa.Schema:
+def _file_schema(backend: StorageBackend, name: str, key: str, options: Mapping[str, str]) -> pa.Schema:
+    with naming_the_file(name):
+        return _arrow_schema(backend, key, options)
+
+
+def _arrow_schema(backend: StorageBackend, key: str, options: Mapping[str, str]) -> pa.Schema:
     kind = options.get("TYPE", "PARQUET").upper()
     if kind == "PARQUET":
         return pq.ParquetFile(backend.open_input(key)).schema_arrow
     if kind == "NDJSON":
-        return pajson.read_json(backend.open_input_stream(key)).schema
+        return open_ndjson(backend, key, options, None).schema
     header = int(options.get("SKIP_HEADER", "0")) >= 1
     read = pacsv.ReadOptions(
         autogenerate_column_names=not header, skip_rows=max(0, int(options.get("SKIP_HEADER", "0")) - 1)
     )
     reader = pacsv.open_csv(
-        backend.open_input_stream(key), read_options=read, parse_options=_csv_parse_options(options)
+        open_staged(backend, key, options), read_options=read, parse_options=csv_parse_options(options)
     )
     schema = reader.schema
     if not header:
@@ -91,7 +95,7 @@ def infer_schema(
     merged: dict[str, tuple[pa.DataType, list[str]]] = {}
     order: list[str] = []
     for name, key in files[: max_files or len(files)]:
-        for field in _file_schema(backend, key, options):
+        for field in _file_schema(backend, name, key, options):
             if field.name not in merged:
                 merged[field.name] = (field.type, [name])
                 order.append(field.name)

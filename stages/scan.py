@@ -30,7 +30,7 @@ def _char(options: Mapping[str, str], key: str, default: str) -> str:
     return unescape_option(options.get(key, default))
 
 
-def _csv_parse_options(options: Mapping[str, str]) -> pacsv.ParseOptions:
+def csv_parse_options(options: Mapping[str, str]) -> pacsv.ParseOptions:
     kind = options.get("TYPE", "CSV").upper()
     if kind in ("TSV", "TEXT"):
         return pacsv.ParseOptions(
@@ -45,7 +45,8 @@ def _csv_parse_options(options: Mapping[str, str]) -> pacsv.ParseOptions:
     )
 
 
-def _stream(backend: StorageBackend, key: str, options: Mapping[str, str]) -> pa.NativeFile:
+def open_staged(backend: StorageBackend, key: str, options: Mapping[str, str]) -> pa.NativeFile:
+    """The file's bytes, decompressed by COMPRESSION (AUTO: by the file's extension)."""
     return open_stream(backend, key, compression_codec(options, key))
 
 
@@ -67,14 +68,14 @@ def _open_csv(
         quoted_strings_can_be_null=False,
     )
     return pacsv.open_csv(
-        _stream(backend, key, options),
+        open_staged(backend, key, options),
         read_options=read,
-        parse_options=_csv_parse_options(options),
+        parse_options=csv_parse_options(options),
         convert_options=convert,
     )
 
 
-def _open_json(
+def open_ndjson(
     backend: StorageBackend, key: str, options: Mapping[str, str], schema: pa.Schema | None
 ) -> pajson.JSONStreamingReader:
     # Later files are read with the first file's columns: missing keys are NULL, others ignored.
@@ -84,11 +85,11 @@ def _open_json(
         else pajson.ParseOptions()
     )
     read = pajson.ReadOptions(block_size=_JSON_SCHEMA_BYTES)
-    return pajson.open_json(_stream(backend, key, options), read_options=read, parse_options=parse)
+    return pajson.open_json(open_staged(backend, key, options), read_options=read, parse_options=parse)
 
 
 @contextmanager
-def _reading(name: str) -> Iterator[None]:
+def naming_the_file(name: str) -> Iterator[None]:
     """Arrow's complaints about a file's contents become errors that name the file."""
     try:
         yield
@@ -120,14 +121,14 @@ def _file_batches(
     schema: pa.Schema,
 ) -> Iterator[pa.RecordBatch]:
     null_if = null_if_array(null_if_option(options))
-    with _reading(name):
+    with naming_the_file(name):
         try:
             if kind == "PARQUET":
                 parquet = pq.ParquetFile(backend.open_input(key))
                 for batch in parquet.iter_batches(batch_size=batch_rows):
                     yield _conform(batch, schema, name, null_if)
             elif kind == "NDJSON":
-                for batch in _open_json(backend, key, options, schema):
+                for batch in open_ndjson(backend, key, options, schema):
                     yield _conform(batch, schema, name, null_if)
             else:
                 yield from _open_csv(backend, key, options, len(schema))
@@ -162,11 +163,11 @@ def _first_schema(
     backend: StorageBackend, name: str, key: str, kind: str, options: Mapping[str, str]
 ) -> pa.Schema:
     """The columns every file is read as: the first file's own (Parquet, NDJSON) or ``$1 .. $n``."""
-    with _reading(name):
+    with naming_the_file(name):
         if kind == "PARQUET":
             return pq.ParquetFile(backend.open_input(key)).schema_arrow
         if kind == "NDJSON":
-            return _open_json(backend, key, options, None).schema
+            return open_ndjson(backend, key, options, None).schema
         width = len(_open_csv(backend, key, options, None).schema)
     return pa.schema([pa.field(f"${i + 1}", pa.string()) for i in range(width)])
 

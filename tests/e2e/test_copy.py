@@ -553,3 +553,24 @@ def test_select_skips_empty_files_after_the_first(user):
     put(user, "@~/em/b.csv", b"")
     rows = query(user, "SELECT $1 AS a FROM @~/em/ (FILE_FORMAT => 'CSV')")
     assert rows == [{"a": "1"}]
+
+
+def test_iso_timestamps_with_z_load_and_compressed_infer_schema(user, unique_table):
+    t = unique_table("ts")
+    execute(user, f"CREATE TABLE {t} (id INTEGER, at TIMESTAMP)")
+    csv = b"id,at\n1,2024-01-02T11:00:00Z\n2,2024-01-02 12:30:00+01:00\n"
+    put(user, "@~/ts/a.csv.gz", gzip.compress(csv))
+    rows = query(user, f"COPY INTO {t} FROM @~/ts/ FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1)")
+    assert [(r["Rows_loaded"], r["Errors_seen"]) for r in rows] == [(2, 0)]
+    assert query(user, f"SELECT id, CAST(at AS VARCHAR) AS at FROM {t} ORDER BY id") == [
+        {"id": 1, "at": "2024-01-02 11:00:00"},
+        {"id": 2, "at": "2024-01-02 12:30:00"},
+    ]
+    execute(user, "CREATE OR REPLACE FILE FORMAT ts_header TYPE = CSV SKIP_HEADER = 1")
+    inferred = query(
+        user,
+        "SELECT column_name FROM INFER_SCHEMA(LOCATION => '@~/ts/a.csv.gz', FILE_FORMAT => 'ts_header') "
+        "ORDER BY order_id",
+    )
+    assert [r["column_name"] for r in inferred] == ["id", "at"]
+    execute(user, "DROP FILE FORMAT ts_header")

@@ -372,6 +372,29 @@ def test_csv_null_if_on_both_paths(local_backend: LocalBackend) -> None:
     assert got == rows((1, None), (None, None)) and stats.errors_seen == 1 and stats.first_error_line == 2
 
 
+@pytest.mark.parametrize(("key", "kind"), [("s/t.csv", "CSV"), ("s/t.ndjson", "NDJSON")])
+def test_timestamps_with_zone_offsets(local_backend: LocalBackend, key: str, kind: str) -> None:
+    # As DuckDB and Snowflake: TIMESTAMP keeps the written wall time and drops the offset;
+    # TIMESTAMPTZ reads a value without an offset in the column's zone.
+    texts = ["2024-01-02T11:00:00Z", "2024-01-02 11:00:00+02:00", "2024-01-02 11:00:00.5", "2024-01-03"]
+    if kind == "CSV":
+        data = "".join(f"{t},{t.replace('Z', '').split('+')[0]}\n" for t in texts).encode()
+    else:
+        data = ndjson(*({"a": t, "b": t.replace("Z", "").split("+")[0]} for t in texts))
+    put(local_backend, key, data)
+    target = pa.schema([("a", pa.timestamp("us")), ("b", pa.timestamp("us", "UTC"))])
+    got, stats = load(local_backend, key, {"TYPE": kind}, target)
+    assert stats.errors_seen == 0
+    assert [r["a"] for r in got] == [
+        datetime(2024, 1, 2, 11),
+        datetime(2024, 1, 2, 11),
+        datetime(2024, 1, 2, 11, 0, 0, 500000),
+        datetime(2024, 1, 3),
+    ]
+    assert [r["b"].replace(tzinfo=None) for r in got] == [r["a"] for r in got]
+    assert all(r["b"].utcoffset().total_seconds() == 0 for r in got)
+
+
 def test_null_if_must_be_a_list(local_backend: LocalBackend) -> None:
     put(local_backend, "s/f.csv", b"1,x\n")
     with pytest.raises(StageError, match=r"NULL_IF must be a list of strings in parentheses.*got x"):
