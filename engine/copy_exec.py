@@ -23,6 +23,7 @@ from engine.results import Result
 from engine.sql_plan import positional_columns
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
+from stages.conversion import JSON_FIELD_METADATA
 from stages.paths import join_key, relative_name
 from stages.scan import scan_files
 from stages.storage.base import StagedFile
@@ -132,9 +133,14 @@ class CopyLoader:
     def _target_schema(self) -> pa.Schema:
         with self.session.exclusive() as cur:
             try:
-                schema = cur.sql(f"SELECT * FROM {self.sql_name} LIMIT 0").to_arrow_table().schema
+                relation = cur.sql(f"SELECT * FROM {self.sql_name} LIMIT 0")
+                schema = relation.to_arrow_table().schema
+                json_columns = {i for i, t in enumerate(relation.types) if str(t) == "JSON"}
             except Exception as exc:
                 raise EngineError(str(exc)) from None
+        schema = pa.schema(
+            [f.with_metadata(JSON_FIELD_METADATA) if i in json_columns else f for i, f in enumerate(schema)]
+        )
         if self.load.columns is None:
             return schema
         by_name = {f.name.lower(): f for f in schema}

@@ -30,7 +30,33 @@ def cast_array(arr: pa.Array, typ: pa.DataType) -> pa.Array:
         return stamped.cast(pa.timestamp(typ.unit)).cast(typ)
     if pa.types.is_timestamp(typ) and pa.types.is_string(arr.type):
         return _text_to_timestamp(arr, typ)
+    if pa.types.is_boolean(typ) and pa.types.is_string(arr.type):
+        return _text_to_boolean(arr)
     return arr.cast(typ, safe=True)
+
+
+# Arrow shows DuckDB's JSON columns as plain strings; the engine marks them on the target schema.
+JSON_FIELD_METADATA = {b"stageflight.type": b"JSON"}
+
+
+def is_json_field(fld: pa.Field) -> bool:
+    return bool(fld.metadata) and fld.metadata.get(b"stageflight.type") == b"JSON"
+
+
+# What DuckDB's cast to BOOLEAN accepts, in any letter case.
+TRUE_TEXTS = ("true", "t", "yes", "y", "1")
+FALSE_TEXTS = ("false", "f", "no", "n", "0")
+
+
+def _text_to_boolean(arr: pa.Array) -> pa.Array:
+    lowered = pc.utf8_lower(arr)
+    true = pc.is_in(lowered, value_set=pa.array(TRUE_TEXTS))
+    false = pc.is_in(lowered, value_set=pa.array(FALSE_TEXTS))
+    invalid = pc.and_(pc.is_valid(arr), pc.invert(pc.or_(true, false)))
+    if pc.any(invalid).as_py():
+        first = pc.filter(arr, invalid)[0].as_py()
+        raise pa.ArrowInvalid(f"Could not convert '{first}' to BOOLEAN")
+    return pc.if_else(true, True, pc.if_else(false, False, pa.scalar(None, pa.bool_())))
 
 
 def _text_to_timestamp(arr: pa.Array, typ: pa.TimestampType) -> pa.Array:

@@ -14,14 +14,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from stages.conversion import FALSE_TEXTS, TRUE_TEXTS
 from stages.errors import StageError
 from stages.formats import bool_option, choice_option, int_option, null_if_option, unescape_option
 
 _CSV_BLOCK_BYTES = 1 << 20  # readahead holds ~40 blocks: larger blocks cost memory, not speed
 _TSV_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", "0": "\0", "\\": "\\", "'": "'"}
 _TSV_ESCAPE_RE = re.compile(r"\\(.)", re.DOTALL)
-_TRUE_VALUES = ["true", "True", "TRUE", "1"]
-_FALSE_VALUES = ["false", "False", "FALSE", "0"]
+# Arrow matches these exactly; other letter cases send the file to cast_array, which ignores case.
+_TRUE_VALUES = [v for t in TRUE_TEXTS for v in sorted({t, t.capitalize(), t.upper()})]
+_FALSE_VALUES = [v for t in FALSE_TEXTS for v in sorted({t, t.capitalize(), t.upper()})]
 _ARROW_NAN = {"NaN", "nan", "NAN"}
 
 

@@ -5,12 +5,21 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.json as pajson
 
-from stages.conversion import CAST_ERRORS, Chunk, apply_null_if, cast_array, emit_chunk, null_if_array
+from stages.conversion import (
+    CAST_ERRORS,
+    Chunk,
+    apply_null_if,
+    cast_array,
+    emit_chunk,
+    is_json_field,
+    null_if_array,
+)
 from stages.formats import (
     MISSING_FIELD_CHOICES,
     choice_option,
@@ -116,6 +125,8 @@ class NdjsonFile:
                 column.append(value)
         arrays: list[pa.Array] = []
         for position, (column, fld) in enumerate(zip(columns, self.target, strict=True)):
+            if is_json_field(fld):  # a JSON column keeps the value's JSON text, strings quoted
+                column = [None if v is None else json.dumps(v, ensure_ascii=False) for v in column]
             converted, column_bad = _py_column(column, fld.type)
             arrays.append(converted)
             for row, reason in column_bad.items():
@@ -170,7 +181,10 @@ def _json_fast_types(target: pa.Schema) -> list[pa.DataType] | None:
     strings and cast, as the careful path does; anything else (nested, binary) goes careful.
     """
     types: list[pa.DataType] = []
-    for typ in target.types:
+    for fld in target:
+        typ = fld.type
+        if is_json_field(fld):
+            return None  # pyarrow cannot hand back a value's JSON text
         if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_boolean(typ):
             types.append(typ)
         elif pa.types.is_string(typ) or pa.types.is_large_string(typ):
@@ -206,4 +220,6 @@ def _py_value(value: Any, typ: pa.DataType) -> Any:
         return value if isinstance(value, str) else json.dumps(value)
     if isinstance(value, str):
         return cast_array(pa.array([value]), typ)[0]
+    if pa.types.is_decimal(typ) and isinstance(value, float):
+        return Decimal(repr(value))  # the number as written, not its binary approximation
     return pa.array([value], typ)[0]

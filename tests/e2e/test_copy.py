@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+from decimal import Decimal
 
 import adbc_driver_manager.dbapi as dbapi
 import pyarrow as pa
@@ -574,3 +575,39 @@ def test_iso_timestamps_with_z_load_and_compressed_infer_schema(user, unique_tab
     )
     assert [r["column_name"] for r in inferred] == ["id", "at"]
     execute(user, "DROP FILE FORMAT ts_header")
+
+
+def test_ndjson_into_json_decimal_boolean_and_nested_columns(user, unique_table):
+    t = unique_table("nj")
+    execute(
+        user,
+        f"CREATE TABLE {t} (id INTEGER, d DECIMAL(10,2), ok BOOLEAN, j JSON, l INTEGER[], s STRUCT(a INT))",
+    )
+    records = [
+        {"id": 1, "d": 1.25, "ok": True, "j": {"x": [1, "é"]}, "l": [1, 2], "s": {"a": 1}},
+        {"id": 2, "d": "3.5", "ok": "yes", "j": "text", "l": [], "s": None},
+        {"id": 3, "d": 7, "ok": "F", "j": 5, "l": None, "s": {"a": None}},
+    ]
+    put(user, "@~/nj/a.ndjson", "".join(json.dumps(r) + "\n" for r in records).encode())
+    rows = query(user, f"COPY INTO {t} FROM @~/nj/a.ndjson FILE_FORMAT = (TYPE = NDJSON)")
+    assert [(r["Rows_loaded"], r["Errors_seen"]) for r in rows] == [(3, 0)]
+    got = query(user, f"SELECT id, d, ok, j, json_type(j) AS jt, l, s FROM {t} ORDER BY id")
+    assert [(r["d"], r["ok"], r["jt"]) for r in got] == [
+        (Decimal("1.25"), True, "OBJECT"),
+        (Decimal("3.50"), True, "VARCHAR"),
+        (Decimal("7.00"), False, "UBIGINT"),
+    ]
+    assert json.loads(got[0]["j"]) == {"x": [1, "é"]} and json.loads(got[1]["j"]) == "text"
+    assert [r["l"] for r in got] == [[1, 2], [], None]
+    assert [r["s"] for r in got] == [{"a": 1}, None, {"a": None}]
+
+
+def test_csv_booleans_as_duckdb_reads_them(user, unique_table):
+    t = unique_table("b")
+    execute(user, f"CREATE TABLE {t} (id INTEGER, ok BOOLEAN)")
+    put(user, "@~/bo/a.csv", b"1,true\n2,F\n3,Yes\n4,n\n5,1\n6,tRuE\n7,maybe\n")
+    rows = query(user, f"COPY INTO {t} FROM @~/bo/a.csv FILE_FORMAT = (TYPE = CSV) ON_ERROR = CONTINUE")
+    assert [(r["Rows_loaded"], r["Errors_seen"], r["First_error_line"]) for r in rows] == [(6, 1, 7)]
+    assert "Could not convert 'maybe' to BOOLEAN" in rows[0]["First_error"]
+    got = query(user, f"SELECT ok FROM {t} ORDER BY id")
+    assert [r["ok"] for r in got] == [True, False, True, False, True, True]
