@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -62,6 +63,10 @@ class Candidate:
     file: StagedFile
 
 
+# Column defaults that give a new value per row cannot be evaluated once for a whole COPY.
+_PER_ROW_DEFAULT = re.compile(r"\b(nextval|random|uuid|gen_random_uuid|uuidv4|uuidv7)\s*\(", re.I)
+
+
 def _split_table(parts: list[str]) -> tuple[str | None, str | None, str]:
     if len(parts) == 3:
         return parts[0], parts[1], parts[2]
@@ -97,6 +102,7 @@ class CopyLoader:
         self.sql_name = ".".join(quote_ident(p) for p in load.table)
         # Row counts read from Parquet footers while choosing the native path, reused for the output.
         self._footer_rows: dict[str, int] = {}
+        self._defaults: dict[str, pa.Scalar] = {}
 
     def run(self) -> pa.Table:
         session = self.session
@@ -136,6 +142,8 @@ class CopyLoader:
                 relation = cur.sql(f"SELECT * FROM {self.sql_name} LIMIT 0")
                 schema = relation.to_arrow_table().schema
                 json_columns = {i for i, t in enumerate(relation.types) if str(t) == "JSON"}
+                types = dict(zip(schema.names, map(str, relation.types), strict=True))
+                self._defaults = self._column_defaults(cur, types)
             except Exception as exc:
                 raise EngineError(str(exc)) from None
         schema = pa.schema(
@@ -152,6 +160,25 @@ class CopyLoader:
                 )
             fields.append(by_name[column.lower()])
         return pa.schema(fields)
+
+    def _column_defaults(self, cur: Any, types: dict[str, str]) -> dict[str, pa.Scalar]:
+        """Each column's DEFAULT, evaluated once for the COPY (what FIELD_DEFAULT fills in).
+
+        Defaults that differ per row (nextval, random, uuid) are left out: those fields load as NULL.
+        """
+        rows = cur.execute(
+            "SELECT column_name, column_default FROM duckdb_columns() "
+            "WHERE column_default IS NOT NULL AND database_name = coalesce(?, current_database()) "
+            "AND lower(schema_name) = lower(coalesce(?, current_schema())) AND lower(table_name) = lower(?)",
+            [self.catalog, self.schema_name, self.table],
+        ).fetchall()
+        defaults: dict[str, pa.Scalar] = {}
+        for name, expression in rows:
+            if name not in types or _PER_ROW_DEFAULT.search(expression):
+                continue
+            value = cur.sql(f"SELECT CAST(({expression}) AS {types[name]}) AS v").to_arrow_table()
+            defaults[name] = value.column(0)[0]
+        return defaults
 
     def _select_files(self, resolved: Resolved, history_key: str) -> list[Candidate]:
         stages = self.session.engine.stages
@@ -206,6 +233,7 @@ class CopyLoader:
             on_error=self.on_error,
             column_match=self.load.column_match_mode,
             batch_rows=self.session.engine.config.batch_rows,
+            defaults=self._defaults,
         )
 
     def _load_files(

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import pyarrow as pa
@@ -39,6 +39,11 @@ class CsvDialect:
     nan_display: str | None
     # Unquoted field texts that load as NULL: NULL_DISPLAY, "" unless EMPTY_FIELD_AS = STRING, NULL_IF.
     null_values: tuple[str, ...]
+    empty_as_default: bool = False  # EMPTY_FIELD_AS = FIELD_DEFAULT (TSV's default)
+
+    def keeping_empty(self) -> CsvDialect:
+        """The dialect that reads empty fields as "" (the reader then fills in column defaults)."""
+        return replace(self, null_values=tuple(v for v in self.null_values if v != ""))
 
 
 def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
@@ -59,7 +64,7 @@ def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
     )
     nan = options.get("NAN_DISPLAY")
     null_display = unescape_option(options.get("NULL_DISPLAY", "\\N")) if not tsv else "\\N"
-    empty_as_null = empty != "STRING"  # FIELD_DEFAULT -> NULL here; the INSERT applies defaults
+    empty_as_null = empty != "STRING"  # FIELD_DEFAULT: NULL unless the column has a default
     return CsvDialect(
         tsv=tsv,
         delimiter=delimiter,
@@ -70,6 +75,7 @@ def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
         trim=bool_option(options, "TRIM_SPACE", False),
         nan_display=None if nan is None or nan in _ARROW_NAN else nan,
         null_values=(null_display, *([""] if empty_as_null else []), *null_if_option(options)),
+        empty_as_default=empty == "FIELD_DEFAULT",
     )
 
 
@@ -124,8 +130,9 @@ def _reject_row(row: Any) -> str:
 
 
 def csv_arrow_options(
-    dialect: CsvDialect, names: list[str], types: list[pa.DataType], batch_rows: int
+    dialect: CsvDialect, names: list[str], types: list[pa.DataType], batch_rows: int, *, as_text: bool = False
 ) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
+    """Arrow's CSV options for the dialect; ``as_text`` reads every column as text (cast later)."""
     read = pacsv.ReadOptions(skip_rows=dialect.skip_header, column_names=names, block_size=_CSV_BLOCK_BYTES)
     parse = pacsv.ParseOptions(
         delimiter=dialect.delimiter,
@@ -135,7 +142,7 @@ def csv_arrow_options(
         newlines_in_values=dialect.quote is not None,
         invalid_row_handler=_reject_row,
     )
-    fast_types = [pa.string() if needs_staging(t, dialect) else t for t in types]
+    fast_types = [pa.string() if as_text or needs_staging(t, dialect) else t for t in types]
     convert = pacsv.ConvertOptions(
         column_types=dict(zip(names, fast_types, strict=True)),
         null_values=list(dialect.null_values),

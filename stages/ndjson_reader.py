@@ -54,12 +54,17 @@ class NdjsonFile:
         target: pa.Schema,
         sink: ErrorSink,
         case_sensitive: bool,
+        defaults: Mapping[str, pa.Scalar],
     ) -> None:
         self.backend, self.key, self.target, self.sink = backend, key, target, sink
         self.codec = compression_codec(options, key)
         self.case_sensitive = case_sensitive
         self.missing = choice_option(options, "MISSING_FIELD_AS", "ERROR", MISSING_FIELD_CHOICES)
-        choice_option(options, "NULL_FIELD_AS", "NULL", {"NULL", "FIELD_DEFAULT"})  # both mean null here
+        null_field = choice_option(options, "NULL_FIELD_AS", "NULL", {"NULL", "FIELD_DEFAULT"})
+        # Python values that stand in for a missing key / an explicit null (FIELD_DEFAULT: the default).
+        values = [defaults[f.name].as_py() if f.name in defaults else None for f in target]
+        self.missing_values = values if self.missing == "FIELD_DEFAULT" else [None] * len(values)
+        self.null_values = values if null_field == "FIELD_DEFAULT" else [None] * len(values)
         self.keys = [f.name if case_sensitive else f.name.lower() for f in target]
         self.fast_types = _json_fast_types(target)
         self.null_if = frozenset(null_if_option(options))  # JSON strings that load as NULL
@@ -96,9 +101,10 @@ class NdjsonFile:
             if any(n not in wanted and n.lower() in self.keys for n in raw.column_names):
                 return None  # the careful path matches that key case-insensitively
         columns = []
-        for fld in self.target:
+        for i, fld in enumerate(self.target):
             column = raw.column(fld.name)
-            if self.missing == "ERROR" and column.null_count:
+            distinguish = self.missing == "ERROR" or self.missing_values[i] is not None
+            if column.null_count and (distinguish or self.null_values[i] is not None):
                 return None  # a missing key or an explicit null: only the careful path can tell
             try:
                 columns.append(cast_array(apply_null_if(column, self.null_if_array), fld.type))
@@ -147,7 +153,10 @@ class NdjsonFile:
             for key, fld in zip(self.keys, self.target, strict=True):
                 if key not in record:
                     return nulls, f"Missing field '{fld.name}'"
-        values = [record.get(key) for key in self.keys]
+        values = [
+            (record[key] if record[key] is not None else null) if key in record else missing
+            for key, missing, null in zip(self.keys, self.missing_values, self.null_values, strict=True)
+        ]
         if self.null_if:
             values = [None if isinstance(v, str) and v in self.null_if else v for v in values]
         return values, None

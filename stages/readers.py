@@ -16,6 +16,7 @@ import io
 from collections.abc import Callable, Iterator, Mapping
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.dataset as ds
 
@@ -67,10 +68,16 @@ class _CsvFile:
         target: pa.Schema,
         sink: ErrorSink,
         batch_rows: int,
+        defaults: Mapping[str, pa.Scalar],
     ) -> None:
         self.backend, self.key, self.target, self.sink = backend, key, target, sink
         self.batch_rows = batch_rows
         self.dialect = csv_dialect(options)
+        self.defaults = [defaults.get(f.name) for f in target]
+        # EMPTY_FIELD_AS = FIELD_DEFAULT with defaults to use: empty fields are read as "" and filled.
+        self.fill_empty = self.dialect.empty_as_default and any(d is not None for d in self.defaults)
+        if self.fill_empty:
+            self.dialect = self.dialect.keeping_empty()
         self.codec = compression_codec(options, key)
         self.names = [f"c{i}" for i in range(len(target))]
 
@@ -96,7 +103,7 @@ class _CsvFile:
 
     def _arrow_batches(self) -> Iterator[pa.RecordBatch]:
         read, parse, convert = csv_arrow_options(
-            self.dialect, self.names, list(self.target.types), self.batch_rows
+            self.dialect, self.names, list(self.target.types), self.batch_rows, as_text=self.fill_empty
         )
         if self.codec == ext_codec(self.key):
             # The dataset scanner infers the same codec from the name and parses blocks in parallel.
@@ -112,11 +119,14 @@ class _CsvFile:
 
     def _finish_fast(self, raw: pa.RecordBatch) -> pa.RecordBatch:
         columns = []
-        for arr, fld in zip(raw.columns, self.target, strict=True):
+        for arr, fld, default in zip(raw.columns, self.target, self.defaults, strict=True):
+            empty = None
+            if self.fill_empty:
+                arr, empty = _split_empty(arr)
             if needs_staging(fld.type, self.dialect):
                 arr = stage_text(arr, fld.type, self.dialect)
             try:
-                columns.append(cast_array(arr, fld.type))
+                columns.append(_fill(cast_array(arr, fld.type), empty, default))
             except CAST_ERRORS as exc:
                 raise _Restart from exc
         return pa.RecordBatch.from_arrays(columns, schema=self.target)
@@ -175,11 +185,15 @@ class _CsvFile:
             for column, value in zip(columns, padded, strict=True):
                 column.append(self._text_value(value))
         raw = [pa.array(column, pa.string()) for column in columns]
+        empties: list[pa.Array | None] = [None] * width
+        if self.fill_empty:
+            raw, empties = (list(x) for x in zip(*(_split_empty(a) for a in raw), strict=True))
         staged = [
             stage_text(a, f.type, self.dialect) if needs_staging(f.type, self.dialect) else a
             for a, f in zip(raw, self.target, strict=True)
         ]
         arrays, cast_bad = convert_columns(staged, self.target)
+        arrays = [_fill(a, e, d) for a, e, d in zip(arrays, empties, self.defaults, strict=True)]
         for row, message in cast_bad.items():
             bad.setdefault(row, message)
         return Chunk(arrays, bad, lambda row: rows[row][0])
@@ -193,6 +207,23 @@ class _CsvFile:
         if value in d.null_values:
             return None
         return value
+
+
+def _constant(value: pa.Scalar | None, typ: pa.DataType, length: int) -> pa.Array:
+    return pa.nulls(length, typ) if value is None else pa.repeat(value.cast(typ), length)
+
+
+def _split_empty(arr: pa.Array) -> tuple[pa.Array, pa.Array]:
+    """Empty texts become NULL; the mask says where they were (for the column default)."""
+    empty = pc.fill_null(pc.equal(arr, ""), False)
+    return pc.if_else(empty, pa.scalar(None, arr.type), arr), empty
+
+
+def _fill(arr: pa.Array, where: pa.Array | None, default: pa.Scalar | None) -> pa.Array:
+    """The column default where ``where`` is set (FIELD_DEFAULT); otherwise ``arr`` as it is."""
+    if where is None or default is None:
+        return arr
+    return pc.if_else(where, default.cast(arr.type), arr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -211,11 +242,16 @@ class _ParquetFile:
         sink: ErrorSink,
         case_sensitive: bool,
         batch_rows: int,
+        defaults: Mapping[str, pa.Scalar],
     ) -> None:
         self.backend, self.key, self.target, self.sink = backend, key, target, sink
         self.case_sensitive, self.batch_rows = case_sensitive, batch_rows
         self.missing = choice_option(options, "MISSING_FIELD_AS", "ERROR", MISSING_FIELD_CHOICES)
         self.null_if = null_if_array(null_if_option(options))  # string values that load as NULL
+        # A column missing from the file: its default with FIELD_DEFAULT, else NULL.
+        self.missing_values = [
+            defaults.get(f.name) if self.missing == "FIELD_DEFAULT" else None for f in target
+        ]
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         fs, path = self.backend.filesystem_and_path(self.key)
@@ -257,8 +293,10 @@ class _ParquetFile:
 
     def _convert(self, raw: pa.RecordBatch, columns: list[str | None], offset: int) -> pa.RecordBatch | None:
         source = [
-            apply_null_if(raw.column(c), self.null_if) if c is not None else pa.nulls(raw.num_rows, f.type)
-            for c, f in zip(columns, self.target, strict=True)
+            apply_null_if(raw.column(c), self.null_if)
+            if c is not None
+            else _constant(missing, f.type, raw.num_rows)
+            for c, f, missing in zip(columns, self.target, self.missing_values, strict=True)
         ]
         arrays, bad = convert_columns(source, self.target)
         return emit_chunk(Chunk(arrays, bad, lambda row: offset + row + 1), self.target, self.sink)
@@ -278,6 +316,7 @@ def open_file_reader(
     on_error: OnError,
     column_match: str = "CASE_INSENSITIVE",
     batch_rows: int = 131072,
+    defaults: Mapping[str, pa.Scalar] | None = None,
 ) -> tuple[pa.RecordBatchReader, FileStats]:
     """Stream one staged file as batches of ``target`` (names and types, in order).
 
@@ -286,6 +325,8 @@ def open_file_reader(
             ``TYPE`` defaults to PARQUET.
         target: the columns to fill. CSV/TSV map fields by position; NDJSON and Parquet by name.
         column_match: ``CASE_INSENSITIVE`` (default) or ``CASE_SENSITIVE`` for NDJSON/Parquet names.
+        defaults: column default values by target name, used where the format's FIELD_DEFAULT
+            applies (EMPTY_FIELD_AS, MISSING_FIELD_AS, NULL_FIELD_AS); other columns get NULL there.
 
     Returns:
         The reader and its stats, which fill in as the reader is consumed. ``FileStats.rows_loaded``
@@ -296,7 +337,7 @@ def open_file_reader(
     """
     stats = FileStats()
     sink = ErrorSink(stats, on_error, display_name)
-    factory = _file_factory(backend, key, options, target, sink, column_match, batch_rows)
+    factory = _file_factory(backend, key, options, target, sink, column_match, batch_rows, defaults or {})
 
     def generate() -> Iterator[pa.RecordBatch]:
         source = _skip_file_batches(factory, sink) if on_error.mode == "SKIP_FILE" else _safe(factory(), sink)
@@ -315,6 +356,7 @@ def _file_factory(
     sink: ErrorSink,
     column_match: str,
     batch_rows: int,
+    defaults: Mapping[str, pa.Scalar],
 ) -> Callable[[], Iterator[pa.RecordBatch]]:
     """Validate the options now (errors surface before any reading) and return a batch source."""
     kind = options.get("TYPE", "PARQUET").upper()
@@ -323,12 +365,12 @@ def _file_factory(
         raise StageError("ColumnMatchMode must be one of {CASE_SENSITIVE | CASE_INSENSITIVE}")
     sensitive = match == "CASE_SENSITIVE"
     if kind in {"CSV", "TSV", "TEXT"}:
-        csv_file = _CsvFile(backend, key, options, target, sink, batch_rows)
+        csv_file = _CsvFile(backend, key, options, target, sink, batch_rows, defaults)
         return csv_file.batches
     if kind == "NDJSON":
-        return NdjsonFile(backend, key, options, target, sink, sensitive).batches
+        return NdjsonFile(backend, key, options, target, sink, sensitive, defaults).batches
     if kind == "PARQUET":
-        return _ParquetFile(backend, key, options, target, sink, sensitive, batch_rows).batches
+        return _ParquetFile(backend, key, options, target, sink, sensitive, batch_rows, defaults).batches
     raise StageError(f"Unknown file format TYPE: {kind}")
 
 

@@ -611,3 +611,40 @@ def test_csv_booleans_as_duckdb_reads_them(user, unique_table):
     assert "Could not convert 'maybe' to BOOLEAN" in rows[0]["First_error"]
     got = query(user, f"SELECT ok FROM {t} ORDER BY id")
     assert [r["ok"] for r in got] == [True, False, True, False, True, True]
+
+
+def test_field_default_fills_column_defaults(user, unique_table):
+    t = unique_table("fd")
+    execute(user, f"CREATE SEQUENCE {t}_seq")
+    execute(
+        user,
+        f"CREATE TABLE {t} (id INTEGER DEFAULT nextval('{t}_seq'), name VARCHAR DEFAULT 'anon', "
+        "n INTEGER DEFAULT 7, note VARCHAR)",
+    )
+    # CSV: an empty field takes the default; \\N stays NULL; per-row defaults (nextval) stay NULL.
+    put(user, "@~/fd/a.csv", b"1,,,x\n2,\\N,5,\n,b,,y\n")
+    csv = "FILE_FORMAT = (TYPE = CSV EMPTY_FIELD_AS = FIELD_DEFAULT)"
+    assert [r["Rows_loaded"] for r in query(user, f"COPY INTO {t} FROM @~/fd/a.csv {csv}")] == [3]
+    # TSV: FIELD_DEFAULT is its default.
+    put(user, "@~/fd/b.tsv", b"3\t\t\tz\n")
+    query(user, f"COPY INTO {t} FROM @~/fd/b.tsv FILE_FORMAT = (TYPE = TSV)")
+    # NDJSON: a missing key and an explicit null, each with its own option.
+    put(user, "@~/fd/c.ndjson", b'{"id": 4, "note": "m"}\n{"id": 5, "name": null, "n": null, "note": "n"}\n')
+    nd = "FILE_FORMAT = (TYPE = NDJSON MISSING_FIELD_AS = FIELD_DEFAULT NULL_FIELD_AS = FIELD_DEFAULT)"
+    query(user, f"COPY INTO {t} FROM @~/fd/c.ndjson {nd}")
+    # Parquet: a column missing from the file.
+    put(user, "@~/fd/d.parquet", parquet_bytes(pa.table({"id": [6], "note": ["p"]})))
+    query(
+        user,
+        f"COPY INTO {t} FROM @~/fd/d.parquet FILE_FORMAT = (TYPE = PARQUET MISSING_FIELD_AS = FIELD_DEFAULT)",
+    )
+    got = query(user, f"SELECT id, name, n, note FROM {t} ORDER BY id NULLS LAST")
+    assert got == [
+        {"id": 1, "name": "anon", "n": 7, "note": "x"},
+        {"id": 2, "name": None, "n": 5, "note": None},
+        {"id": 3, "name": "anon", "n": 7, "note": "z"},
+        {"id": 4, "name": "anon", "n": 7, "note": "m"},
+        {"id": 5, "name": "anon", "n": 7, "note": "n"},
+        {"id": 6, "name": "anon", "n": 7, "note": "p"},
+        {"id": None, "name": "b", "n": 7, "note": "y"},
+    ]
