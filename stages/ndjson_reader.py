@@ -62,7 +62,7 @@ class NdjsonFile:
         self.missing = choice_option(options, "MISSING_FIELD_AS", "ERROR", MISSING_FIELD_CHOICES)
         null_field = choice_option(options, "NULL_FIELD_AS", "NULL", {"NULL", "FIELD_DEFAULT"})
         # Python values that stand in for a missing key / an explicit null (FIELD_DEFAULT: the default).
-        values = [defaults[f.name].as_py() if f.name in defaults else None for f in target]
+        values = [_default_value(f, defaults.get(f.name)) for f in target]
         self.missing_values = values if self.missing == "FIELD_DEFAULT" else [None] * len(values)
         self.null_values = values if null_field == "FIELD_DEFAULT" else [None] * len(values)
         self.keys = [f.name if case_sensitive else f.name.lower() for f in target]
@@ -160,6 +160,12 @@ class NdjsonFile:
         if self.null_if:
             values = [None if isinstance(v, str) and v in self.null_if else v for v in values]
         return values, None
+
+
+def _default_value(fld: pa.Field, default: pa.Scalar | None) -> Any:
+    """A column default as a value read from JSON (a JSON column's default is JSON text already)."""
+    value = None if default is None else default.as_py()
+    return json.loads(value) if value is not None and is_json_field(fld) else value
 
 
 def _count_records(block: bytes) -> int:

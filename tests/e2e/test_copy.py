@@ -648,3 +648,13 @@ def test_field_default_fills_column_defaults(user, unique_table):
         {"id": 6, "name": "anon", "n": 7, "note": "p"},
         {"id": None, "name": "b", "n": 7, "note": "y"},
     ]
+
+
+def test_field_default_of_a_json_column_is_its_json(user, unique_table):
+    t = unique_table("fj")
+    execute(user, f"""CREATE TABLE {t} (id INTEGER, j JSON DEFAULT '{{"k": 1}}')""")
+    put(user, "@~/fj/a.ndjson", b'{"id": 1}\n{"id": 2, "j": [2]}\n')
+    fmt = "FILE_FORMAT = (TYPE = NDJSON MISSING_FIELD_AS = FIELD_DEFAULT)"
+    query(user, f"COPY INTO {t} FROM @~/fj/a.ndjson {fmt}")
+    got = query(user, f"SELECT id, j FROM {t} ORDER BY id")
+    assert [(r["id"], json.loads(r["j"])) for r in got] == [(1, {"k": 1}), (2, [2])]
