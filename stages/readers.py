@@ -1,11 +1,11 @@
 """Read one staged file as an Arrow stream with Databend COPY semantics and error accounting.
 
 The common case (a clean file) runs entirely in Arrow C++: CSV through Arrow's streaming reader
-(``pyarrow.csv.open_csv``) with the target types as ``ConvertOptions.column_types``; NDJSON through ``pyarrow.json`` with the target
-schema; Parquet through a ``pyarrow.dataset`` scan plus a cast. Only when Arrow reports a bad value (or
-NDJSON meets something Arrow reads differently) does a file fall back to a careful path that finds the
-bad rows, their 1-based line numbers, and applies ON_ERROR. Batches are streamed; the fallback
-works one chunk at a time, so memory stays bounded for files larger than RAM.
+(``pyarrow.csv.open_csv``) with the target types as ``ConvertOptions.column_types``; NDJSON through
+``pyarrow.json`` with the target schema; Parquet a row group at a time, plus a cast. Only when Arrow
+reports a bad value (or NDJSON meets something Arrow reads differently) does a file fall back to a
+careful path that finds the bad rows, their 1-based line numbers, and applies ON_ERROR. Batches are
+streamed; the fallback works one chunk at a time, so memory stays bounded for files larger than RAM.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterator, Mapping
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
-import pyarrow.dataset as ds
+import pyarrow.parquet as pq
 
 from stages.conversion import (
     CAST_ERRORS,
@@ -39,6 +39,7 @@ from stages.formats import (
 )
 from stages.ndjson_reader import NdjsonFile
 from stages.on_error import ErrorSink, FileStats, OnError, SkipFile
+from stages.parquet_io import parquet_batches
 from stages.storage.base import StorageBackend
 
 __all__ = ["open_file_reader"]
@@ -245,18 +246,16 @@ class _ParquetFile:
         ]
 
     def batches(self) -> Iterator[pa.RecordBatch]:
-        fs, path = self.backend.filesystem_and_path(self.key)
         try:
-            # The dataset scanner decodes row groups in parallel (faster than iter_batches).
-            dataset = ds.dataset(path, filesystem=fs, format="parquet")
+            parquet = pq.ParquetFile(self.backend.open_input(self.key))
+            names = parquet.schema_arrow.names
         except (pa.ArrowInvalid, OSError) as exc:
             self.sink.file_error(f"Invalid Parquet file: {exc}")
             return
-        columns = self._match(dataset.schema.names)
+        columns = self._match(names)
         wanted = sorted({c for c in columns if c is not None})
-        scanner = dataset.scanner(columns=wanted, batch_size=self.batch_rows, use_threads=True)
         offset = 0
-        for raw in scanner.to_reader():
+        for raw in parquet_batches(parquet, self.batch_rows, wanted):
             batch = self._convert(raw, columns, offset)
             offset += raw.num_rows
             if batch is not None:

@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from stages.conversion import apply_null_if, null_if_array
 from stages.errors import StageError
 from stages.formats import compression_codec, null_if_option, open_stream, unescape_option
+from stages.parquet_io import parquet_batches
 from stages.storage.base import StorageBackend
 
 FILENAME_COLUMN = "METADATA$FILENAME"
@@ -125,7 +126,7 @@ def _file_batches(
         try:
             if kind == "PARQUET":
                 parquet = pq.ParquetFile(backend.open_input(key))
-                for batch in parquet.iter_batches(batch_size=batch_rows):
+                for batch in parquet_batches(parquet, batch_rows):
                     yield _conform(batch, schema, name, null_if)
             elif kind == "NDJSON":
                 for batch in open_ndjson(backend, key, options, schema):
