@@ -33,3 +33,8 @@ class SessionBusy(EngineError):
 
 class QueryCancelled(EngineError):
     """The running statement was interrupted (client cancel or timeout)."""
+
+
+def without_traceback(text: str) -> str:
+    """DuckDB quotes a Python error raised inside an Arrow stream with pyarrow's traceback detail."""
+    return text.split(". Detail: Python exception", 1)[0]

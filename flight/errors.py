@@ -8,7 +8,13 @@ from contextlib import contextmanager
 
 import pyarrow.flight as flight
 
-from engine.errors import AuthenticationFailed, EngineError, PermissionDenied, QueryCancelled
+from engine.errors import (
+    AuthenticationFailed,
+    EngineError,
+    PermissionDenied,
+    QueryCancelled,
+    without_traceback,
+)
 from stages.errors import StageError
 
 log = logging.getLogger("stageflight")
@@ -31,7 +37,7 @@ def flight_errors() -> Iterator[None]:
     except QueryCancelled as exc:
         raise flight.FlightCancelledError(str(exc)) from None
     except (EngineError, StageError, ClientError) as exc:
-        raise flight.FlightServerError(str(exc)) from None
+        raise flight.FlightServerError(without_traceback(str(exc))) from None
     except Exception as exc:
         log.exception("internal error")
         raise flight.FlightInternalError(

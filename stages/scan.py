@@ -94,7 +94,7 @@ def naming_the_file(name: str) -> Iterator[None]:
     """Arrow's complaints about a file's contents become errors that name the file."""
     try:
         yield
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError, OSError) as exc:
         text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise StageError(f"Cannot read staged file {name}: {text}") from None
 

@@ -283,7 +283,8 @@ class S3Backend(StorageBackend):
         try:
             if random_access:
                 return self._fs.open_input_file(path)
-            return self._fs.open_input_stream(path)
+            # compression=None: pyarrow would otherwise decompress by extension (a .gz read raw is a .gz).
+            return self._fs.open_input_stream(path, compression=None)
         except OSError as exc:
             raise self._translate(exc, key, object_key) from None
 

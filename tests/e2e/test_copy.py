@@ -658,3 +658,14 @@ def test_field_default_of_a_json_column_is_its_json(user, unique_table):
     query(user, f"COPY INTO {t} FROM @~/fj/a.ndjson {fmt}")
     got = query(user, f"SELECT id, j FROM {t} ORDER BY id")
     assert [(r["id"], json.loads(r["j"])) for r in got] == [(1, {"k": 1}), (2, [2])]
+
+
+def test_corrupt_compressed_file_error_is_clean(user, table):
+    put(user, "@~/cz/a.csv.gz", b"this is not gzip data")
+    with pytest.raises(dbapi.Error) as raised:
+        query(user, f"COPY INTO {table} FROM @~/cz/a.csv.gz FILE_FORMAT = (TYPE = CSV)")
+    message = str(raised.value)
+    assert "cz/a.csv.gz" in message and "Traceback" not in message and "__stage_" not in message
+    with pytest.raises(dbapi.Error, match="Cannot read staged file cz/a.csv.gz") as raised:
+        query(user, "SELECT * FROM @~/cz/a.csv.gz (FILE_FORMAT => 'CSV')")
+    assert "Traceback" not in str(raised.value)
