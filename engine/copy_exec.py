@@ -16,7 +16,7 @@ from engine import guard
 from engine.copy_sql import CopyLoad
 from engine.database import CATALOG_SCHEMA
 from engine.dialect import stage_refs
-from engine.errors import EngineError, StatementRejected, without_traceback
+from engine.errors import EngineError, StatementRejected, duckdb_error_text
 from engine.history import history_table_key
 from engine.names import quote_ident, reject_reserved
 from engine.plans import Params, Plan
@@ -62,8 +62,6 @@ class Candidate:
     name: str  # relative to the stage root, as LIST shows it
     file: StagedFile
 
-
-_FAILED_STREAM = re.compile(r"reading the stream registered as '[^']*' failed: (.*)", re.S)
 
 # Column defaults that give a new value per row cannot be evaluated once for a whole COPY.
 _PER_ROW_DEFAULT = re.compile(r"\b(nextval|random|uuid|gen_random_uuid|uuidv4|uuidv7)\s*\(", re.I)
@@ -536,14 +534,11 @@ def _same_file(recorded: tuple[Any, ...] | None, file: StagedFile) -> bool:
 
 
 def _load_error(exc: Exception, c: Candidate | None) -> EngineError:
-    text = without_traceback(str(exc))
+    text = duckdb_error_text(str(exc))
     # An abort raised inside the reader reaches us through DuckDB's Arrow scan; keep its own words.
     marker = "abort after"
-    failed_stream = _FAILED_STREAM.search(text)
     if marker in text:
         text = text[text.index(marker) :]
-    elif failed_stream is not None:  # the reader's own error, without our internal stream name
-        text = failed_stream.group(1)
-    if marker not in text and c is not None and c.name not in text:
+    elif c is not None and c.name not in text:
         text = f"{text} (file '{c.name}')"
     return EngineError(text)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 
 class EngineError(Exception):
     """Base class for statement problems the client can fix."""
@@ -38,3 +40,16 @@ class QueryCancelled(EngineError):
 def without_traceback(text: str) -> str:
     """DuckDB quotes a Python error raised inside an Arrow stream with pyarrow's traceback detail."""
     return text.split(". Detail: Python exception", 1)[0]
+
+
+_FAILED_STREAM = re.compile(
+    r"reading the stream registered as '[^']*' failed: (?:Unknown error: )?(.*)", re.S
+)
+
+
+def duckdb_error_text(text: str) -> str:
+    """DuckDB's message, minus what it wraps around a failing Arrow stream (a staged file's reader):
+    our internal stream name and pyarrow's traceback. The reader's own words stay."""
+    text = without_traceback(text)
+    failed = _FAILED_STREAM.search(text)
+    return failed.group(1) if failed is not None else text

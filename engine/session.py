@@ -20,7 +20,7 @@ from engine.admin import parse_user_statement
 from engine.copy_exec import plan_load
 from engine.copy_sql import CopyLoad, CopyUnload, parse_copy
 from engine.database import CATALOG_SCHEMA
-from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected
+from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected, duckdb_error_text
 from engine.file_formats import parse_file_format_statement
 from engine.plans import Params, Plan
 from engine.results import Result
@@ -287,7 +287,7 @@ class Session:
         except duckdb.InterruptException:
             raise QueryCancelled("Query cancelled") from None
         except duckdb.Error as exc:
-            raise EngineError(str(exc)) from None
+            raise EngineError(duckdb_error_text(str(exc))) from None
 
     def resolve_stage(self, ref: str, privilege: StagePrivilege) -> Resolved:
         return self.engine.stages.resolve(ref, self.user, self.is_admin, privilege)

@@ -549,6 +549,14 @@ def test_select_from_unreadable_staged_file_names_it(user, name, data, fmt, mess
     assert query(user, "SELECT 1 AS ok") == [{"ok": 1}]  # the session keeps serving
 
 
+def test_select_error_deep_in_a_staged_file_names_it(user):
+    # Past the first block, the error surfaces inside DuckDB's scan of the reader.
+    put(user, "@~/mid/a.csv", b"".join(b"%d,x\n" % i for i in range(600_000)) + b"1,2,3\n")
+    with pytest.raises(dbapi.Error, match="Cannot read staged file mid/a.csv: CSV parse error") as raised:
+        query(user, "SELECT count(*) AS n FROM @~/mid/a.csv (FILE_FORMAT => 'CSV')")
+    assert "__stage_" not in str(raised.value) and "Traceback" not in str(raised.value)
+
+
 def test_select_skips_empty_files_after_the_first(user):
     put(user, "@~/em/a.csv", b"1,x\n")
     put(user, "@~/em/b.csv", b"")
