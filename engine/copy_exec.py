@@ -24,7 +24,9 @@ from engine.results import Result
 from engine.sql_plan import positional_columns
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
+from stages.batching import coalesce
 from stages.conversion import JSON_FIELD_METADATA
+from stages.fast_parquet import ParquetLayout, arrow_stream, inspect_parquet
 from stages.paths import join_key, relative_name
 from stages.scan import scan_files
 from stages.storage.base import StagedFile
@@ -249,26 +251,19 @@ class CopyLoader:
         loaded: list[Candidate] = []
         with session.exclusive() as cur, session.statement_transaction(cur):
             pending: list[Candidate] = []
-            native_group: list[Candidate] = []
-            native_columns: tuple[str, ...] | None = None
+            fast_group: list[Candidate] = []
+            fast_layout: ParquetLayout | None = None
             for c in candidates:
-                columns = self._native_columns(resolved, c, options, target)
-                if native_group and (columns != native_columns or len(native_group) >= BATCH_FILES):
-                    self._insert_native(
-                        cur,
-                        resolved,
-                        native_group,
-                        native_columns,
-                        options,
-                        target,
-                        history_key,
-                        rows,
-                        loaded,
-                    )
-                    native_group = []
-                if columns is not None:
-                    native_group.append(c)
-                    native_columns = columns
+                layout = self._fast_layout(resolved, c, options, target)
+                if fast_group and fast_layout is not None:
+                    if layout is None or layout.shape != fast_layout.shape or len(fast_group) >= BATCH_FILES:
+                        self._insert_fast(
+                            cur, resolved, fast_group, fast_layout, options, target, history_key, rows, loaded
+                        )
+                        fast_group = []
+                if layout is not None:
+                    fast_group.append(c)
+                    fast_layout = layout
                     continue
                 pending.append(c)
                 if len(pending) >= BATCH_FILES or sum(p.file.size for p in pending) >= BATCH_BYTES:
@@ -276,9 +271,9 @@ class CopyLoader:
                     pending = []
             if pending:
                 self._insert_batch(cur, resolved, pending, options, target, history_key, rows, loaded)
-            if native_group:
-                self._insert_native(
-                    cur, resolved, native_group, native_columns, options, target, history_key, rows, loaded
+            if fast_group and fast_layout is not None:
+                self._insert_fast(
+                    cur, resolved, fast_group, fast_layout, options, target, history_key, rows, loaded
                 )
         return rows, loaded
 
@@ -298,7 +293,10 @@ class CopyLoader:
         Each file keeps its own reader (and counts) inside the chained stream.
         """
         opened = [(c, *self._reader(resolved, c, options, target)) for c in batch]
-        chained = pa.RecordBatchReader.from_batches(target, (b for _, reader, _ in opened for b in reader))
+        batches = coalesce(
+            (b for _, reader, _ in opened for b in reader), self.session.engine.config.batch_rows
+        )
+        chained = pa.RecordBatchReader.from_batches(target, batches)
         name = f"__stage_{uuid.uuid4().hex}"
         columns = ", ".join(quote_ident(f.name) for f in target)
         cur.register(name, chained)
@@ -320,48 +318,53 @@ class CopyLoader:
             if not stats.errors_seen:
                 loaded.append(c)
 
-    def _native_columns(
+    def _fast_layout(
         self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema
-    ) -> tuple[str, ...] | None:
-        """File columns for DuckDB's own Parquet reader, in target order, when it can take the file.
+    ) -> ParquetLayout | None:
+        """How the fast path reads the file, when it can take it (see :mod:`stages.fast_parquet`).
 
-        The common case only: a local file, ON_ERROR = ABORT, no load options, every column present.
+        The common case only: Parquet, ON_ERROR = ABORT, no load options, every column present.
         """
-        native = self.session.engine.stages.native_parquet
         plain = set(options) <= {"TYPE", "COMPRESSION"}
-        if native is None or resolved.backend is not native.backend or options.get("TYPE") != "PARQUET":
+        if options.get("TYPE") != "PARQUET" or not plain or str(self.on_error) not in ("ABORT", "ABORT_1"):
             return None
-        if str(self.on_error) not in ("ABORT", "ABORT_1") or not plain:
-            return None
-        in_file, self._footer_rows[c.file.key] = native.footer(c.file.key)
-        if self.load.column_match_mode == "CASE_SENSITIVE":
-            wanted = [f.name if f.name in in_file else None for f in target]
-        else:
-            lowered = {n.lower(): n for n in in_file}
-            if len(lowered) != len(in_file):
-                return None  # ambiguous names: let the careful reader report it
-            wanted = [lowered.get(f.name.lower()) for f in target]
-        if any(w is None for w in wanted):
-            return None
-        return tuple(w for w in wanted if w is not None)
+        native = self.session.engine.stages.native_parquet
+        try:
+            layout = inspect_parquet(
+                resolved.backend,
+                c.file.key,
+                target.names,
+                case_sensitive=self.load.column_match_mode == "CASE_SENSITIVE",
+                batch_rows=self.session.engine.config.batch_rows,
+                duckdb_reader=native is not None and resolved.backend is native.backend,
+            )
+        except (pa.ArrowInvalid, OSError):
+            return None  # not readable as Parquet: the careful reader says why, naming the file
+        if layout is not None:
+            self._footer_rows[c.file.key] = layout.rows
+        return layout
 
-    def _insert_native(
+    def _insert_fast(
         self,
         cur: Any,
         resolved: Resolved,
         group: list[Candidate],
-        file_columns: tuple[str, ...] | None,
+        layout: ParquetLayout,
         options: dict[str, str],
         target: pa.Schema,
         history_key: str,
         rows: list[dict[str, Any]],
         loaded: list[Candidate],
     ) -> None:
-        """One INSERT over several Parquet files read by DuckDB itself (it parallelises across them)."""
-        native = self.session.engine.stages.native_parquet
-        assert native is not None and file_columns is not None
+        """One INSERT over several Parquet files of one layout (DuckDB parallelises the insert)."""
         keys = [c.file.key for c in group]
-        reader = native.open_many(keys, file_columns, self.session.engine.config.batch_rows)
+        batch_rows = self.session.engine.config.batch_rows
+        if layout.arrow:
+            reader = arrow_stream(resolved.backend, keys, layout, batch_rows)
+        else:
+            native = self.session.engine.stages.native_parquet
+            assert native is not None
+            reader = native.open_many(keys, layout.columns, batch_rows)
         columns = ", ".join(quote_ident(f.name) for f in target)
         name = f"__stage_{uuid.uuid4().hex}"
         cur.register(name, reader)

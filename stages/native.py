@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 
 import duckdb
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from stages.storage.local import LocalBackend
 
@@ -63,8 +62,3 @@ class NativeParquetReader:
         with self._lock:
             cursor = self._con.cursor()
         return cursor.read_parquet(paths).project(projection).to_arrow_reader(batch_rows)
-
-    def footer(self, key: str) -> tuple[list[str], int]:
-        """Top-level column names and row count, from the file's Parquet footer (no data read)."""
-        metadata = pq.ParquetFile(self.backend.open_input(key)).metadata
-        return list(metadata.schema.to_arrow_schema().names), int(metadata.num_rows)

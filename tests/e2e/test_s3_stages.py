@@ -228,3 +228,25 @@ def test_cli_put_get_on_s3_root(start_server, moto_s3, tmp_path, monkeypatch):
     assert (target / "cli" / "up.csv").read_bytes() == source.read_bytes() or (
         target / "up.csv"
     ).read_bytes() == source.read_bytes()
+
+
+def test_parquet_copy_from_s3_many_files_and_a_bad_one(ext, moto_s3, unique_table):
+    client = s3_client(moto_s3)
+    expected = []
+    for i in range(3):
+        part = pa.table(
+            {"id": list(range(i * 100, i * 100 + 100)), "name": [("a", "b", None)[j % 3] for j in range(100)]}
+        )
+        expected += part.to_pylist()
+        client.put_object(Bucket=ext.bucket, Key=f"landing/pqs/p{i}.parquet", Body=_parquet(part))
+    t = unique_table("s3pq")
+    execute(ext, f"CREATE TABLE {t} (id INTEGER, name VARCHAR)")
+    rows = query(ext, f"COPY INTO {t} FROM @ext/pqs/ FILE_FORMAT = (TYPE = PARQUET)")
+    assert [(r["File"], r["Rows_loaded"]) for r in rows] == [(f"pqs/p{i}.parquet", 100) for i in range(3)]
+    assert query(ext, f"SELECT id, name FROM {t} ORDER BY id") == expected
+    bad = pa.table({"id": ["1", "x"], "name": ["a", "a"]})
+    client.put_object(Bucket=ext.bucket, Key="landing/pqs/q.parquet", Body=_parquet(bad))
+    with pytest.raises(Exception) as err:
+        query(ext, f"COPY INTO {t} FROM @ext/pqs/ FILE_FORMAT = (TYPE = PARQUET)")
+    assert "pqs/q.parquet" in str(err.value) and "line 2" in str(err.value), str(err.value)
+    assert query(ext, f"SELECT count(*) AS n FROM {t}") == [{"n": 300}]
