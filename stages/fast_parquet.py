@@ -62,7 +62,17 @@ def inspect_parquet(
 
     ``duckdb_reader``: the confined DuckDB can read this backend's files.
     """
-    source = backend.open_input(key)
+    with backend.open_input(key) as source:
+        return _layout(source, target_names, case_sensitive, batch_rows, duckdb_reader)
+
+
+def _layout(
+    source: pa.NativeFile,
+    target_names: Sequence[str],
+    case_sensitive: bool,
+    batch_rows: int,
+    duckdb_reader: bool,
+) -> ParquetLayout | None:
     parquet = pq.ParquetFile(source)
     schema = parquet.schema_arrow
     columns = _match_columns(schema.names, target_names, case_sensitive)
@@ -89,10 +99,11 @@ def arrow_stream(
 
     def batches() -> Iterator[pa.RecordBatch]:
         for key in keys:
-            parquet = pq.ParquetFile(backend.open_input(key), read_dictionary=list(layout.dictionary))
-            for batch in parquet_batches(parquet, batch_rows, layout.columns):
-                # Same types by construction; this drops per-file field metadata and nullability.
-                yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
+            with backend.open_input(key) as source:
+                parquet = pq.ParquetFile(source, read_dictionary=list(layout.dictionary))
+                for batch in parquet_batches(parquet, batch_rows, layout.columns):
+                    # Same types by construction; this drops per-file field metadata and nullability.
+                    yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
     # Small row groups (some writers use a few thousand rows) would make small batches.
     return pa.RecordBatchReader.from_batches(schema, coalesce(batches(), batch_rows))
