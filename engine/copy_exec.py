@@ -412,13 +412,11 @@ class CopyLoader:
         rows: list[dict[str, Any]] = []
         with session.exclusive() as cur, session.statement_transaction(cur):
             for c in candidates:
-                reader = scan_files(
-                    resolved.backend,
-                    [(c.name, c.file.key)],
-                    options,
-                    session.engine.config.batch_rows,
-                    with_metadata=True,
+                batch_rows = session.engine.config.batch_rows
+                scan = scan_files(
+                    resolved.backend, [(c.name, c.file.key)], options, batch_rows, with_metadata=True
                 )
+                reader = pa.RecordBatchReader.from_batches(scan.schema, coalesce(scan, batch_rows))
                 name = f"__stage_{uuid.uuid4().hex}"
                 cur.register(name, reader)
                 bound = transform.copy()
