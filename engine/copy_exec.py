@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import re
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -24,7 +23,6 @@ from engine.results import Result
 from engine.sql_plan import positional_columns
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
-from stages.batching import coalesce
 from stages.conversion import JSON_FIELD_METADATA
 from stages.fast_parquet import ParquetLayout, arrow_stream, inspect_parquet
 from stages.paths import join_key, relative_name
@@ -293,13 +291,8 @@ class CopyLoader:
         Each file keeps its own reader (and counts) inside the chained stream.
         """
         opened = [(c, *self._reader(resolved, c, options, target)) for c in batch]
-        batches = coalesce(
-            (b for _, reader, _ in opened for b in reader), self.session.engine.config.batch_rows
-        )
-        chained = pa.RecordBatchReader.from_batches(target, batches)
-        name = f"__stage_{uuid.uuid4().hex}"
+        name = self.session.register_insert_source(target, (b for _, reader, _ in opened for b in reader))
         columns = ", ".join(quote_ident(f.name) for f in target)
-        cur.register(name, chained)
         try:
             cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}")
         except Exception as exc:
@@ -366,8 +359,7 @@ class CopyLoader:
             assert native is not None
             reader = native.open_many(keys, layout.columns, batch_rows)
         columns = ", ".join(quote_ident(f.name) for f in target)
-        name = f"__stage_{uuid.uuid4().hex}"
-        cur.register(name, reader)
+        name = self.session.register_insert_source(reader.schema, reader)
         try:
             cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}")
         except Exception as exc:
@@ -412,13 +404,14 @@ class CopyLoader:
         rows: list[dict[str, Any]] = []
         with session.exclusive() as cur, session.statement_transaction(cur):
             for c in candidates:
-                batch_rows = session.engine.config.batch_rows
-                scan = scan_files(
-                    resolved.backend, [(c.name, c.file.key)], options, batch_rows, with_metadata=True
+                reader = scan_files(
+                    resolved.backend,
+                    [(c.name, c.file.key)],
+                    options,
+                    session.engine.config.batch_rows,
+                    with_metadata=True,
                 )
-                reader = pa.RecordBatchReader.from_batches(scan.schema, coalesce(scan, batch_rows))
-                name = f"__stage_{uuid.uuid4().hex}"
-                cur.register(name, reader)
+                name = session.register_insert_source(reader.schema, reader)
                 bound = transform.copy()
                 for ref in stage_refs(bound):
                     ref.replace(exp.to_identifier(name))

@@ -10,7 +10,6 @@ import pyarrow as pa
 from engine.errors import ObjectAlreadyExists, ObjectNotFound
 from engine.names import qualified, reject_reserved
 from engine.session import Session
-from stages.batching import coalesce
 
 
 class IfMissing(Enum):
@@ -61,9 +60,8 @@ def ingest(
         raise ObjectAlreadyExists(f"Table already exists: {target.table}")
     if not exists and if_missing is IfMissing.FAIL:
         raise ObjectNotFound(f"Table does not exist: {target.table}")
-    # Clients send whatever batch sizes they have; small ones make DuckDB's insert slower.
-    batches = coalesce(data, session.engine.config.batch_rows)
-    source = session.register_arrow(pa.RecordBatchReader.from_batches(data.schema, batches))
+    # Clients send whatever batch sizes they have.
+    source = session.register_insert_source(data.schema, data)
     try:
         if not exists or if_exists is IfExists.REPLACE:
             temp = "TEMP " if target.temporary else ""

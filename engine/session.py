@@ -29,6 +29,7 @@ from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
 from engine.stage_sql import parse_stage_statement
 from engine.unload import plan_unload
+from stages.batching import coalesce
 
 if TYPE_CHECKING:
     from engine.core import Engine
@@ -297,6 +298,14 @@ class Session:
         name = f"__stage_{uuid.uuid4().hex}"
         self.cursor.register(name, data)
         return name
+
+    def register_insert_source(self, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> str:
+        """Register a stream that an INSERT will read, in batches of at least ``batch_rows`` rows.
+
+        DuckDB's INSERT is slow on small batches (see :func:`stages.batching.coalesce`).
+        """
+        coalesced = coalesce(batches, self.engine.config.batch_rows)
+        return self.register_arrow(pa.RecordBatchReader.from_batches(schema, coalesced))
 
     def clear_load_history(self, table_keys: list[str]) -> None:
         self.run_internal(

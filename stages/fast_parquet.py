@@ -20,7 +20,6 @@ from dataclasses import dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from stages.batching import coalesce
 from stages.parquet_io import parquet_batches
 from stages.storage.base import StorageBackend
 
@@ -105,8 +104,7 @@ def arrow_stream(
                     # Same types by construction; this drops per-file field metadata and nullability.
                     yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 
-    # Small row groups (some writers use a few thousand rows) would make small batches.
-    return pa.RecordBatchReader.from_batches(schema, coalesce(batches(), batch_rows))
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def _match_columns(
