@@ -23,6 +23,7 @@ from engine.results import Result
 from engine.sql_plan import positional_columns
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
+from stages.batching import read_ahead
 from stages.conversion import JSON_FIELD_METADATA
 from stages.fast_parquet import ParquetLayout, arrow_stream, inspect_parquet
 from stages.paths import join_key, relative_name
@@ -37,6 +38,8 @@ log = logging.getLogger("stageflight")
 # Small files are inserted together, up to this many files or bytes per INSERT.
 BATCH_FILES = 64
 BATCH_BYTES = 64 << 20
+# Batches the fast Parquet path decodes ahead of DuckDB's scan (each up to batch_rows rows).
+READ_AHEAD_BATCHES = 2
 
 LOAD_SCHEMA = pa.schema(
     [
@@ -359,7 +362,7 @@ class CopyLoader:
             assert native is not None
             reader = native.open_many(keys, layout.columns, batch_rows)
         columns = ", ".join(quote_ident(f.name) for f in target)
-        name = self.session.register_insert_source(reader.schema, reader)
+        name = self.session.register_insert_source(reader.schema, read_ahead(reader, READ_AHEAD_BATCHES))
         try:
             cur.execute(f"INSERT INTO {self.sql_name} ({columns}) SELECT * FROM {name}")
         except Exception as exc:
@@ -418,7 +421,7 @@ class CopyLoader:
                 positional_columns(bound)
                 try:
                     count = cur.execute(f"INSERT INTO {self.sql_name} ({columns}) {guard.regenerate(bound)}")
-                    loaded_rows = int((count.fetchone() or (0,))[0])
+                    loaded_rows = int((count.fetchall() or [(0,)])[0][0])
                 except Exception as exc:
                     raise _load_error(exc, c) from None
                 finally:

@@ -11,7 +11,7 @@ from typing import Any
 import duckdb
 
 from engine.config import EngineConfig
-from engine.database import Database
+from engine.database import Database, first_row
 from engine.file_formats import FileFormats
 from engine.session import Session
 from engine.stage_catalog import StageCatalog
@@ -64,11 +64,12 @@ class Engine:
     # -- stages ------------------------------------------------------------------------
     def _table_exists(self, schema: str, table: str) -> bool:
         with self.metadata_cursor() as cur:
-            row = cur.execute(
+            row = first_row(
+                cur,
                 "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
                 "AND schema_name = ? AND table_name = ?",
                 [schema, table],
-            ).fetchone()
+            )
         return row is not None
 
     def enable_local_presign(self, base_url: str) -> Any:

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 from sqlglot.tokens import TokenType
 
-from engine.database import CATALOG_SCHEMA, Database
+from engine.database import CATALOG_SCHEMA, Database, first_row
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
 from engine.plans import Plan, static_query, static_update
 from engine.tokens import TokenCursor
@@ -33,9 +33,9 @@ class FileFormats:
 
     def get(self, name: str) -> dict[str, str]:
         with self._db.server_cursor() as cur:
-            row = cur.execute(
-                f"SELECT options FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name.lower()]
-            ).fetchone()
+            row = first_row(
+                cur, f"SELECT options FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name.lower()]
+            )
         if row is None:
             raise ObjectNotFound(f"File format does not exist: {name}")
         return dict(json.loads(row[0]))
@@ -44,9 +44,7 @@ class FileFormats:
         self, name: str, options: Mapping[str, str], creator: str, *, replace: bool, if_not_exists: bool
     ) -> None:
         with self._db.server_cursor() as cur:
-            exists = cur.execute(
-                f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name]
-            ).fetchone()
+            exists = first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
             if exists and if_not_exists:
                 return
             if exists and not replace:
@@ -59,9 +57,7 @@ class FileFormats:
 
     def drop(self, name: str, *, if_exists: bool) -> None:
         with self._db.server_cursor() as cur:
-            exists = cur.execute(
-                f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name]
-            ).fetchone()
+            exists = first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
             if not exists:
                 if if_exists:
                     return

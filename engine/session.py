@@ -173,6 +173,7 @@ class Session:
                 action()
             except Exception:
                 logging.getLogger("stageflight").exception("post-commit action failed")
+        self.engine.db.checkpoint_if_due()
 
     def current_schema(self) -> str:
         return self.current_catalog_and_schema()[1]
@@ -210,6 +211,8 @@ class Session:
             if result is not None:
                 result.close()
             result = plan.run(self, params)
+        if not self.in_transaction:
+            self.engine.db.checkpoint_if_due()  # the statement committed
         return result if result is not None else Result.update(-1)
 
     def run_prepared_rows(self, prepared: Prepared, rows: list[Sequence[Any]]) -> Result:

@@ -11,7 +11,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-from engine.database import CATALOG_SCHEMA, Database
+from engine.database import CATALOG_SCHEMA, Database, first_row
 from engine.errors import ObjectAlreadyExists, PermissionDenied
 from stages.errors import StageNotFound
 from stages.model import Stage, StageKind
@@ -45,19 +45,14 @@ class StageCatalog:
 
     def get(self, name: str) -> Stage:
         with self._db.server_cursor() as cur:
-            row = cur.execute(
-                f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name]
-            ).fetchone()
+            row = first_row(cur, f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name])
         if row is None:
             raise StageNotFound(f"Stage does not exist: @{name}")
         return _row_to_stage(row)
 
     def exists(self, name: str) -> bool:
         with self._db.server_cursor() as cur:
-            return (
-                cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name]).fetchone()
-                is not None
-            )
+            return first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name]) is not None
 
     def list(self, like: str | None = None) -> list[Stage]:
         sql = f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages"
@@ -71,9 +66,7 @@ class StageCatalog:
 
     def create(self, stage: Stage, *, replace: bool = False) -> None:
         with self._db.server_transaction() as cur:
-            exists = cur.execute(
-                f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [stage.name]
-            ).fetchone()
+            exists = first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [stage.name])
             if exists and not replace:
                 raise ObjectAlreadyExists(f"Stage already exists: @{stage.name}")
             if exists:
@@ -135,10 +128,11 @@ class StageCatalog:
         if stage.creator == user:
             return True
         with self._db.server_cursor() as cur:
-            row = cur.execute(
+            row = first_row(
+                cur,
                 f"SELECT 1 FROM {CATALOG_SCHEMA}.stage_grants WHERE {_GRANT_MATCH}",
                 [stage.name, user, str(privilege)],
-            ).fetchone()
+            )
         return row is not None
 
     def require(self, stage: Stage, user: str, is_admin: bool, privilege: StagePrivilege) -> None:
@@ -164,10 +158,11 @@ class StageCatalog:
 
     def has_global(self, grantee: str, privilege: str) -> bool:
         with self._db.server_cursor() as cur:
-            row = cur.execute(
+            row = first_row(
+                cur,
                 f"SELECT 1 FROM {CATALOG_SCHEMA}.global_grants WHERE grantee = ? AND privilege = ?",
                 [grantee, privilege],
-            ).fetchone()
+            )
         return row is not None
 
     def forget_user(self, user: str) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from engine import passwords
-from engine.database import CATALOG_SCHEMA, Database
+from engine.database import CATALOG_SCHEMA, Database, first_row
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
 
 # User names become storage path segments (stage/user/<name>/): the stage layer's rule.
@@ -43,9 +43,7 @@ class UserDirectory:
 
     def _hash_of(self, name: str) -> str | None:
         with self._db.server_cursor() as cur:
-            row = cur.execute(
-                f"SELECT password_hash FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name]
-            ).fetchone()
+            row = first_row(cur, f"SELECT password_hash FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name])
         return None if row is None else str(row[0])
 
     def exists(self, name: str) -> bool:
@@ -53,9 +51,7 @@ class UserDirectory:
 
     def is_admin(self, name: str) -> bool:
         with self._db.server_cursor() as cur:
-            row = cur.execute(
-                f"SELECT is_admin FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name]
-            ).fetchone()
+            row = first_row(cur, f"SELECT is_admin FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name])
         return bool(row and row[0])
 
     def authenticate(self, name: str, password: str) -> bool:

@@ -49,6 +49,7 @@ RSS_MEMORY_LIMIT = "256MB"
 RSS_MEMORY_LIMIT_BYTES = 256 * 1000**2  # DuckDB: MB = 1000^2 bytes
 RSS_FACTOR = 4  # the CSV for the RSS test is at least this many times the memory limit
 GOAL = 0.9
+SETTLE_SECONDS = 0.5
 
 # The target table: the exact types of LINEITEM_SCHEMA, in DuckDB spelling.
 COLUMNS: list[tuple[str, str]] = [
@@ -150,6 +151,16 @@ def _fmt_all(times: list[float]) -> str:
     return "[" + ", ".join(f"{t:.2f}" for t in times) + "] s"
 
 
+def settle() -> None:
+    """Let the previous measurement's after-effects finish before the next one starts.
+
+    Both sides write a few hundred MB to their database files; the kernel writes those dirty pages
+    back over the following seconds, which otherwise lands in whichever side runs next.
+    """
+    os.sync()
+    time.sleep(SETTLE_SECONDS)
+
+
 def _query_one(cur: Any, sql: str) -> tuple[Any, ...]:
     cur.execute(sql)
     row = cur.fetchone()
@@ -172,6 +183,7 @@ def bench_load(
     def ours() -> float:
         with conn.cursor() as cur:
             cur.execute("TRUNCATE li")
+            settle()
             start = time.perf_counter()
             cur.execute(copy_sql)
             result = cur.fetch_arrow_table()
@@ -186,6 +198,7 @@ def bench_load(
 
     def limit() -> float:
         limit_db.execute("TRUNCATE li")
+        settle()
         start = time.perf_counter()
         limit_db.execute(limit_sql)
         elapsed = time.perf_counter() - start
@@ -226,12 +239,14 @@ def bench_unload(conn: Any, limit_db: duckdb.DuckDBPyConnection, work: Path, rep
         with conn.cursor() as cur:
             cur.execute("REMOVE @~/unload/")
             cur.fetchall()
+            settle()
             start = time.perf_counter()
             cur.execute("COPY INTO @~/unload/ FROM li")
             result = cur.fetch_arrow_table().to_pylist()
             our_all.append(time.perf_counter() - start)
         our_bytes = int(result[0]["output_bytes"])
         out.unlink(missing_ok=True)
+        settle()
         start = time.perf_counter()
         limit_db.execute(f"COPY li TO '{out}' (FORMAT parquet)")
         lim_all.append(time.perf_counter() - start)
