@@ -40,6 +40,15 @@ class CsvDialect:
     # Unquoted field texts that load as NULL: NULL_DISPLAY, "" unless EMPTY_FIELD_AS = STRING, NULL_IF.
     null_values: tuple[str, ...]
     empty_as_default: bool = False  # EMPTY_FIELD_AS = FIELD_DEFAULT (TSV's default)
+    null_display: str = "\\N"
+    # Quoted fields ("" and "\N"): Databend's QUOTED_EMPTY_FIELD_AS and ALLOW_QUOTED_NULLS.
+    quoted_empty_as: str = "STRING"
+    allow_quoted_nulls: bool = False
+
+    @property
+    def quotes_plain(self) -> bool:
+        """Quoted fields load as their text, never NULL: what Arrow's CSV reader does."""
+        return self.quoted_empty_as == "STRING" and not self.allow_quoted_nulls
 
     def keeping_empty(self) -> CsvDialect:
         """The dialect that reads empty fields as "" (the reader then fills in column defaults)."""
@@ -76,6 +85,11 @@ def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
         nan_display=None if nan is None or nan in _ARROW_NAN else nan,
         null_values=(null_display, *([""] if empty_as_null else []), *null_if_option(options)),
         empty_as_default=empty == "FIELD_DEFAULT",
+        null_display=null_display,
+        quoted_empty_as=choice_option(
+            options, "QUOTED_EMPTY_FIELD_AS", "STRING", {"NULL", "STRING", "FIELD_DEFAULT"}
+        ),
+        allow_quoted_nulls=bool_option(options, "ALLOW_QUOTED_NULLS", False),
     )
 
 

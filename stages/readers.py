@@ -72,6 +72,8 @@ class _CsvFile:
         self.backend, self.key, self.target, self.sink = backend, key, target, sink
         self.batch_rows = batch_rows
         self.dialect = csv_dialect(options)
+        d = self.dialect
+        self.empty_as = "FIELD_DEFAULT" if d.empty_as_default else "NULL" if "" in d.null_values else "STRING"
         self.defaults = [defaults.get(f.name) for f in target]
         # EMPTY_FIELD_AS = FIELD_DEFAULT with defaults to use: empty fields are read as "" and filled.
         self.fill_empty = self.dialect.empty_as_default and any(d is not None for d in self.defaults)
@@ -81,6 +83,10 @@ class _CsvFile:
         self.names = [f"c{i}" for i in range(len(target))]
 
     def batches(self) -> Iterator[pa.RecordBatch]:
+        if not self.dialect.quotes_plain:
+            # Arrow's reader cannot tell a quoted field from a bare one once parsed.
+            yield from self._careful(skip_rows=0)
+            return
         done = 0
         try:
             for batch in self._fast():
@@ -140,16 +146,21 @@ class _CsvFile:
                 if batch is not None:
                     yield batch
 
-    def _rows(self, text: io.TextIOWrapper) -> Iterator[tuple[int, list[str]]]:
-        """(first line, fields) of every data row; blank lines are skipped like Arrow does."""
+    def _rows(self, text: io.TextIOWrapper) -> Iterator[_Row]:
+        """(first line, fields, quoted) of every data row; blank lines are skipped like Arrow does.
+
+        ``quoted`` flags the fields that were enclosed in quotes; None when the row has no quote
+        character at all (the common case costs nothing).
+        """
         d = self.dialect
+        tap = _LineTap(text)
         if d.tsv or d.quote is None:
             reader = csv.reader(
-                text, delimiter=d.delimiter, quoting=csv.QUOTE_NONE, escapechar=None, strict=False
+                tap, delimiter=d.delimiter, quoting=csv.QUOTE_NONE, escapechar=None, strict=False
             )
         else:
             reader = csv.reader(
-                text,
+                tap,
                 delimiter=d.delimiter,
                 quotechar=d.quote,
                 escapechar=d.escape,
@@ -159,14 +170,19 @@ class _CsvFile:
         line = 0
         for index, fields in enumerate(reader):
             start, line = line + 1, reader.line_num
+            raw = tap.take()
             if index >= d.skip_header and fields:
-                yield start, fields
+                quoted = None
+                if d.quote is not None and d.quote in raw:
+                    quoted = _quoted_fields(raw, d.delimiter, d.quote, d.escape)
+                yield start, fields, quoted
 
-    def _chunk(self, rows: list[tuple[int, list[str]]]) -> Chunk:
+    def _chunk(self, rows: list[_Row]) -> Chunk:
         width = len(self.target)
         bad: dict[int, str] = {}
         columns: list[list[str | None]] = [[] for _ in range(width)]
-        for index, (_, fields) in enumerate(rows):
+        use_default: list[list[bool]] = [[] for _ in range(width)]
+        for index, (_, fields, quoted) in enumerate(rows):
             if len(fields) != width and self.dialect.error_on_mismatch:
                 bad[index] = (
                     f"Number of columns in file ({len(fields)}) does not match "
@@ -174,31 +190,104 @@ class _CsvFile:
                 )
                 fields = []
             padded: list[str | None] = [*fields[:width], *[None] * (width - len(fields))]
-            for column, value in zip(columns, padded, strict=True):
-                column.append(self._text_value(value))
+            for i, value in enumerate(padded):
+                text, default = self._text_value(value, quoted is not None and i < len(quoted) and quoted[i])
+                columns[i].append(text)
+                use_default[i].append(default)
         raw = [pa.array(column, pa.string()) for column in columns]
-        empties: list[pa.Array | None] = [None] * width
-        if self.fill_empty:
-            raw, empties = (list(x) for x in zip(*(_split_empty(a) for a in raw), strict=True))
         staged = [
             stage_text(a, f.type, self.dialect) if needs_staging(f.type, self.dialect) else a
             for a, f in zip(raw, self.target, strict=True)
         ]
         arrays, cast_bad = convert_columns(staged, self.target)
-        arrays = [_fill(a, e, d) for a, e, d in zip(arrays, empties, self.defaults, strict=True)]
+        arrays = [
+            _fill(a, pa.array(m, pa.bool_()) if any(m) else None, d)
+            for a, m, d in zip(arrays, use_default, self.defaults, strict=True)
+        ]
         for row, message in cast_bad.items():
             bad.setdefault(row, message)
         return Chunk(arrays, bad, lambda row: rows[row][0])
 
-    def _text_value(self, value: str | None) -> str | None:
+    def _text_value(self, value: str | None, quoted: bool) -> tuple[str | None, bool]:
+        """The field's text (None = NULL) and whether the column default replaces it."""
         d = self.dialect
         if value is None:  # a missing trailing field (ERROR_ON_COLUMN_COUNT_MISMATCH = FALSE)
-            return None
+            return None, False
+        if quoted:
+            if value == "":
+                return _EMPTY[d.quoted_empty_as]
+            if d.allow_quoted_nulls and value == d.null_display:
+                return None, False
+            return (value.strip(" ") if d.trim else value), False
         if d.trim:
             value = value.strip(" ")
+        if value == "":
+            return _EMPTY[self.empty_as]
         if value in d.null_values:
-            return None
-        return value
+            return None, False
+        return value, False
+
+
+# What an empty field becomes under EMPTY_FIELD_AS / QUOTED_EMPTY_FIELD_AS: (text, use the default).
+_EMPTY: dict[str, tuple[str | None, bool]] = {
+    "STRING": ("", False),
+    "NULL": (None, False),
+    "FIELD_DEFAULT": (None, True),
+}
+
+_Row = tuple[int, list[str], list[bool] | None]
+
+
+class _LineTap:
+    """The lines ``csv.reader`` pulls, kept until taken: the raw text of the row it just parsed."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self._lines = lines
+        self._taken: list[str] = []
+
+    def __iter__(self) -> _LineTap:
+        return self
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self._taken.append(line)
+        return line
+
+    def take(self) -> str:
+        raw = "".join(self._taken)
+        self._taken.clear()
+        return raw
+
+
+def _quoted_fields(raw: str, delimiter: str, quote: str, escape: str | None) -> list[bool]:
+    """For each field of one raw CSV row, whether it was enclosed in quotes (Python csv's rules)."""
+    flags: list[bool] = []
+    at_start, in_quotes, i = True, False, 0
+    while i < len(raw):
+        ch = raw[i]
+        if in_quotes:
+            if escape is not None and ch == escape:
+                i += 1  # the escaped character
+            elif ch == quote:
+                if raw.startswith(quote, i + 1):
+                    i += 1  # a doubled quote stands for one
+                else:
+                    in_quotes = False
+        elif ch == delimiter:
+            if at_start:
+                flags.append(False)  # an empty, unquoted field
+            at_start = True
+        elif ch in "\r\n":
+            break
+        elif at_start:
+            flags.append(ch == quote)
+            in_quotes, at_start = ch == quote, False
+        elif escape is not None and ch == escape:
+            i += 1
+        i += 1
+    if at_start:
+        flags.append(False)  # the last field is empty
+    return flags
 
 
 def _constant(value: pa.Scalar | None, typ: pa.DataType, length: int) -> pa.Array:

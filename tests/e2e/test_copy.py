@@ -677,3 +677,47 @@ def test_corrupt_compressed_file_error_is_clean(user, table):
     with pytest.raises(dbapi.Error, match="Cannot read staged file cz/a.csv.gz") as raised:
         query(user, "SELECT * FROM @~/cz/a.csv.gz (FILE_FORMAT => 'CSV')")
     assert "Traceback" not in str(raised.value)
+
+
+# A file with quoted and bare empty fields and \N: one clean (Arrow's fast reader) and one with a bad
+# row first (ON_ERROR = CONTINUE re-reads it with the careful reader). Both must load the same values.
+_QUOTED_CSV = b'1,"",x\n2,,"\\N"\n3,"a,""b""",\\N\n'
+_QUOTED_BAD_FIRST = b"one field only\n" + _QUOTED_CSV
+
+
+@pytest.mark.parametrize("data", [_QUOTED_CSV, _QUOTED_BAD_FIRST], ids=["clean", "careful"])
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        # Databend's defaults: a quoted empty field is '', a bare one NULL; a quoted \N is text.
+        ("", [("1", "", "x"), ("2", None, "\\N"), ("3", 'a,"b"', None)]),
+        ("QUOTED_EMPTY_FIELD_AS = NULL", [("1", None, "x"), ("2", None, "\\N"), ("3", 'a,"b"', None)]),
+        (
+            "QUOTED_EMPTY_FIELD_AS = FIELD_DEFAULT",
+            [("1", "dflt", "x"), ("2", None, "\\N"), ("3", 'a,"b"', None)],
+        ),
+        ("ALLOW_QUOTED_NULLS = TRUE", [("1", "", "x"), ("2", None, None), ("3", 'a,"b"', None)]),
+        (
+            "EMPTY_FIELD_AS = STRING QUOTED_EMPTY_FIELD_AS = NULL",
+            [("1", None, "x"), ("2", "", "\\N"), ("3", 'a,"b"', None)],
+        ),
+    ],
+)
+def test_quoted_empty_fields_and_quoted_nulls(user, unique_table, data, options, expected):
+    t = unique_table("q")
+    execute(user, f"CREATE TABLE {t} (id VARCHAR, a VARCHAR DEFAULT 'dflt', b VARCHAR)")
+    put(user, f"@~/{t}/f.csv", data)
+    result = query(
+        user, f"COPY INTO {t} FROM @~/{t}/ FILE_FORMAT = (TYPE = CSV {options}) ON_ERROR = CONTINUE"
+    )
+    assert [r["Rows_loaded"] for r in result] == [3]
+    got = query(user, f"SELECT id, a, b FROM {t} ORDER BY id")
+    assert [(r["id"], r["a"], r["b"]) for r in got] == expected
+
+
+def test_quoted_field_options_are_checked(user, table):
+    put(user, "@~/qopt/f.csv", b'1,"a"\n')
+    for option in ("QUOTED_EMPTY_FIELD_AS = ZERO", "ALLOW_QUOTED_NULLS = MAYBE"):
+        with pytest.raises(dbapi.Error, match=option.split()[0]):
+            execute(user, f"COPY INTO {table} FROM @~/qopt/ FILE_FORMAT = (TYPE = CSV {option})")
+    assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
