@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
@@ -45,7 +46,8 @@ def plan_unload(unload: CopyUnload) -> Plan:
     return Plan(description="COPY INTO stage", is_query=True, run=run, schema=schema)
 
 
-def _source_sql(unload: CopyUnload) -> str:
+def _source_sql(unload: CopyUnload) -> tuple[str, bool]:
+    """The query to unload, and whether it orders its rows (then one file is written at a time)."""
     if unload.source_table is not None:
         reject_reserved(*unload.source_table)
         query = "SELECT * FROM " + ".".join(quote_ident(p) for p in unload.source_table)
@@ -55,7 +57,7 @@ def _source_sql(unload: CopyUnload) -> str:
     trees = guard.validate(query)
     if len(trees) != 1 or not guard.is_query(trees[0]):
         raise StatementRejected("COPY INTO @stage FROM (...) needs exactly one query")
-    return guard.regenerate(trees[0])
+    return guard.regenerate(trees[0]), bool(trees[0].args.get("order"))
 
 
 def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
@@ -63,7 +65,8 @@ def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
 
     resolved = session.resolve_stage(unload.target, StagePrivilege.WRITE)
     options = session.engine.stages.file_format(session, unload.file_format, resolved)
-    sql = _source_sql(unload)
+    sql, ordered = _source_sql(unload)
+    writers = 1 if ordered else session.engine.config.threads or os.cpu_count() or 1
     counted = {"rows": 0, "bytes": 0}
     with session.exclusive() as cur:
         try:
@@ -91,6 +94,7 @@ def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
                 overwrite=unload.overwrite,
                 use_raw_path=unload.use_raw_path,
                 include_query_id=unload.include_query_id,
+                writers=writers,
             )
         except StageError:
             raise

@@ -10,7 +10,10 @@ An empty result writes no file (Databend does the same), so the returned list is
 
 from __future__ import annotations
 
+import itertools
 import json
+import queue
+import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -313,6 +316,13 @@ class _OpenFile:
     def abort(self, exc: BaseException) -> None:
         """Discard the partial file (the backend drops its temporary file)."""
         try:
+            # Closed now, the encoder cannot write to the discarded stream later (pyarrow's
+            # ParquetWriter closes itself when collected).
+            self._writer.close()
+            self._stream.close()
+        except BaseException:  # noqa: S110 - the file is being discarded anyway
+            pass
+        try:
             self._context.__exit__(type(exc), exc, exc.__traceback__)
         except BaseException:  # noqa: S110 - the original error matters more
             pass
@@ -335,6 +345,7 @@ def unload(
     overwrite: bool = False,
     use_raw_path: bool = False,
     include_query_id: bool = True,
+    writers: int = 1,
 ) -> list[UnloadedFile]:
     """Write ``reader`` under ``stage_prefix`` + ``location_path``; return the files written.
 
@@ -344,6 +355,8 @@ def unload(
             name with ``use_raw_path``).
         options: normalised file format options; ``TYPE`` defaults to PARQUET.
         max_file_size: bytes; a new file starts at the next batch once a file exceeds it.
+        writers: Parquet files written at once (see :func:`_write_parallel`); text formats and
+            ``single`` always use one. Pass 1 when the rows' order across files matters (ORDER BY).
 
     Raises:
         StageError: invalid mode combination or option, or ``file already exists: <name>``.
@@ -369,6 +382,10 @@ def unload(
             raise StageError(f"file already exists: {name}")
         return name
 
+    if writers > 1 and not single and plan.kind == "PARQUET":
+        return _write_parallel(
+            reader, backend, stage_prefix, plan, next_name, max_file_size=max_file_size, writers=writers
+        )
     return _write_all(
         reader, backend, stage_prefix, plan, next_name, max_file_size=max_file_size, single=single
     )
@@ -405,3 +422,83 @@ def _write_all(
             current.abort(exc)
         raise
     return files
+
+
+def _write_parallel(
+    reader: pa.RecordBatchReader,
+    backend: StorageBackend,
+    stage_prefix: str,
+    plan: _Plan,
+    next_name: Callable[[int], str],
+    *,
+    max_file_size: int,
+    writers: int,
+) -> list[UnloadedFile]:
+    """Several Parquet files at once, each on its own thread, fed batches in arrival order.
+
+    pyarrow encodes and compresses one file on one core; DuckDB's own COPY TO uses them all. Each
+    file holds its rows in order, but consecutive batches may land in different files (as in
+    Databend's and Snowflake's parallel unload). Files are numbered in the order they are opened.
+    """
+    feed: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2 * writers)
+    lock = threading.Lock()
+    opened = itertools.count()
+    done: list[tuple[int, UnloadedFile]] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def write() -> None:
+        current: tuple[int, _OpenFile] | None = None
+        try:
+            while (batch := feed.get()) is not None:
+                if stop.is_set():
+                    continue  # drain, so the producer never blocks
+                if current is None:
+                    with lock:
+                        index = next(opened)
+                        name = next_name(index)
+                    current = (
+                        index,
+                        _OpenFile(backend, _join(stage_prefix, name), name, plan, reader.schema),
+                    )
+                current[1].write(batch)
+                if current[1].size > max_file_size:
+                    finished = (current[0], current[1].finish())
+                    current = None
+                    with lock:
+                        done.append(finished)
+            if current is not None and not stop.is_set():
+                finished = (current[0], current[1].finish())
+                current = None
+                with lock:
+                    done.append(finished)
+        except BaseException as exc:
+            stop.set()
+            with lock:
+                failures.append(exc)
+            while feed.get() is not None:  # drain until the producer's end marker
+                pass
+        finally:
+            if current is not None:
+                current[1].abort(failures[0] if failures else StageError("unload stopped"))
+
+    threads = [threading.Thread(target=write, name=f"unload-{i}", daemon=True) for i in range(writers)]
+    for thread in threads:
+        thread.start()
+    try:
+        for batch in reader:
+            if stop.is_set():
+                break
+            if batch.num_rows:
+                feed.put(batch)
+    except BaseException as exc:
+        stop.set()
+        failures.append(exc)
+    finally:
+        for _ in threads:
+            feed.put(None)
+        for thread in threads:
+            thread.join()
+    if failures:
+        raise failures[0]
+    return [f for _, f in sorted(done, key=lambda pair: pair[0])]

@@ -314,6 +314,30 @@ def test_unload_round_trip_and_outputs(user, table, unique_table):
     assert query(user, f"COPY INTO {copy_back} FROM @~/unload/")[0]["Rows_loaded"] == 1000
 
 
+def test_unload_splits_across_files_in_parallel_and_keeps_order_by(user, table):
+    rows = 600_000  # several of the server's 131,072-row batches; MAX_FILE_SIZE = 1: a file per batch
+    execute(user, f"INSERT INTO {table} SELECT range, 'n' || range FROM range({rows})")
+    files = query(user, f"COPY INTO @~/par/ FROM {table} MAX_FILE_SIZE = 1 DETAILED_OUTPUT = TRUE")
+    assert len(files) == 5 and sum(f["row_count"] for f in files) == rows
+    assert [f["file_name"][-16:] for f in files] == [f"{i:08d}.parquet" for i in range(5)]
+    [check] = query(
+        user, "SELECT count(*) AS n, count(DISTINCT id) AS d, min(id) AS lo, max(id) AS hi FROM @~/par/"
+    )
+    assert check == {"n": rows, "d": rows, "lo": 0, "hi": rows - 1}
+    # ORDER BY: one file at a time, so the files read in name order give the query's order. Two
+    # batches (~0.8 MB each) per file: written in parallel, a file would hold every other batch.
+    ordered = query(
+        user,
+        f"COPY INTO @~/ord/ FROM (SELECT id, name FROM {table} ORDER BY id DESC) "
+        "MAX_FILE_SIZE = 1500000 DETAILED_OUTPUT = TRUE",
+    )
+    assert len(ordered) == 3 and sum(f["row_count"] for f in ordered) == rows
+    ids: list[int] = []
+    for f in sorted(ordered, key=lambda f: f["file_name"]):
+        ids += [r["id"] for r in query(user, f"SELECT id FROM @~/{f['file_name']}")]
+    assert ids == list(range(rows - 1, -1, -1))
+
+
 def test_unload_raw_path_overwrite_rules(user, table):
     execute(user, f"INSERT INTO {table} VALUES (1, 'a')")
     base = "FILE_FORMAT = (TYPE = CSV) SINGLE = TRUE USE_RAW_PATH = TRUE INCLUDE_QUERY_ID = FALSE"

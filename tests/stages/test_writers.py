@@ -261,3 +261,62 @@ def test_failed_unload_leaves_no_partial_file(local_backend: LocalBackend) -> No
 def test_bad_unload_options(local_backend: LocalBackend, options: dict[str, str], message: str) -> None:
     with pytest.raises(StageError, match=message):
         run(local_backend, "", options)
+
+
+def _numbers(rows: int, batch_rows: int) -> pa.RecordBatchReader:
+    table = pa.table(
+        {"a": pa.array(range(rows), pa.int64()), "b": pa.array([f"row {i}" for i in range(rows)])}
+    )
+    return pa.RecordBatchReader.from_batches(SCHEMA, table.to_batches(batch_rows))
+
+
+def _parallel(backend: LocalBackend, reader: pa.RecordBatchReader, max_file_size: int) -> list[UnloadedFile]:
+    return unload(
+        reader,
+        backend,
+        PREFIX,
+        "par/",
+        {"TYPE": "PARQUET"},
+        query_id="q1",
+        single=False,
+        max_file_size=max_file_size,
+        writers=2,
+    )
+
+
+def test_parallel_parquet_unload_writes_every_row_once(local_backend: LocalBackend) -> None:
+    files = _parallel(local_backend, _numbers(50_000, 1_000), max_file_size=40_000)
+    assert len(files) > 4
+    assert names(files) == [f"par/data_q1_0000_{i:08d}.parquet" for i in range(len(files))]
+    seen: list[int] = []
+    for f in files:
+        rows = read_back(local_backend, f.name, {"TYPE": "PARQUET"})
+        assert len(rows) == f.rows
+        assert f.size == local_backend.stat(PREFIX + f.name).size
+        values = [r["a"] for r in rows]
+        assert values == sorted(values)  # each file keeps its rows in arrival order
+        assert all(r["b"] == f"row {r['a']}" for r in rows)
+        seen += values
+    assert sorted(seen) == list(range(50_000))
+
+
+def test_parallel_unload_failure_names_the_error_and_leaves_no_partial_file(
+    local_backend: LocalBackend,
+) -> None:
+    def batches() -> Any:
+        yield from _numbers(5_000, 1_000)
+        raise RuntimeError("query failed after 5000 rows")
+
+    reader = pa.RecordBatchReader.from_batches(SCHEMA, batches())
+    with pytest.raises(RuntimeError, match="query failed after 5000 rows"):
+        _parallel(local_backend, reader, max_file_size=64 << 20)  # no file fills up before the error
+    assert list(local_backend.list_files(PREFIX)) == []
+
+
+def test_parallel_unload_stops_at_a_file_that_exists(local_backend: LocalBackend) -> None:
+    with local_backend.open_output(PREFIX + "par/data_q1_0000_00000001.parquet") as out:
+        out.write(b"keep me")
+    with pytest.raises(StageError, match="file already exists: par/data_q1_0000_00000001.parquet"):
+        _parallel(local_backend, _numbers(50_000, 1_000), max_file_size=40_000)
+    with local_backend.open_input(PREFIX + "par/data_q1_0000_00000001.parquet") as kept:
+        assert kept.read() == b"keep me"
