@@ -14,9 +14,9 @@ from engine.config import EngineConfig
 from stages.native import Setting, open_locked
 
 CATALOG_SCHEMA = "__stageflight"
-# DuckDB's own checkpoint_threshold default. Its automatic checkpoint runs only at a commit that finds
-# no other transaction open, which on a server with several sessions may never happen: without our
-# own, the WAL (and the deleted rows it pins) grew by ~230 MB per 10M-row load + TRUNCATE cycle.
+# DuckDB's own checkpoint_threshold default. DuckDB checkpoints by itself only at a write's commit
+# that finds no other transaction open; a session reading a large result postpones that until the
+# next write. We also try after every statement (see Database.checkpoint_if_due).
 CHECKPOINT_WAL_BYTES = 16 << 20
 
 log = logging.getLogger("stageflight")
@@ -128,8 +128,9 @@ class Database:
     def checkpoint_if_due(self) -> bool:
         """Checkpoint once the WAL outgrows DuckDB's threshold; True when a checkpoint ran.
 
-        Called after commits and periodically. While another connection is writing, DuckDB refuses
-        the checkpoint at once, and a later call tries again.
+        Sessions call it after each statement outside a transaction and after each commit (a stat()
+        when nothing is due). While a transaction older than the changes is still open, DuckDB
+        refuses at once, and a later call tries again.
         """
         try:
             if self.wal_path.stat().st_size < CHECKPOINT_WAL_BYTES:

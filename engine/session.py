@@ -212,7 +212,7 @@ class Session:
                 result.close()
             result = plan.run(self, params)
         if not self.in_transaction:
-            self.engine.db.checkpoint_if_due()  # the statement committed
+            self.engine.db.checkpoint_if_due()  # autocommit: the statement's work is committed
         return result if result is not None else Result.update(-1)
 
     def run_prepared_rows(self, prepared: Prepared, rows: list[Sequence[Any]]) -> Result:

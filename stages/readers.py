@@ -72,8 +72,11 @@ class _CsvFile:
         self.backend, self.key, self.target, self.sink = backend, key, target, sink
         self.batch_rows = batch_rows
         self.dialect = csv_dialect(options)
-        d = self.dialect
-        self.empty_as = "FIELD_DEFAULT" if d.empty_as_default else "NULL" if "" in d.null_values else "STRING"
+        # EMPTY_FIELD_AS, read before keeping_empty() below changes the null texts.
+        dialect = self.dialect
+        self.empty_as = (
+            "FIELD_DEFAULT" if dialect.empty_as_default else "NULL" if "" in dialect.null_values else "STRING"
+        )
         self.defaults = [defaults.get(f.name) for f in target]
         # EMPTY_FIELD_AS = FIELD_DEFAULT with defaults to use: empty fields are read as "" and filled.
         self.fill_empty = self.dialect.empty_as_default and any(d is not None for d in self.defaults)
