@@ -12,6 +12,7 @@ from stages.storage.base import StorageBackend
 
 FORMAT_TYPES = {"CSV", "TSV", "TEXT", "NDJSON", "PARQUET"}
 MISSING_FIELD_CHOICES = {"ERROR", "NULL", "FIELD_DEFAULT"}  # NDJSON and Parquet: MISSING_FIELD_AS
+NULL_FIELD_CHOICES = {"NULL", "FIELD_DEFAULT"}  # NDJSON: NULL_FIELD_AS
 DEFAULT_FORMAT = "PARQUET"  # Databend's default when neither statement nor stage names a format
 _OPTION_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\", "0": "\0"}
 _EXT_CODECS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".lz4": "lz4"}
@@ -96,7 +97,23 @@ def normalize_format_options(options: Mapping[str, str]) -> dict[str, str]:
             raise StageError(f"Unsupported option {wrong[0]} for file format {kind}")
     elif len(normalized) > (1 if "FORMAT_NAME" in normalized else 0):
         raise StageError("File format options need TYPE = CSV | TSV | TEXT | NDJSON | PARQUET")
+    _check_values(normalized)
     return normalized
+
+
+def _check_values(options: Mapping[str, str]) -> None:
+    """Check option values when the format is given, not first when a file is read.
+
+    A COPY that finds no file to load, or a CREATE FILE FORMAT, otherwise accepts a typo silently.
+    """
+    if options.get("TYPE") in ("CSV", "TSV", "TEXT"):
+        from stages.csv_dialect import csv_dialect  # it reads its options with this module's helpers
+
+        csv_dialect(options)
+    if "MISSING_FIELD_AS" in options:
+        choice_option(options, "MISSING_FIELD_AS", "ERROR", MISSING_FIELD_CHOICES)
+    if "NULL_FIELD_AS" in options:
+        choice_option(options, "NULL_FIELD_AS", "NULL", NULL_FIELD_CHOICES)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -22,6 +22,7 @@ from stages.conversion import (
 )
 from stages.formats import (
     MISSING_FIELD_CHOICES,
+    NULL_FIELD_CHOICES,
     choice_option,
     compression_codec,
     null_if_option,
@@ -60,7 +61,7 @@ class NdjsonFile:
         self.codec = compression_codec(options, key)
         self.case_sensitive = case_sensitive
         self.missing = choice_option(options, "MISSING_FIELD_AS", "ERROR", MISSING_FIELD_CHOICES)
-        null_field = choice_option(options, "NULL_FIELD_AS", "NULL", {"NULL", "FIELD_DEFAULT"})
+        null_field = choice_option(options, "NULL_FIELD_AS", "NULL", NULL_FIELD_CHOICES)
         # Python values that stand in for a missing key / an explicit null (FIELD_DEFAULT: the default).
         values = [_default_value(f, defaults.get(f.name)) for f in target]
         self.missing_values = values if self.missing == "FIELD_DEFAULT" else [None] * len(values)

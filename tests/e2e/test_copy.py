@@ -740,8 +740,10 @@ def test_quoted_empty_fields_and_quoted_nulls(user, unique_table, data, options,
 
 
 def test_quoted_field_options_are_checked(user, table):
-    put(user, "@~/qopt/f.csv", b'1,"a"\n')
+    # Checked with the statement: also when no file is there to read.
     for option in ("QUOTED_EMPTY_FIELD_AS = ZERO", "ALLOW_QUOTED_NULLS = MAYBE"):
         with pytest.raises(dbapi.Error, match=option.split()[0]):
             execute(user, f"COPY INTO {table} FROM @~/qopt/ FILE_FORMAT = (TYPE = CSV {option})")
+        with pytest.raises(dbapi.Error, match=option.split()[0]):
+            execute(user, f"CREATE FILE FORMAT bad_quoting TYPE = CSV {option}")
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
