@@ -5,6 +5,8 @@ Shared by every format's careful path: bad values become errors with positions, 
 
 from __future__ import annotations
 
+import base64
+import binascii
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -33,6 +35,50 @@ def cast_array(arr: pa.Array, typ: pa.DataType) -> pa.Array:
     if pa.types.is_boolean(typ) and pa.types.is_string(arr.type):
         return _text_to_boolean(arr)
     return arr.cast(typ, safe=True)
+
+
+# CSV's BINARY_FORMAT: how binary values are written as text (Databend's default is HEX).
+BINARY_FORMATS = {"HEX", "BASE64"}
+
+
+def is_binary(typ: pa.DataType) -> bool:
+    return pa.types.is_binary(typ) or pa.types.is_large_binary(typ)
+
+
+def decode_binary(arr: pa.Array, binary_format: str) -> tuple[pa.Array, dict[int, str]]:
+    """Texts to bytes as BINARY_FORMAT says; bad rows become null and are returned as ``{row: reason}``.
+
+    Per value in Python: Arrow has no hex or base64 kernel, and binary columns are rare in CSV.
+    """
+    decode = bytes.fromhex if binary_format == "HEX" else _from_base64
+    values: list[bytes | None] = []
+    bad: dict[int, str] = {}
+    for row, text in enumerate(arr.to_pylist()):
+        if text is None:
+            values.append(None)
+            continue
+        try:
+            values.append(decode(text))
+        except ValueError:  # binascii.Error is one
+            values.append(None)
+            bad[row] = f"not valid {binary_format}"
+    return pa.array(values, pa.binary()), bad
+
+
+def encode_binary(arr: pa.Array, binary_format: str) -> pa.Array:
+    """Bytes to texts as BINARY_FORMAT says (nulls stay null)."""
+    if binary_format == "HEX":
+        return pa.array([None if v is None else v.hex() for v in arr.to_pylist()], pa.string())
+    return pa.array(
+        [None if v is None else base64.b64encode(v).decode() for v in arr.to_pylist()], pa.string()
+    )
+
+
+def _from_base64(text: str) -> bytes:
+    try:
+        return base64.b64decode(text, validate=True)
+    except binascii.Error as exc:
+        raise ValueError(str(exc)) from None
 
 
 # Arrow shows DuckDB's JSON columns as plain strings; the engine marks them on the target schema.

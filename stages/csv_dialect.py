@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
-from stages.conversion import FALSE_TEXTS, TRUE_TEXTS
+from stages.conversion import BINARY_FORMATS, FALSE_TEXTS, TRUE_TEXTS
 from stages.errors import StageError
 from stages.formats import bool_option, choice_option, int_option, null_if_option, unescape_option
 
@@ -44,6 +44,8 @@ class CsvDialect:
     # Quoted fields ("" and "\N"): Databend's QUOTED_EMPTY_FIELD_AS and ALLOW_QUOTED_NULLS.
     quoted_empty_as: str = "STRING"
     allow_quoted_nulls: bool = False
+    # How binary columns are written (CSV's BINARY_FORMAT); None: as raw text (TSV).
+    binary_format: str | None = "HEX"
 
     @property
     def quotes_plain(self) -> bool:
@@ -90,6 +92,7 @@ def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
             options, "QUOTED_EMPTY_FIELD_AS", "STRING", {"NULL", "STRING", "FIELD_DEFAULT"}
         ),
         allow_quoted_nulls=bool_option(options, "ALLOW_QUOTED_NULLS", False),
+        binary_format=None if tsv else choice_option(options, "BINARY_FORMAT", "HEX", BINARY_FORMATS),
     )
 
 

@@ -25,7 +25,9 @@ from stages.conversion import (
     apply_null_if,
     cast_array,
     convert_columns,
+    decode_binary,
     emit_chunk,
+    is_binary,
     null_if_array,
 )
 from stages.csv_dialect import csv_arrow_options, csv_dialect, needs_staging, stage_text
@@ -126,6 +128,10 @@ class _CsvFile:
                 arr, empty = _split_empty(arr)
             if needs_staging(fld.type, self.dialect):
                 arr = stage_text(arr, fld.type, self.dialect)
+            if self.dialect.binary_format and is_binary(fld.type):
+                arr, bad = decode_binary(arr, self.dialect.binary_format)
+                if bad:
+                    raise _Restart  # the careful path reports each bad value with its line
             try:
                 columns.append(_fill(cast_array(arr, fld.type), empty, default))
             except CAST_ERRORS as exc:
@@ -202,6 +208,14 @@ class _CsvFile:
             stage_text(a, f.type, self.dialect) if needs_staging(f.type, self.dialect) else a
             for a, f in zip(raw, self.target, strict=True)
         ]
+        if self.dialect.binary_format:
+            for i, fld in enumerate(self.target):
+                if is_binary(fld.type):
+                    text = staged[i]
+                    staged[i], decode_bad = decode_binary(text, self.dialect.binary_format)
+                    for row, reason in decode_bad.items():
+                        where = f"column {i} ({fld.name} {fld.type})"
+                        bad.setdefault(row, f"Invalid value '{text[row].as_py()}' for {where}: {reason}")
         arrays, cast_bad = convert_columns(staged, self.target)
         arrays = [
             _fill(a, pa.array(m, pa.bool_()) if any(m) else None, d)

@@ -26,8 +26,9 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from stages.conversion import BINARY_FORMATS, encode_binary, is_binary
 from stages.errors import StageError
-from stages.formats import bool_option, unescape_option
+from stages.formats import bool_option, choice_option, unescape_option
 from stages.storage.base import StorageBackend
 
 __all__ = ["UnloadedFile", "unload", "unload_extension"]
@@ -162,6 +163,11 @@ class _CsvBatchWriter:
     def __init__(self, stream: pa.NativeFile, schema: pa.Schema, options: Mapping[str, str]) -> None:
         if unescape_option(options.get("QUOTE", '"')) != '"':
             raise StageError("QUOTE other than '\"' is not supported for CSV unload")
+        self._binary_format = choice_option(options, "BINARY_FORMAT", "HEX", BINARY_FORMATS)
+        self._binary = [i for i, f in enumerate(schema) if is_binary(f.type)]
+        for i in self._binary:  # written as text
+            schema = schema.set(i, schema.field(i).with_type(pa.string()))
+        self._schema = schema
         write_options = pacsv.WriteOptions(
             include_header=bool_option(options, "OUTPUT_HEADER", False),
             delimiter=_one_char(options, "FIELD_DELIMITER", ","),
@@ -172,6 +178,11 @@ class _CsvBatchWriter:
         self._writer = pacsv.CSVWriter(stream, schema, write_options=write_options)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        if self._binary:
+            columns = list(batch.columns)
+            for i in self._binary:
+                columns[i] = encode_binary(columns[i], self._binary_format)
+            batch = pa.RecordBatch.from_arrays(columns, schema=self._schema)
         self._writer.write_batch(batch)
 
     def close(self) -> None:

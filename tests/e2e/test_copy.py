@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import json
+import re
 from decimal import Decimal
 
 import adbc_driver_manager.dbapi as dbapi
@@ -747,3 +748,36 @@ def test_quoted_field_options_are_checked(user, table):
         with pytest.raises(dbapi.Error, match=option.split()[0]):
             execute(user, f"CREATE FILE FORMAT bad_quoting TYPE = CSV {option}")
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
+
+
+@pytest.mark.parametrize(
+    ("binary_format", "text"),
+    [
+        ("", "68656c6c6f00ff"),
+        ("BINARY_FORMAT = HEX", "68656C6C6F00FF"),
+        ("BINARY_FORMAT = BASE64", "aGVsbG8A/w=="),
+    ],
+)
+def test_csv_binary_format_load_and_unload(user, unique_table, binary_format, text):
+    t = unique_table("bin")
+    execute(user, f"CREATE TABLE {t} (id INTEGER, b BLOB)")
+    put(user, f"@~/{t}/in.csv", f"1,{text}\n2,\\N\n3,not-binary!\n".encode())
+    fmt = f"FILE_FORMAT = (TYPE = CSV {binary_format})"
+    [result] = query(user, f"COPY INTO {t} FROM @~/{t}/in.csv {fmt} ON_ERROR = CONTINUE")
+    assert (result["Rows_loaded"], result["Errors_seen"], result["First_error_line"]) == (2, 1, 3)
+    assert "not-binary!" in result["First_error"] and "column 1 (b binary)" in result["First_error"]
+    assert query(user, f"SELECT id, b FROM {t} ORDER BY id") == [
+        {"id": 1, "b": b"hello\x00\xff"},
+        {"id": 2, "b": None},
+    ]
+    # Unload writes the same encoding, and loads back to the same bytes.
+    [out] = query(user, f"COPY INTO @~/{t}/out/ FROM {t} {fmt} DETAILED_OUTPUT = TRUE")
+    lines = get(user, f"@~/{out['file_name']}").decode().splitlines()
+    assert lines[0].split(",")[1].strip('"').lower() == text.lower()
+    execute(user, f"COPY INTO {t} FROM @~/{t}/out/ {fmt}")
+    assert query(user, f"SELECT count(*) AS n, count(DISTINCT b) AS d FROM {t}") == [{"n": 4, "d": 1}]
+
+
+def test_bad_binary_format_is_named(user, table):
+    with pytest.raises(dbapi.Error, match=re.escape("BINARY_FORMAT must be one of BASE64 | HEX, got 'UTF8'")):
+        execute(user, f"COPY INTO {table} FROM @~/none/ FILE_FORMAT = (TYPE = CSV BINARY_FORMAT = UTF8)")
