@@ -62,7 +62,6 @@ _OPTIONS_BY_TYPE["TEXT"] = _OPTIONS_BY_TYPE["TSV"]
 ALL_OPTIONS = set().union(*_OPTIONS_BY_TYPE.values())
 # Databend options the readers and writers do not implement yet: refused rather than ignored.
 NOT_YET_SUPPORTED = {
-    "QUOTE_STYLE",
     "USE_LOGIC_TYPE",
 }
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 import json
 import queue
+import re
 import threading
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -37,6 +38,7 @@ DEFAULT_MAX_FILE_SIZE = 64 << 20
 _TEXT_CODECS = {"NONE": None, "GZIP": "gzip", "ZSTD": "zstd", "BZ2": "bz2", "LZ4": "lz4", "BROTLI": "brotli"}
 _CODEC_EXT = {"gzip": ".gz", "zstd": ".zst", "bz2": ".bz2", "lz4": ".lz4", "brotli": ".br"}
 _PARQUET_CODECS = {"ZSTD": "zstd", "SNAPPY": "snappy", "NONE": "none", "GZIP": "gzip", "LZ4": "lz4"}
+_QUOTE_STYLES = {"QUOTE_NOT_NULL", "QUOTE_MINIMAL"}  # CSV unload: Databend's QUOTE_STYLE
 _FORMAT_EXT = {"CSV": ".csv", "TSV": ".txt", "TEXT": ".txt", "NDJSON": ".ndjson", "PARQUET": ".parquet"}
 # TSV escapes, backslash first so the backslashes added by later rules are not doubled.
 _TSV_ESCAPES = (("\\", "\\\\"), ("\t", "\\t"), ("\n", "\\n"), ("\r", "\\r"))
@@ -160,22 +162,43 @@ class _CountingSink:
 
 
 class _CsvBatchWriter:
+    """CSV as Databend writes it: QUOTE_STYLE = QUOTE_NOT_NULL (default) quotes every non-NULL field,
+    QUOTE_MINIMAL only the fields that need it; binary columns as BINARY_FORMAT text."""
+
     def __init__(self, stream: pa.NativeFile, schema: pa.Schema, options: Mapping[str, str]) -> None:
         if unescape_option(options.get("QUOTE", '"')) != '"':
             raise StageError("QUOTE other than '\"' is not supported for CSV unload")
+        self._stream = stream
         self._binary_format = choice_option(options, "BINARY_FORMAT", "HEX", BINARY_FORMATS)
         self._binary = [i for i, f in enumerate(schema) if is_binary(f.type)]
         for i in self._binary:  # written as text
             schema = schema.set(i, schema.field(i).with_type(pa.string()))
         self._schema = schema
-        write_options = pacsv.WriteOptions(
-            include_header=bool_option(options, "OUTPUT_HEADER", False),
-            delimiter=_one_char(options, "FIELD_DELIMITER", ","),
-            eol=_eol(options),
-            null_string=unescape_option(options.get("NULL_DISPLAY", "\\N")),
-            quoting_style="needed",  # strings quoted, numbers bare: close to Databend QUOTE_NOT_NULL
+        self._delimiter = _one_char(options, "FIELD_DELIMITER", ",")
+        self._eol = _eol(options)
+        self._null = unescape_option(options.get("NULL_DISPLAY", "\\N"))
+        header = bool_option(options, "OUTPUT_HEADER", False)
+        self._minimal = (
+            choice_option(options, "QUOTE_STYLE", "QUOTE_NOT_NULL", _QUOTE_STYLES) == "QUOTE_MINIMAL"
         )
-        self._writer = pacsv.CSVWriter(stream, schema, write_options=write_options)
+        # Arrow's writer has no "minimal" style ("needed" quotes every string): that one is ours.
+        self._writer: pacsv.CSVWriter | None = None
+        if self._minimal:
+            # Quoted: the delimiter, quotes and line breaks; also '' and the NULL text, which would
+            # otherwise read back as NULL.
+            self._special = "[" + re.escape(self._delimiter + '"\r\n') + "]"
+            if header:
+                names = self._quote_where_needed(pa.array(schema.names, pa.string())).to_pylist()
+                stream.write((self._delimiter.join(names) + self._eol).encode())
+        else:
+            write_options = pacsv.WriteOptions(
+                include_header=header,
+                delimiter=self._delimiter,
+                eol=self._eol,
+                null_string=self._null,
+                quoting_style="all_valid",
+            )
+            self._writer = pacsv.CSVWriter(stream, schema, write_options=write_options)
 
     def write(self, batch: pa.RecordBatch) -> None:
         if self._binary:
@@ -183,10 +206,33 @@ class _CsvBatchWriter:
             for i in self._binary:
                 columns[i] = encode_binary(columns[i], self._binary_format)
             batch = pa.RecordBatch.from_arrays(columns, schema=self._schema)
-        self._writer.write_batch(batch)
+        if self._writer is not None:
+            self._writer.write_batch(batch)
+            return
+        fields = []
+        for column in batch.columns:
+            text = column if pa.types.is_string(column.type) else column.cast(pa.string())
+            if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+                text = self._quote_where_needed(text)
+            fields.append(pc.fill_null(text, self._null))
+        self._stream.write(_values(self._line(fields)))
+
+    def _quote_where_needed(self, text: pa.Array) -> pa.Array:
+        needed = pc.or_(
+            pc.match_substring_regex(text, self._special),
+            pc.is_in(text, value_set=pa.array(["", self._null], pa.string())),
+        )
+        quoted = pc.binary_join_element_wise('"', pc.replace_substring(text, '"', '""'), '"', "")
+        return pc.if_else(needed, quoted, text)
+
+    def _line(self, fields: list[pa.Array]) -> pa.Array:
+        # No nulls remain, so the data buffer holds the lines back to back.
+        lines = pc.binary_join_element_wise(*fields, self._delimiter)
+        return pc.binary_join_element_wise(lines, "", self._eol)
 
     def close(self) -> None:
-        self._writer.close()
+        if self._writer is not None:
+            self._writer.close()
 
 
 class _TsvBatchWriter:

@@ -98,7 +98,7 @@ def test_extensions_and_round_trip(
 def test_gzip_output_is_really_compressed(local_backend: LocalBackend, storage_root: Any) -> None:
     files = run(local_backend, "", {"TYPE": "CSV", "COMPRESSION": "GZIP"})
     raw = (storage_root / PREFIX / files[0].name).read_bytes()
-    assert gzip.decompress(raw).startswith(b"1,")
+    assert gzip.decompress(raw).startswith(b'"1",')
 
 
 def test_csv_text_options(local_backend: LocalBackend, storage_root: Any) -> None:
@@ -111,7 +111,7 @@ def test_csv_text_options(local_backend: LocalBackend, storage_root: Any) -> Non
     }
     files = run(local_backend, "", options, table=TABLE.slice(0, 3))
     text = (storage_root / PREFIX / files[0].name).read_bytes()
-    assert text == b'"a"|"b"\r\n1|"x"\r\n2|"q""u,o\nte"\r\nNULL|NULL\r\n'
+    assert text == b'"a"|"b"\r\n"1"|"x"\r\n"2"|"q""u,o\nte"\r\nNULL|NULL\r\n'
     assert (
         read_back(local_backend, files[0].name, {**options, "SKIP_HEADER": "1"})
         == TABLE.slice(0, 3).to_pylist()
@@ -123,6 +123,37 @@ def test_default_csv_has_no_header_and_backslash_n_nulls(
 ) -> None:
     files = run(local_backend, "", {"TYPE": "CSV"}, table=TABLE.slice(2, 1))
     assert (storage_root / PREFIX / files[0].name).read_bytes() == b"\\N,\\N\n"
+
+
+def test_csv_quote_styles(local_backend: LocalBackend, storage_root: Any) -> None:
+    table = pa.table(
+        {"a": [1, None, 3, 4], "b": ["plain", None, "", 'q"u,o\nte'], "c": ["\\N", "x y", None, "z"]}
+    )
+    not_null = run(local_backend, "nn/", {"TYPE": "CSV", "OUTPUT_HEADER": "TRUE"}, table=table)
+    assert (storage_root / PREFIX / not_null[0].name).read_bytes() == (
+        b'"a","b","c"\n"1","plain","\\N"\n\\N,\\N,"x y"\n"3","",\\N\n"4","q""u,o\nte","z"\n'
+    )
+    minimal = run(
+        local_backend,
+        "min/",
+        {"TYPE": "CSV", "QUOTE_STYLE": "QUOTE_MINIMAL", "OUTPUT_HEADER": "TRUE"},
+        table=table,
+    )
+    # Quoted only where needed; '' and the text \N are quoted so that they do not load as NULL.
+    assert (storage_root / PREFIX / minimal[0].name).read_bytes() == (
+        b'a,b,c\n1,plain,"\\N"\n\\N,\\N,x y\n3,"",\\N\n4,"q""u,o\nte",z\n'
+    )
+    schema = pa.schema([("a", pa.int64()), ("b", pa.string()), ("c", pa.string())])
+    for f in (not_null[0], minimal[0]):
+        reader, stats = open_file_reader(
+            local_backend,
+            PREFIX + f.name,
+            f.name,
+            {"TYPE": "CSV", "SKIP_HEADER": "1"},
+            schema,
+            on_error=CONTINUE,
+        )
+        assert reader.read_all().to_pylist() == table.to_pylist() and stats.errors_seen == 0
 
 
 def test_tsv_output_escapes(local_backend: LocalBackend, storage_root: Any) -> None:
