@@ -125,6 +125,8 @@ class _CsvFile:
         for arr, fld, default in zip(raw.columns, self.target, self.defaults, strict=True):
             empty = None
             if self.fill_empty:
+                if self.dialect.trim:  # a field of spaces is empty too (as on the careful path)
+                    arr = pc.utf8_trim(arr, " ")
                 arr, empty = _split_empty(arr)
             if needs_staging(fld.type, self.dialect):
                 arr = stage_text(arr, fld.type, self.dialect)
