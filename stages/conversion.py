@@ -185,9 +185,13 @@ def convert_columns(raw: Sequence[pa.Array], target: pa.Schema) -> tuple[list[pa
         converted, column_bad = _convert(arr, fld.type)
         arrays.append(converted)
         for row, reason in column_bad.items():
-            where = f"column {index} ({fld.name} {fld.type})"
-            bad.setdefault(row, f"Invalid value '{_value_text(arr, row)}' for {where}: {reason}")
+            bad.setdefault(row, bad_value_message(arr, row, index, fld, reason))
     return arrays, bad
+
+
+def bad_value_message(arr: pa.Array, row: int, index: int, fld: pa.Field, reason: str) -> str:
+    """What a row error says about a value that does not fit its column."""
+    return f"Invalid value '{_value_text(arr, row)}' for column {index} ({fld.name} {fld.type}): {reason}"
 
 
 def emit_chunk(chunk: Chunk, target: pa.Schema, sink: ErrorSink) -> pa.RecordBatch | None:

@@ -44,7 +44,7 @@ class CsvDialect:
     # Quoted fields ("" and "\N"): Databend's QUOTED_EMPTY_FIELD_AS and ALLOW_QUOTED_NULLS.
     quoted_empty_as: str = "STRING"
     allow_quoted_nulls: bool = False
-    # How binary columns are written (CSV's BINARY_FORMAT); None: as raw text (TSV).
+    # How binary values appear as text (CSV's BINARY_FORMAT); None: as the raw text (TSV).
     binary_format: str | None = "HEX"
 
     @property

@@ -23,6 +23,7 @@ from stages.conversion import (
     CAST_ERRORS,
     Chunk,
     apply_null_if,
+    bad_value_message,
     cast_array,
     convert_columns,
     decode_binary,
@@ -216,8 +217,7 @@ class _CsvFile:
                     text = staged[i]
                     staged[i], decode_bad = decode_binary(text, self.dialect.binary_format)
                     for row, reason in decode_bad.items():
-                        where = f"column {i} ({fld.name} {fld.type})"
-                        bad.setdefault(row, f"Invalid value '{text[row].as_py()}' for {where}: {reason}")
+                        bad.setdefault(row, bad_value_message(text, row, i, fld, reason))
         arrays, cast_bad = convert_columns(staged, self.target)
         arrays = [
             _fill(a, pa.array(m, pa.bool_()) if any(m) else None, d)

@@ -178,12 +178,10 @@ class _CsvBatchWriter:
         self._eol = _eol(options)
         self._null = unescape_option(options.get("NULL_DISPLAY", "\\N"))
         header = bool_option(options, "OUTPUT_HEADER", False)
-        self._minimal = (
-            choice_option(options, "QUOTE_STYLE", "QUOTE_NOT_NULL", _QUOTE_STYLES) == "QUOTE_MINIMAL"
-        )
+        style = choice_option(options, "QUOTE_STYLE", "QUOTE_NOT_NULL", _QUOTE_STYLES)
         # Arrow's writer has no "minimal" style ("needed" quotes every string): that one is ours.
         self._writer: pacsv.CSVWriter | None = None
-        if self._minimal:
+        if style == "QUOTE_MINIMAL":
             # Quoted: the delimiter, quotes and line breaks; also '' and the NULL text, which would
             # otherwise read back as NULL.
             self._special = "[" + re.escape(self._delimiter + '"\r\n') + "]"
