@@ -15,7 +15,7 @@ import json
 import queue
 import re
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import date, datetime, time
@@ -441,42 +441,73 @@ def unload(
         return _write_parallel(
             reader, backend, stage_prefix, plan, next_name, max_file_size=max_file_size, writers=writers
         )
-    return _write_all(
-        reader, backend, stage_prefix, plan, next_name, max_file_size=max_file_size, single=single
+    written = _write_files(
+        reader,
+        reader.schema,
+        backend,
+        stage_prefix,
+        plan,
+        _numbered(next_name),
+        max_file_size=max_file_size,
+        single=single,
     )
+    return [f for _, f in written]
 
 
-def _write_all(
-    reader: pa.RecordBatchReader,
+def _numbered(next_name: Callable[[int], str]) -> Callable[[], tuple[int, str]]:
+    """Number and name of each next file, 0, 1, 2, ... in the order asked (thread-safe)."""
+    numbers = itertools.count()
+    lock = threading.Lock()
+
+    def open_name() -> tuple[int, str]:
+        with lock:
+            index = next(numbers)
+            return index, next_name(index)
+
+    return open_name
+
+
+def _write_files(
+    batches: Iterable[pa.RecordBatch],
+    schema: pa.Schema,
     backend: StorageBackend,
     stage_prefix: str,
     plan: _Plan,
-    next_name: Callable[[int], str],
+    open_name: Callable[[], tuple[int, str]],
     *,
     max_file_size: int,
     single: bool,
-) -> list[UnloadedFile]:
-    files: list[UnloadedFile] = []
-    current: _OpenFile | None = None
+) -> list[tuple[int, UnloadedFile]]:
+    """Write ``batches`` into files opened one after another; (number, file) for each file written.
+
+    ``open_name`` gives the next file's number and name. A file is closed at a batch boundary once it
+    exceeds ``max_file_size`` (never with ``single``); on any error the unfinished file is discarded.
+    """
+    files: list[tuple[int, UnloadedFile]] = []
+    current: tuple[int, _OpenFile] | None = None
     try:
-        for batch in reader:
+        for batch in batches:
             if batch.num_rows == 0:
                 continue
             if current is None:
-                name = next_name(len(files))
-                current = _OpenFile(backend, _join(stage_prefix, name), name, plan, reader.schema)
-            current.write(batch)
-            if not single and current.size > max_file_size:
-                files.append(current.finish())
+                index, name = open_name()
+                current = (index, _OpenFile(backend, _join(stage_prefix, name), name, plan, schema))
+            current[1].write(batch)
+            if not single and current[1].size > max_file_size:
+                files.append((current[0], current[1].finish()))
                 current = None
         if current is not None:
-            files.append(current.finish())
+            files.append((current[0], current[1].finish()))
             current = None
     except BaseException as exc:
         if current is not None:
-            current.abort(exc)
+            current[1].abort(exc)
         raise
     return files
+
+
+class _Stopped(Exception):
+    """Internal: another writer or the producer failed; this writer discards its unfinished file."""
 
 
 def _write_parallel(
@@ -497,45 +528,44 @@ def _write_parallel(
     """
     feed: queue.Queue[pa.RecordBatch | None] = queue.Queue(maxsize=2 * writers)
     lock = threading.Lock()
-    opened = itertools.count()
+    open_name = _numbered(next_name)  # shared by the writers
     done: list[tuple[int, UnloadedFile]] = []
     failures: list[BaseException] = []
     stop = threading.Event()
 
     def write() -> None:
-        current: tuple[int, _OpenFile] | None = None
-        try:
+        ended = False  # the producer's end marker was taken
+
+        def fed() -> Iterator[pa.RecordBatch]:
+            nonlocal ended
             while (batch := feed.get()) is not None:
                 if stop.is_set():
-                    continue  # drain, so the producer never blocks
-                if current is None:
-                    with lock:
-                        index = next(opened)
-                        name = next_name(index)
-                    current = (
-                        index,
-                        _OpenFile(backend, _join(stage_prefix, name), name, plan, reader.schema),
-                    )
-                current[1].write(batch)
-                if current[1].size > max_file_size:
-                    finished = (current[0], current[1].finish())
-                    current = None
-                    with lock:
-                        done.append(finished)
-            if current is not None and not stop.is_set():
-                finished = (current[0], current[1].finish())
-                current = None
-                with lock:
-                    done.append(finished)
-        except BaseException as exc:
-            stop.set()
+                    raise _Stopped
+                yield batch
+            ended = True
+            if stop.is_set():
+                raise _Stopped  # the producer failed: the last file is not finished either
+
+        try:
+            written = _write_files(
+                fed(),
+                reader.schema,
+                backend,
+                stage_prefix,
+                plan,
+                open_name,
+                max_file_size=max_file_size,
+                single=False,
+            )
             with lock:
-                failures.append(exc)
-            while feed.get() is not None:  # drain until the producer's end marker
+                done.extend(written)
+        except BaseException as exc:
+            if not isinstance(exc, _Stopped):
+                stop.set()
+                with lock:
+                    failures.append(exc)
+            while not ended and feed.get() is not None:  # drain, so the producer never blocks
                 pass
-        finally:
-            if current is not None:
-                current[1].abort(failures[0] if failures else StageError("unload stopped"))
 
     threads = [threading.Thread(target=write, name=f"unload-{i}", daemon=True) for i in range(writers)]
     for thread in threads:
