@@ -44,11 +44,15 @@ class StageCatalog:
         self._db = db
 
     def get(self, name: str) -> Stage:
+        stage = self.find(name)
+        if stage is None:
+            raise StageNotFound(f"Stage does not exist: @{name}")
+        return stage
+
+    def find(self, name: str) -> Stage | None:
         with self._db.server_cursor() as cur:
             row = first_row(cur, f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name])
-        if row is None:
-            raise StageNotFound(f"Stage does not exist: @{name}")
-        return _row_to_stage(row)
+        return None if row is None else _row_to_stage(row)
 
     def exists(self, name: str) -> bool:
         with self._db.server_cursor() as cur:

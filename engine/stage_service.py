@@ -17,9 +17,9 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
-from engine.errors import PermissionDenied, StatementRejected
+from engine.errors import ObjectAlreadyExists, PermissionDenied, StatementRejected
 from engine.stage_catalog import StageCatalog, StagePrivilege
-from stages.errors import StageError
+from stages.errors import StageError, StageNotFound
 from stages.formats import DEFAULT_FORMAT, FORMAT_TYPES, normalize_format_options
 from stages.infer import infer_schema
 from stages.model import Stage, StageKind, table_stage, user_stage
@@ -49,6 +49,10 @@ PRESIGN_SCHEMA = pa.schema(
     ]
 )
 MAX_PRESIGN_EXPIRE = 7 * 24 * 3600
+
+# CREATE/DROP STAGE of one name run one at a time (a lock per stripe of names, so a slow wipe of
+# one stage never holds up DDL on the others).
+_DDL_LOCK_STRIPES = 64
 
 # (method, key, expire seconds, content type) -> URL served by the server's HTTP side.
 LocalSigner = Callable[[str, str, int, str | None], str]
@@ -93,6 +97,7 @@ class StageService:
             NativeParquetReader(self.storage) if isinstance(self.storage, LocalBackend) else None
         )
         self._gc_lock = threading.Lock()
+        self._ddl_locks = [threading.Lock() for _ in range(_DDL_LOCK_STRIPES)]
 
     # -- resolution ------------------------------------------------------------------
     def resolve(
@@ -245,6 +250,54 @@ class StageService:
         )
 
     # -- lifecycle -------------------------------------------------------------------------
+    def _ddl_lock(self, name: str) -> threading.Lock:
+        return self._ddl_locks[hash(name) % len(self._ddl_locks)]
+
+    def create_stage(
+        self,
+        stage: Stage,
+        user: str,
+        is_admin: bool,
+        *,
+        replace: bool,
+        if_not_exists: bool,
+        validate: Callable[[Stage], None] | None = None,
+    ) -> None:
+        """CREATE [OR REPLACE] STAGE [IF NOT EXISTS].
+
+        An existing stage's files are only ever deleted by its owner's (or root's) REPLACE. Files
+        under the prefix of a name with no catalog row are leftovers (an unload or presigned upload
+        that landed after a DROP's wipe) and are deleted before the row is inserted, under the
+        name's lock, so a CREATE that finds the name taken never gets that far. ``validate`` holds
+        checks that need I/O (an external stage's endpoint and first listing): they run once the
+        caller is known to be allowed the name, outside the lock.
+        """
+        if not _may_create(self.catalog.find(stage.name), stage.name, user, is_admin, replace, if_not_exists):
+            return
+        if validate is not None:
+            validate(stage)
+        with self._ddl_lock(stage.name):
+            existing = self.catalog.find(stage.name)  # again: a concurrent CREATE may have won
+            if not _may_create(existing, stage.name, user, is_admin, replace, if_not_exists):
+                return
+            stale = {s.prefix: s for s in (existing, stage) if s is not None and s.is_internal}
+            for old in stale.values():
+                self.wipe(old)
+            self.catalog.create(stage, replace=existing is not None)
+
+    def drop_stage(self, name: str, user: str, is_admin: bool, *, if_exists: bool) -> None:
+        with self._ddl_lock(name):
+            stage = self.catalog.find(name)
+            if stage is None:
+                if if_exists:
+                    return
+                raise StageNotFound(f"Stage does not exist: @{name}")
+            require_owner(stage, user, is_admin, "drop")
+            # Files first: if the wipe fails the stage is still there to drop again. Files written
+            # after the wipe by a racing unload are leftovers, deleted by the next CREATE of the name.
+            self.wipe(stage)
+            self.catalog.delete(name)
+
     def wipe(self, stage: Stage) -> int:
         """Delete every file of an internal stage (DROP STAGE, CREATE OR REPLACE, DROP USER)."""
         if not stage.is_internal:
@@ -282,6 +335,20 @@ def _presign_row(method: str, headers: dict[str, str], url: str) -> pa.Table:
     return pa.Table.from_pylist(
         [{"method": method, "headers": json.dumps(headers), "url": url}], schema=PRESIGN_SCHEMA
     )
+
+
+def _may_create(
+    existing: Stage | None, name: str, user: str, is_admin: bool, replace: bool, if_not_exists: bool
+) -> bool:
+    """False: IF NOT EXISTS found the stage, nothing to do. Raises if the name is not the caller's to take."""
+    if existing is None:
+        return True
+    if if_not_exists:
+        return False
+    if not replace:
+        raise ObjectAlreadyExists(f"Stage already exists: @{name}")
+    require_owner(existing, user, is_admin, "replace")
+    return True
 
 
 def require_owner(stage: Stage, user: str, is_admin: bool, action: str) -> None:

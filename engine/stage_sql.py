@@ -203,16 +203,7 @@ def _create_stage(cur: TokenCursor) -> Plan:
             raise PermissionDenied(
                 f"Permission denied: CREATE STAGE requires the CREATE STAGE privilege (user {session.user})"
             )
-        catalog = engine.stage_catalog
-        if catalog.exists(name):
-            if if_not_exists:
-                return
-            old = catalog.get(name)
-            if replace:
-                require_owner(old, session.user, session.is_admin, "replace")
-                engine.stages.wipe(old)
         if url is not None:
-            check_endpoint(connection.get("ENDPOINT_URL"), engine.config.allowed_endpoints)
             stage = external_stage(
                 name,
                 url,
@@ -221,14 +212,24 @@ def _create_stage(cur: TokenCursor) -> Plan:
                 comment=comment,
                 creator=session.user,
             )
-            engine.stages.check_external(stage)
         else:
             stage = internal_stage(name, file_format=file_format, comment=comment, creator=session.user)
-            # Leftovers under the prefix (a failed earlier drop) must not reappear in the new stage.
-            engine.stages.wipe(stage)
-        catalog.create(stage, replace=replace)
+        engine.stages.create_stage(
+            stage,
+            session.user,
+            session.is_admin,
+            replace=replace,
+            if_not_exists=if_not_exists,
+            validate=None if url is None else lambda s: _check_external(session, s),
+        )
 
     return static_update(f"CREATE STAGE {name}", action)
+
+
+def _check_external(session: Session, stage: Stage) -> None:
+    """The endpoint must be allowed, and URL and credentials must work (one listing)."""
+    check_endpoint(stage.connection.get("ENDPOINT_URL"), session.engine.config.allowed_endpoints)
+    session.engine.stages.check_external(stage)
 
 
 def _drop_stage(cur: TokenCursor) -> Plan:
@@ -237,15 +238,7 @@ def _drop_stage(cur: TokenCursor) -> Plan:
     cur.finish()
 
     def action(session: Session) -> None:
-        catalog = session.engine.stage_catalog
-        if not catalog.exists(name):
-            if if_exists:
-                return
-            catalog.get(name)  # raises "Stage does not exist"
-        stage = catalog.get(name)
-        require_owner(stage, session.user, session.is_admin, "drop")
-        session.engine.stages.wipe(stage)
-        catalog.delete(name)
+        session.engine.stages.drop_stage(name, session.user, session.is_admin, if_exists=if_exists)
 
     return static_update(f"DROP STAGE {name}", action)
 
