@@ -12,7 +12,9 @@ import re
 import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
+
+import re2
 
 from stages.errors import BadStagePath
 
@@ -221,31 +223,94 @@ def relative_name(prefix: str, key: str) -> str:
     return key[len(prefix) :]
 
 
-_LEADING_FLAGS_RE = re.compile(r"^\(\?([aiLmsux]+)\)")
+# PATTERN is user text matched against every listed key, so it runs on RE2: matching is linear in
+# the key length whatever the pattern (Python's backtracking `re` is exponential on '(a+)+b'). The
+# length cap and memory budget bound compile work: 2 MiB fits '\pL{50}' or '[^/]{1000}' with room.
+MAX_PATTERN_CHARS = 1024
+_PATTERN_MAX_MEM = 2 << 20
+
+# Start of an RE2 error message -> what to tell the user. Databend runs Rust's regex crate, which
+# refuses the same constructs, so these are not compatibility gaps but things to rewrite.
+_RE2_REASONS = (
+    ("invalid perl operator: (?=", "lookahead (?=...) is not supported"),
+    ("invalid perl operator: (?!", "negative lookahead (?!...) is not supported"),
+    ("invalid perl operator: (?<=", "lookbehind (?<=...) is not supported"),
+    ("invalid perl operator: (?<!", "negative lookbehind (?<!...) is not supported"),
+    ("invalid perl operator: (?>", "atomic groups (?>...) are not supported"),
+    ("invalid perl operator: (?#", "comments (?#...) are not supported"),
+    ("invalid perl operator: (?x", "verbose mode (?x) is not supported"),
+    ("invalid escape sequence: \\Z", "\\Z is not supported: use $ or \\z for the end of the name"),
+    ("pattern too large", "too large to compile: use fewer or smaller repetitions"),
+)
+_GLOB_HINT = "PATTERN is a regular expression, not a glob: '.*[.]csv', not '*.csv'"
+_RE2_SYNTAX = "PATTERN uses linear-time RE2 syntax"
 
 
-def compile_pattern(pattern: str) -> re.Pattern[str]:
-    """Compile a PATTERN option with Databend semantics: an anchored full match.
+class PathPattern:
+    """A compiled PATTERN: does a whole name (the remainder after the location path) match?"""
 
-    Databend compiles ``^(?:pattern)$`` with Rust's regex, where ``$`` is the end of text; ``\\Z``
-    is the Python equivalent (Python's ``$`` would also match before a final newline).
+    __slots__ = ("_regex", "text")
+
+    def __init__(self, text: str, regex: Any) -> None:
+        self.text = text
+        self._regex = regex
+
+    def __repr__(self) -> str:
+        return f"PathPattern({self.text!r})"
+
+    def matches(self, name: str) -> bool:
+        """Anchored at both ends, as Databend's ``^(?:pattern)$``; ``$`` is the end of the text."""
+        try:
+            return self._regex.fullmatch(name) is not None
+        except UnicodeEncodeError:
+            return False  # a key no UTF-8 text can spell (lone surrogate) matches nothing
+
+
+def _re2_reason(message: str) -> str:
+    """A user-facing reason for an RE2 compile error."""
+    for start, reason in _RE2_REASONS:
+        if message.startswith(start):
+            return f"{reason} ({_RE2_SYNTAX})"
+    escape = message.removeprefix("invalid escape sequence: \\")
+    if escape != message and escape[:1] in "123456789":
+        return f"backreferences such as \\{escape[:1]} are not supported ({_RE2_SYNTAX})"
+    operator = message.removeprefix("bad repetition operator: ")
+    if operator != message and len(operator) == 2 and operator[1] == "+":
+        return f"possessive quantifiers such as {operator} are not supported ({_RE2_SYNTAX})"
+    shown = message if len(message) <= _MAX_SHOWN else message[:_MAX_SHOWN] + "..."
+    if message.startswith("no argument for repetition operator"):
+        return f"{shown} ({_GLOB_HINT})"
+    return shown
+
+
+def _pattern_options() -> re2.Options:
+    options = re2.Options()
+    options.max_mem = _PATTERN_MAX_MEM
+    options.log_errors = False  # RE2 would print every bad user pattern to stderr
+    options.never_capture = True  # only match / no match is needed: groups cost work
+    return options
+
+
+def compile_pattern(pattern: str) -> PathPattern:
+    """Compile a PATTERN option (LIST, REMOVE, COPY, ``PATTERN =>``): the one place that does.
+
+    The pattern is compiled on its own and matched with RE2's both-ends anchoring, so nothing
+    in it (``a)|(b``) can escape the anchors the way text pasted into ``^(?:...)$`` could.
 
     Raises:
         BadStagePath: ``Invalid PATTERN '<pattern>': <reason>``.
     """
-    flags = ""
-    body = pattern
-    leading = _LEADING_FLAGS_RE.match(pattern)
-    if leading is not None:
-        # Rust accepts '(?i)x' anywhere; Python only allows global flags at the very start,
-        # so lift them out in front of our anchor.
-        flags, body = f"(?{leading.group(1)})", pattern[leading.end() :]
-    if "x" in flags:
-        body += "\n"  # in verbose mode a trailing '# comment' would swallow our closing anchor
+    if len(pattern) > MAX_PATTERN_CHARS:
+        raise BadStagePath(f"Invalid PATTERN {_show(pattern)}: longer than {MAX_PATTERN_CHARS} characters")
     try:
-        return re.compile(f"{flags}^(?:{body})\\Z")
-    except re.error as exc:
-        raise BadStagePath(f"Invalid PATTERN {_show(pattern)}: {exc}") from None
+        regex = re2.compile(pattern, _pattern_options())
+    except UnicodeEncodeError:
+        raise BadStagePath(f"Invalid PATTERN {_show(pattern)}: not valid UTF-8 (lone surrogate)") from None
+    except re2.error as exc:
+        message = exc.args[0] if exc.args else ""
+        text = message.decode("utf-8", "replace") if isinstance(message, bytes) else str(message)
+        raise BadStagePath(f"Invalid PATTERN {_show(pattern)}: {_re2_reason(text)}") from None
+    return PathPattern(pattern, regex)
 
 
 class _Keyed(Protocol):
@@ -257,7 +322,7 @@ K = TypeVar("K", bound=_Keyed)
 
 
 def filter_listing(
-    files: Iterable[K], stage_prefix: str, location_path: str, pattern: re.Pattern[str] | None = None
+    files: Iterable[K], stage_prefix: str, location_path: str, pattern: PathPattern | None = None
 ) -> Iterator[tuple[str, K]]:
     """Apply LIST/COPY/REMOVE selection to a backend listing.
 
@@ -275,6 +340,6 @@ def filter_listing(
     for entry in files:
         if not entry.key.startswith(location_key):
             continue
-        if pattern is not None and pattern.match(entry.key[len(location_key) :]) is None:
+        if pattern is not None and not pattern.matches(entry.key[len(location_key) :]):
             continue
         yield entry.key[len(stage_prefix) :], entry

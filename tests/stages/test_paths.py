@@ -253,11 +253,24 @@ def test_user_names_are_path_safe() -> None:
         ("a", "a\n", False),  # '$' would have matched before a final newline
         ("(?i)ONTIME.*", "ontime.csv", True),  # global flags, Rust style
         ("x/.*", "/x/y.csv", False),
-        ("(?x) ontime .* # verbose, with a comment", "ontime_1.csv", True),
+        ("a)|(b", "a", None),  # refused: text cannot close the group and escape the anchors
+        ("ONTIME(?i).*[.]CSV", "ONTIME_1.csv", True),  # flags mid-pattern apply to the rest, Rust style
+        ("ONTIME(?i).*", "ontime_1.csv", False),
+        ("(?s)a.b", "a\nb", True),
+        ("a.b", "a\nb", False),
+        ("a$", "a", True),  # '$' is the end of the text, never before a final newline
+        ("a\\z", "a", True),
+        ("é.", "éé", True),  # '.' is one character, not one byte
+        ("\\p{Greek}+[.]csv", "αβ.csv", True),
+        ("[[:digit:]]+", "42", True),
     ],
 )
-def test_compile_pattern(pattern: str, name: str, matches: bool) -> None:
-    assert (compile_pattern(pattern).match(name) is not None) is matches
+def test_compile_pattern(pattern: str, name: str, matches: bool | None) -> None:
+    if matches is None:
+        with pytest.raises(BadStagePath, match=r"^Invalid PATTERN "):
+            compile_pattern(pattern)
+        return
+    assert compile_pattern(pattern).matches(name) is matches
 
 
 @pytest.mark.parametrize("pattern", ["(", "*.csv", "[a-", "a{2,1}"])
