@@ -1,4 +1,9 @@
-"""Named file formats: CREATE [OR REPLACE] FILE FORMAT, DROP FILE FORMAT, SHOW FILE FORMATS."""
+"""Named file formats: CREATE [OR REPLACE] FILE FORMAT, DROP FILE FORMAT, SHOW FILE FORMATS.
+
+A format is an account-wide object, as in Databend: every user may use it (``FORMAT_NAME = 'f'``)
+and SHOW it, but only its owner (creator) or root may replace or drop it, since a change decides
+how the owner's COPY jobs parse their files.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,12 @@ import json
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import duckdb
 import pyarrow as pa
 from sqlglot.tokens import TokenType
 
 from engine.database import CATALOG_SCHEMA, Database, first_row
-from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
+from engine.errors import ObjectAlreadyExists, ObjectNotFound, PermissionDenied, StatementRejected
 from engine.plans import Plan, static_query, static_update
 from engine.tokens import TokenCursor
 from stages.formats import FORMAT_TYPES, normalize_format_options
@@ -41,27 +47,37 @@ class FileFormats:
         return dict(json.loads(row[0]))
 
     def create(
-        self, name: str, options: Mapping[str, str], creator: str, *, replace: bool, if_not_exists: bool
+        self,
+        name: str,
+        options: Mapping[str, str],
+        creator: str,
+        is_admin: bool,
+        *,
+        replace: bool,
+        if_not_exists: bool,
     ) -> None:
-        with self._db.server_cursor() as cur:
-            exists = first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
-            if exists and if_not_exists:
+        with self._db.server_transaction() as cur:
+            owner = _owner(cur, name)
+            if owner is not None and if_not_exists:
                 return
-            if exists and not replace:
+            if owner is not None and not replace:
                 raise ObjectAlreadyExists(f"File format already exists: {name}")
+            if owner is not None:
+                _require_owner(name, owner, creator, is_admin, "replace")
             cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
             cur.execute(
                 f"INSERT INTO {CATALOG_SCHEMA}.file_formats (name, options, creator) VALUES (?, ?, ?)",
                 [name, json.dumps(dict(options)), creator],
             )
 
-    def drop(self, name: str, *, if_exists: bool) -> None:
-        with self._db.server_cursor() as cur:
-            exists = first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
-            if not exists:
+    def drop(self, name: str, user: str, is_admin: bool, *, if_exists: bool) -> None:
+        with self._db.server_transaction() as cur:
+            owner = _owner(cur, name)
+            if owner is None:
                 if if_exists:
                     return
                 raise ObjectNotFound(f"File format does not exist: {name}")
+            _require_owner(name, owner, user, is_admin, "drop")
             cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
 
     def list(self) -> pa.Table:
@@ -77,6 +93,19 @@ class FileFormats:
         if "FORMAT_NAME" in options:
             return self.get(options["FORMAT_NAME"])
         return dict(options)
+
+
+def _owner(cur: duckdb.DuckDBPyConnection, name: str) -> str | None:
+    """The creator of an existing format ('' if unknown: then only root may change it); None if absent."""
+    row = first_row(cur, f"SELECT creator FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
+    return None if row is None else str(row[0] or "")
+
+
+def _require_owner(name: str, owner: str, user: str, is_admin: bool, action: str) -> None:
+    if not (is_admin or owner == user):
+        raise PermissionDenied(
+            f"Permission denied: only the owner of file format {name} or root may {action} it"
+        )
 
 
 def render_options(options: Mapping[str, str]) -> str:
@@ -114,7 +143,8 @@ def parse_file_format_statement(sql: str) -> Plan | None:
         name = _format_name(cur)
         cur.finish()
         return static_update(
-            f"DROP FILE FORMAT {name}", lambda s: s.engine.file_formats.drop(name, if_exists=if_exists)
+            f"DROP FILE FORMAT {name}",
+            lambda s: s.engine.file_formats.drop(name, s.user, s.is_admin, if_exists=if_exists),
         )
     if cur.accept("SHOW", "FILE", "FORMATS"):
         cur.finish()
@@ -150,7 +180,7 @@ def _create(cur: TokenCursor) -> Plan:
 
     def action(session: Session) -> None:
         session.engine.file_formats.create(
-            name, normalized, session.user, replace=replace, if_not_exists=if_not_exists
+            name, normalized, session.user, session.is_admin, replace=replace, if_not_exists=if_not_exists
         )
 
     return static_update(f"CREATE FILE FORMAT {name}", action)
