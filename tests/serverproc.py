@@ -37,8 +37,21 @@ def server_process(data_dir: Path, *args: str, ready_timeout: float = 60.0) -> I
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}.log"
     env = {**os.environ, "STAGEFLIGHT_ROOT_PASSWORD": ROOT_PASSWORD, "PYTHONFAULTHANDLER": "1"}
-    cmd = [sys.executable, "-m", "flight.cli", "serve", "--host", "127.0.0.1", "--port", "0",
-           "--http-port", "0", "--data-dir", str(data_dir), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "flight.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--http-port",
+        "0",
+        "--data-dir",
+        str(data_dir),
+        *args,
+    ]
     with open(log_path, "w") as log:
         process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     try:

@@ -149,7 +149,9 @@ class _Client:
                 started = time.monotonic()
                 cur.execute(LONG_QUERY)
                 rows = cur.fetchall()
-                raise AssertionError(f"a cancelled query finished: {rows} after {time.monotonic() - started:.2f} s")
+                raise AssertionError(
+                    f"a cancelled query finished: {rows} after {time.monotonic() - started:.2f} s"
+                )
             except flightsql.Error as exc:
                 if "cancel" not in str(exc).lower():
                     raise
