@@ -85,13 +85,18 @@ def test_drop_by_a_non_owner_is_refused(root_conn, creator, roots_stage):
     assert _files(root_conn, name) == files
 
 
-def test_root_may_replace_and_drop_alices_stage(root_conn, creator):
+def test_root_may_replace_and_drop_alices_stage(root_conn, creator, bob):
     name = _fresh_name()
     execute(creator, f"CREATE STAGE {name}")
     _unload(creator, name, "alice")
+    execute(creator, f"GRANT READ ON STAGE {name} TO {bob.user_name}")
+    assert len(_files(bob, name)) == 1
     execute(root_conn, f"CREATE OR REPLACE STAGE {name} COMMENT = 'taken over'")
     assert _files(root_conn, name) == []
     assert query(root_conn, f"DESC STAGE {name}")[0]["creator"] == "root"
+    # Alice's grant does not carry over to root's stage.
+    with pytest.raises(dbapi.Error, match=f"privilege READ is required on stage @{name}"):
+        _files(bob, name)
     execute(root_conn, f"DROP STAGE {name}")
 
 
