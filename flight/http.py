@@ -8,20 +8,78 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
 Handler = Callable[[Request], Response]
 
+# A connection that sends nothing for this long is closed (each socket read waits at most this long;
+# a large upload that keeps sending is never cut off).
+IDLE_TIMEOUT_SECONDS = 30.0
+# One thread per connection: past this many open connections, new ones get a 503 and are closed.
+MAX_CONNECTIONS = 128
+
+_BUSY_RESPONSE = (
+    b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\nContent-Length: 21\r\n"
+    b"Retry-After: 1\r\nConnection: close\r\n\r\ntoo many connections\n"
+)
+
+
+class _BoundedServer(ThreadedWSGIServer):
+    """werkzeug's threaded server with a bound on connections (and so on threads)."""
+
+    daemon_threads = True
+
+    def __init__(self, host: str, port: int, app: Any, handler: type[WSGIRequestHandler], limit: int) -> None:
+        self._slots = threading.BoundedSemaphore(limit)
+        super().__init__(host, port, app, handler=handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            try:
+                request.settimeout(1.0)
+                request.sendall(_BUSY_RESPONSE)
+            except OSError:
+                pass
+            finally:
+                self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+def _handler_with_timeout(seconds: float) -> type[WSGIRequestHandler]:
+    # socketserver applies ``timeout`` to the connection's socket before the request is read.
+    return type("TimedRequestHandler", (WSGIRequestHandler,), {"timeout": seconds})
+
 
 class HttpSide:
-    def __init__(self, host: str, port: int, metrics: Callable[[], dict[str, float]]) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        metrics: Callable[[], dict[str, float]],
+        *,
+        idle_timeout: float = IDLE_TIMEOUT_SECONDS,
+        max_connections: int = MAX_CONNECTIONS,
+    ) -> None:
         # werkzeug's access log would print presigned URLs, signatures included.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._metrics = metrics
         self._routes: dict[str, Handler] = {"/health": self._health, "/metrics": self._metrics_page}
         self._prefix_routes: list[tuple[str, Handler]] = []
-        self._server: BaseWSGIServer = make_server(host, port, self._app, threaded=True)
+        self._server = _BoundedServer(
+            host, port, self._app, _handler_with_timeout(idle_timeout), max_connections
+        )
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="http", daemon=True)
 
