@@ -16,13 +16,13 @@ from engine.copy_sql import CopyLoad
 from engine.database import CATALOG_SCHEMA
 from engine.dialect import stage_refs
 from engine.errors import EngineError, StatementRejected, duckdb_error_text
-from engine.history import history_table_key
 from engine.names import quote_ident, reject_reserved
 from engine.plans import Params, Plan
 from engine.results import Result
 from engine.sql_plan import positional_columns
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
+from engine.table_identity import history_key_for
 from stages.batching import read_ahead
 from stages.conversion import JSON_FIELD_METADATA
 from stages.fast_parquet import ParquetLayout, arrow_stream, inspect_parquet
@@ -118,8 +118,7 @@ class CopyLoader:
                 f"the corresponding table ({len(target)})"
             )
         options = session.engine.stages.file_format(session, self.load.file_format, resolved)
-        schema_name = self.schema_name or session.current_schema()
-        history_key = history_table_key(schema_name, self.table)
+        history_key = history_key_for(session, self.catalog, self.schema_name, self.table)
         candidates = self._select_files(resolved, history_key)
         mode = self.load.validation_mode
         if mode is not None:

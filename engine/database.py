@@ -55,6 +55,13 @@ _CATALOG_DDL = [
         last_modified TIMESTAMPTZ NOT NULL,
         loaded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         PRIMARY KEY (table_name, file_key))""",
+    # Who created each table (owns its table stage @%t); engine.table_identity keeps it.
+    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.table_owners (
+        table_id VARCHAR PRIMARY KEY,
+        schema_name VARCHAR NOT NULL,
+        table_name VARCHAR NOT NULL,
+        owner VARCHAR NOT NULL,
+        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.global_grants (
         grantee VARCHAR NOT NULL,
         privilege VARCHAR NOT NULL,

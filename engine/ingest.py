@@ -10,6 +10,7 @@ import pyarrow as pa
 from engine.errors import ObjectAlreadyExists, ObjectNotFound
 from engine.names import qualified, reject_reserved
 from engine.session import Session
+from engine.table_identity import track_table_changes
 
 
 class IfMissing(Enum):
@@ -66,9 +67,13 @@ def ingest(
         if not exists or if_exists is IfExists.REPLACE:
             temp = "TEMP " if target.temporary else ""
             replace = "OR REPLACE " if exists else ""
-            session.run_internal(f"CREATE {replace}{temp}TABLE {name} AS SELECT * FROM {source}")
-            rows = session.run_internal(f"SELECT count(*) FROM {name}")
-            return int(rows[0][0])
+
+            def create() -> int:
+                session.run_internal(f"CREATE {replace}{temp}TABLE {name} AS SELECT * FROM {source}")
+                return int(session.run_internal(f"SELECT count(*) FROM {name}")[0][0])
+
+            # A new table: owned by this user, no load history, an empty table stage.
+            return track_table_changes(session, create)
         result = session.run_internal(f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
         return int(result[0][0]) if result else -1
     finally:

@@ -19,7 +19,6 @@ from engine import guard
 from engine.admin import parse_user_statement
 from engine.copy_exec import plan_load
 from engine.copy_sql import CopyLoad, CopyUnload, parse_copy
-from engine.database import CATALOG_SCHEMA
 from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected, duckdb_error_text
 from engine.file_formats import parse_file_format_statement
 from engine.plans import Params, Plan
@@ -28,6 +27,7 @@ from engine.sql_plan import plan_sql
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
 from engine.stage_sql import parse_stage_statement
+from engine.table_identity import table_for_stage
 from engine.unload import plan_unload
 from stages.batching import coalesce
 
@@ -166,6 +166,13 @@ class Session:
         if not self.in_transaction:
             self._run_after_commit()
 
+    def transaction_ended(self, committed: bool) -> None:
+        """A COMMIT or ROLLBACK statement ended the transaction: run or drop what waits for commit."""
+        if committed:
+            self._run_after_commit()
+        else:
+            self._after_commit.clear()
+
     def _run_after_commit(self) -> None:
         actions, self._after_commit = self._after_commit, []
         for action in actions:
@@ -294,7 +301,9 @@ class Session:
             raise EngineError(duckdb_error_text(str(exc))) from None
 
     def resolve_stage(self, ref: str, privilege: StagePrivilege) -> Resolved:
-        return self.engine.stages.resolve(ref, self.user, self.is_admin, privilege)
+        return self.engine.stages.resolve(
+            ref, self.user, self.is_admin, privilege, find_table=lambda s, t: table_for_stage(self, s, t)
+        )
 
     # -- ingest, transactions, options ------------------------------------------------
     def register_arrow(self, data: pa.RecordBatchReader | pa.Table) -> str:
@@ -309,13 +318,6 @@ class Session:
         """
         coalesced = coalesce(batches, self.engine.config.batch_rows)
         return self.register_arrow(pa.RecordBatchReader.from_batches(schema, coalesced))
-
-    def clear_load_history(self, table_keys: list[str]) -> None:
-        self.run_internal(
-            f"DELETE FROM {CATALOG_SCHEMA}.load_history WHERE table_name IN "
-            f"({', '.join('?' for _ in table_keys)})",
-            table_keys,
-        )
 
     def unregister_all(self, names: list[str]) -> None:
         for name in names:

@@ -10,11 +10,11 @@ from sqlglot import exp
 from engine import guard
 from engine.dialect import stage_options, stage_refs
 from engine.errors import StatementRejected
-from engine.history import history_table_key
+from engine.history import clear_history
 from engine.plans import Params, Plan
 from engine.results import Result
-from stages.model import table_stage
-from stages.paths import STAGE_NAME_RE, parse_stage_ref
+from engine.table_identity import check_rename, history_key_for, track_table_changes
+from stages.paths import parse_stage_ref
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -63,17 +63,25 @@ def plan_sql(tree: exp.Expression) -> Plan:
     is_query = guard.is_query(tree)
     params = _param_count(tree)
 
-    dropped_tables = _dropped_tables(tree)
-    reset_tables = dropped_tables + _truncated_or_replaced(tree)
+    transaction = _transaction_effect(tree)
+    truncated = _truncated(tree)
+    renamed = _renamed(tree)
+
+    def run_statement(session: Session, params_in: Params) -> Result:
+        if renamed is not None:
+            check_rename(session, *renamed)
+        result = session.run_duckdb(sql, params_in, is_query=is_query, transaction=transaction)
+        if truncated:
+            # TRUNCATE starts the table's load history afresh (DROP and replace: table_identity).
+            clear_history(session.run_internal, [history_key_for(session, *t) for t in truncated])
+        return result
 
     def run(session: Session, params_in: Params) -> Result:
-        result = session.run_duckdb(sql, params_in, is_query=is_query, transaction=_transaction_effect(tree))
-        for schema, table in dropped_tables:
-            # A table stage (@%t) goes away with its table.
-            session.engine.stages.wipe(table_stage(schema, table))
-        if reset_tables:
-            # TRUNCATE, DROP and CREATE OR REPLACE start the table's load history afresh.
-            session.clear_load_history([history_table_key(s, t) for s, t in reset_tables])
+        if changes_tables(tree):
+            return track_table_changes(session, lambda: run_statement(session, params_in))
+        result = run_statement(session, params_in)
+        if transaction == "end":
+            session.transaction_ended(committed=isinstance(tree, exp.Commit))
         return result
 
     def describe(session: Session) -> pa.Schema | None:
@@ -113,7 +121,12 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
                 call.set("this", exp.to_identifier(names[-1]))
             positional_columns(bound)
             sql = guard.regenerate(bound)
-            result = session.run_duckdb(sql, params_in, is_query=is_query)
+            if changes_tables(tree):  # CREATE TABLE ... AS SELECT ... FROM @stage
+                result = track_table_changes(
+                    session, lambda: session.run_duckdb(sql, params_in, is_query=is_query)
+                )
+            else:
+                result = session.run_duckdb(sql, params_in, is_query=is_query)
         except BaseException:
             session.unregister_all(names)
             raise
@@ -146,30 +159,34 @@ def positional_columns(tree: exp.Expression) -> None:
             node.replace(exp.column(ident))
 
 
-def _dropped_tables(tree: exp.Expression) -> list[tuple[str, str]]:
-    if not isinstance(tree, exp.Drop) or (tree.args.get("kind") or "").upper() != "TABLE":
+def changes_tables(tree: exp.Expression) -> bool:
+    """Statements that may drop, create, rename or empty tables (their identity is followed)."""
+    kind = str(tree.args.get("kind") or "").upper()
+    if isinstance(tree, exp.Create):
+        return kind == "TABLE"
+    if isinstance(tree, exp.Drop):
+        return kind in ("TABLE", "SCHEMA")
+    return isinstance(tree, exp.Alter | exp.TruncateTable)
+
+
+def _table_name(table: exp.Table) -> tuple[str | None, str | None, str]:
+    return (table.catalog or None, table.db or None, table.name)
+
+
+def _truncated(tree: exp.Expression) -> list[tuple[str | None, str | None, str]]:
+    if not isinstance(tree, exp.TruncateTable):
         return []
-    tables = tree.args.get("tables") or ([tree.this] if tree.this is not None else [])
-    found = []
-    for table in tables:
-        schema = table.db or "main" if isinstance(table, exp.Table) else ""
-        if isinstance(table, exp.Table) and STAGE_NAME_RE.match(table.name) and STAGE_NAME_RE.match(schema):
-            found.append((schema, table.name))
-    return found
+    return [_table_name(t) for t in tree.expressions if isinstance(t, exp.Table)]
 
 
-def _truncated_or_replaced(tree: exp.Expression) -> list[tuple[str, str]]:
-    tables: list[exp.Expression] = []
-    if isinstance(tree, exp.TruncateTable):
-        tables = list(tree.expressions)
-    elif (
-        isinstance(tree, exp.Create)
-        and tree.args.get("replace")
-        and (tree.args.get("kind") or "").upper() == "TABLE"
-    ):
-        target = tree.this
-        tables = [target.this if isinstance(target, exp.Schema) else target]
-    return [((t.db or "main"), t.name) for t in tables if isinstance(t, exp.Table)]
+def _renamed(tree: exp.Expression) -> tuple[str | None, str, str] | None:
+    """``ALTER TABLE [schema.]t RENAME TO u``: (schema, t, u)."""
+    if not isinstance(tree, exp.Alter) or not isinstance(tree.this, exp.Table):
+        return None
+    for action in tree.args.get("actions") or []:
+        if isinstance(action, exp.AlterRename) and isinstance(action.this, exp.Table):
+            return (tree.this.db or None, tree.this.name, action.this.name)
+    return None
 
 
 def _transaction_effect(tree: exp.Expression) -> str | None:

@@ -56,6 +56,10 @@ _DDL_LOCK_STRIPES = 64
 
 # (method, key, expire seconds, content type) -> URL served by the server's HTTP side.
 LocalSigner = Callable[[str, str, int, str | None], str]
+# (schema or None, table) of a table-stage reference -> (schema, table, owner or None) of the table
+# the session means by it, or None when there is no such table.
+TableFinder = Callable[[str | None, str], tuple[str, str, str | None] | None]
+_COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -101,20 +105,66 @@ class StageService:
 
     # -- resolution ------------------------------------------------------------------
     def resolve(
-        self, ref: str, user: str, is_admin: bool, privilege: StagePrivilege, current_schema: str = "main"
+        self,
+        ref: str,
+        user: str,
+        is_admin: bool,
+        privilege: StagePrivilege,
+        current_schema: str = "main",
+        find_table: TableFinder | None = None,
     ) -> Resolved:
         location = parse_stage_ref(ref)
         if location.is_user_stage:
             return Resolved(user_stage(user), location, self.storage)
         if location.is_table_stage:
-            schema, table = location.table_parts()
-            schema = schema or current_schema
-            if not self._table_exists(schema, table):
-                raise StageError(f"Table stage @%{table}: table {schema}.{table} does not exist")
-            return Resolved(table_stage(schema, table), location, self.storage)
+            stage = self._table_stage(location, user, is_admin, current_schema, find_table)
+            return Resolved(stage, location, self.storage)
         stage = self.catalog.get(location.stage_name)
         self.catalog.require(stage, user, is_admin, privilege)
         return Resolved(stage, location, self.backend_for(stage))
+
+    def _table_stage(
+        self,
+        location: StageLocation,
+        user: str,
+        is_admin: bool,
+        current_schema: str,
+        find_table: TableFinder | None,
+    ) -> Stage:
+        """``@%t``: the stage of the table ``t`` names, open to its owner and root only (as Snowflake)."""
+        schema, table = location.table_parts()
+        if find_table is not None:
+            found = find_table(schema, table)
+        else:  # no session to resolve with: the named schema, and no owner known (root's)
+            schema = schema or current_schema
+            found = (schema, table, None) if self._table_exists(schema, table) else None
+        if found is None:
+            named = f"{schema}.{table}" if schema else table
+            raise StageError(f"Table stage @%{table}: table {named} does not exist")
+        real_schema, real_table, owner = found
+        if not (is_admin or (owner is not None and owner == user)):
+            raise PermissionDenied(
+                f"Permission denied: table stage @%{real_table} belongs to the owner of "
+                f"{real_schema}.{real_table}; only its owner or root may use it"
+            )
+        return table_stage(real_schema, real_table)
+
+    def copy_table_stage(self, old: Stage, new: Stage) -> list[tuple[StagedFile, StagedFile]]:
+        """Copy a renamed table's stage files to the new name (ALTER TABLE ... RENAME, after commit).
+
+        Returns (old file, copy) pairs; the caller deletes the old files once the load history
+        follows the copies. Files under the new name are leftovers (no table had it) and go first.
+        """
+        self.storage.delete_prefix(new.prefix)
+        copied = []
+        for old_file in list(self.storage.list_files(old.prefix)):
+            new_key = new.prefix + old_file.key[len(old.prefix) :]
+            source = self.storage.open_input_stream(old_file.key)
+            with source, self.storage.open_output(new_key) as target:
+                while chunk := source.read(_COPY_CHUNK):
+                    target.write(chunk)
+            copied.append((old_file, self.storage.stat(new_key)))
+        return copied
 
     def backend_for(self, stage: Stage) -> StorageBackend:
         if stage.kind is not StageKind.EXTERNAL:

@@ -1,0 +1,214 @@
+"""Who owns a table, and what follows a table (not its name) across DDL.
+
+A table stage ``@%t`` belongs to its table's owner: the user who created the table (root for
+tables created before owners were recorded). The load history and the table-stage files belong
+to the table itself: a dropped or replaced table takes them along, a renamed one keeps them.
+
+Which tables a statement dropped, created or renamed is read from DuckDB, not from the statement
+text: the tables (with DuckDB's ``table_oid``) are listed before and after it, in one transaction.
+An oid stays with a table through ``ALTER TABLE ... RENAME`` and is new for ``CREATE OR REPLACE``,
+so ``DROP SCHEMA ... CASCADE``, search-path resolution of bare names and quoting need no parsing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from engine.database import CATALOG_SCHEMA
+from engine.errors import StatementRejected
+from engine.history import RunSQL, clear_history, follow_moved_files, history_table_key, move_history
+from stages.model import Stage, table_stage
+from stages.paths import STAGE_NAME_RE
+
+if TYPE_CHECKING:
+    from engine.session import Session
+
+log = logging.getLogger("stageflight")
+
+OWNERS_TABLE = f"{CATALOG_SCHEMA}.table_owners"
+_SAME_NAME = "lower(schema_name) = lower(?) AND lower(table_name) = lower(?)"
+
+T = TypeVar("T")
+Name = tuple[str, str]  # (schema, table) as DuckDB spells them
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    schema: str
+    table: str
+    owner: str | None  # None: created before owners were recorded, so root's
+    temporary: bool = False
+
+
+def find_table(
+    session: Session, schema: str | None, table: str, *, temporary: bool = True
+) -> TableInfo | None:
+    """The table ``[schema.]table`` means in this session, as DuckDB resolves it.
+
+    A bare name is looked up along the search path: temporary tables, then the session's schemas
+    (``SET schema``/``search_path``), then ``main``. Runs on the session's cursor, so a table the
+    session created in its open transaction is found too.
+    """
+    rows = session.run_internal(
+        "SELECT t.temporary, t.schema_name, t.table_name, o.owner, current_schemas(false) "
+        f"FROM duckdb_tables() t LEFT JOIN {OWNERS_TABLE} o ON NOT t.temporary "
+        "AND lower(o.schema_name) = lower(t.schema_name) AND lower(o.table_name) = lower(t.table_name) "
+        "WHERE lower(t.table_name) = lower(?) AND (t.temporary OR t.database_name = current_database()) "
+        "AND t.schema_name <> ?",
+        [table, CATALOG_SCHEMA],
+    )
+    found = [
+        TableInfo(schema=r[1], table=r[2], owner=r[3], temporary=bool(r[0]))
+        for r in rows
+        if temporary or not r[0]
+    ]
+    if schema is not None:
+        return next((f for f in found if not f.temporary and f.schema.lower() == schema.lower()), None)
+    if not found:
+        return None
+    order = ["\0temp"] + [str(s).lower() for s in rows[0][4] or []] + ["main"]
+
+    def rank(info: TableInfo) -> int:
+        key = "\0temp" if info.temporary else info.schema.lower()
+        return order.index(key) if key in order else len(order)
+
+    best = min(found, key=rank)
+    return best if rank(best) < len(order) else None
+
+
+def history_key_for(session: Session, catalog: str | None, schema: str | None, table: str) -> str:
+    """The load-history key of the table a COPY names (the table DuckDB loads into)."""
+    info = find_table(session, schema, table) if catalog is None else None
+    if info is None or info.temporary:
+        return history_table_key(schema or session.current_schema(), table)
+    return history_table_key(info.schema, info.table)
+
+
+# -- following DDL ---------------------------------------------------------------------------
+def track_table_changes(session: Session, run: Callable[[], T]) -> T:
+    """Run a statement that may drop, create or rename tables, and keep owners, history and
+    table-stage files with the tables.
+
+    Catalog rows change in the statement's transaction (one of our own when the client has none);
+    stage files are deleted or moved only after that transaction commits.
+    """
+    own = not session.in_transaction
+    if own:
+        session.begin()
+    try:
+        before = _tables(session)
+        result = run()
+        _follow(session, before, _tables(session))
+    except BaseException:
+        if own:
+            try:
+                session.rollback()
+            except Exception:  # noqa: S110 - DuckDB already ended the failed transaction
+                pass
+        raise
+    if own:
+        session.commit()
+    return result
+
+
+def check_rename(session: Session, schema: str | None, table: str, new_name: str) -> None:
+    """Refuse a rename that would strand the table-stage files (the new name cannot name a stage)."""
+    if STAGE_NAME_RE.match(new_name):
+        return
+    info = find_table(session, schema, table)
+    stage = _stage_of((info.schema, info.table)) if info is not None and not info.temporary else None
+    if stage is not None and next(iter(session.engine.stages.storage.list_files(stage.prefix)), None):
+        raise StatementRejected(
+            f"Cannot rename {stage.schema}.{stage.table} to {new_name!r}: its table stage {stage.ref} has "
+            f"files and {new_name!r} cannot name a table stage; REMOVE them or pick a plain name"
+        )
+
+
+def _tables(session: Session) -> dict[int, Name]:
+    rows = session.run_internal(
+        "SELECT table_oid, schema_name, table_name FROM duckdb_tables() "
+        "WHERE database_name = current_database() AND NOT temporary AND schema_name <> ?",
+        [CATALOG_SCHEMA],
+    )
+    return {int(oid): (str(schema), str(table)) for oid, schema, table in rows}
+
+
+def _key(name: Name) -> str:
+    return history_table_key(*name)
+
+
+def _follow(session: Session, before: dict[int, Name], after: dict[int, Name]) -> None:
+    dropped = [name for oid, name in before.items() if oid not in after]
+    created = [name for oid, name in after.items() if oid not in before]
+    renamed = [(before[oid], after[oid]) for oid in before.keys() & after.keys() if before[oid] != after[oid]]
+    if not (dropped or created or renamed):
+        return
+    run: RunSQL = session.run_internal
+    # A created table is new even if its name had history, an owner or files (left by a table
+    # that went some way we did not see): it starts with none of them.
+    gone = dropped + created
+    clear_history(run, [_key(n) for n in gone])
+    for schema, table in gone:
+        run(f"DELETE FROM {OWNERS_TABLE} WHERE {_SAME_NAME}", [schema, table])
+    for old, new in renamed:
+        move_history(run, _key(old), _key(new))
+        run(f"DELETE FROM {OWNERS_TABLE} WHERE {_SAME_NAME}", list(new))
+        run(f"UPDATE {OWNERS_TABLE} SET schema_name = ?, table_name = ? WHERE {_SAME_NAME}", [*new, *old])
+    for schema, table in created:
+        run(
+            f"INSERT INTO {OWNERS_TABLE} (table_id, schema_name, table_name, owner) VALUES (?, ?, ?, ?)",
+            [str(uuid.uuid4()), schema, table, session.user],
+        )
+    engine = session.engine
+    for old, new in renamed:
+        session.after_commit(functools.partial(_move_stage, engine, old, new))
+    for name in sorted(set(gone)):
+        stage = _stage_of(name)
+        if stage is not None:
+            session.after_commit(functools.partial(engine.stages.wipe, stage))
+
+
+def _stage_of(name: Name) -> Stage | None:
+    schema, table = name
+    if STAGE_NAME_RE.match(schema) and STAGE_NAME_RE.match(table):
+        return table_stage(schema, table)
+    return None
+
+
+def _move_stage(engine: Any, old: Name, new: Name) -> None:
+    """A renamed table's stage files move to the new name's prefix; their history entries follow."""
+    old_stage, new_stage = _stage_of(old), _stage_of(new)
+    if old_stage is None:
+        return
+    if new_stage is None:
+        log.warning("table %s.%s renamed to a name without a table stage; its files stay", *old)
+        return
+    moved = engine.stages.copy_table_stage(old_stage, new_stage)
+    if moved:
+        with engine.metadata_cursor() as cur:
+
+            def run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+                return cur.execute(sql, params).fetchall()
+
+            cur.execute("BEGIN TRANSACTION")
+            try:
+                follow_moved_files(run, _key(new), moved)
+            except BaseException:
+                cur.execute("ROLLBACK")
+                raise
+            cur.execute("COMMIT")
+    engine.stages.wipe(old_stage)
+
+
+def table_for_stage(session: Session, schema: str | None, table: str) -> tuple[str, str, str | None] | None:
+    """What a table-stage reference ``@%[schema.]table`` names: (schema, table, owner) or None.
+
+    Temporary tables have no table stage, so a bare name skips them.
+    """
+    info = find_table(session, schema, table, temporary=False)
+    return None if info is None else (info.schema, info.table, info.owner)
