@@ -21,6 +21,9 @@ from engine.users import UserDirectory
 log = logging.getLogger("stageflight")
 
 GC_INTERVAL_SECONDS = 3600.0
+# A temp file untouched this long belongs to a dead write (a live one is written to, or is
+# registered as in progress by this process); another server sharing the storage may own younger ones.
+TEMP_FILE_MAX_AGE_SECONDS = 3600.0
 
 
 class Engine:
@@ -38,10 +41,11 @@ class Engine:
         self._meta_cursor = self.db.cursor()
         self.users.on_drop(self._forget_user)
         self._stop = threading.Event()
-        self._gc_thread: threading.Thread | None = None
-        if config.user_stage_retention_days is not None:
-            self._gc_thread = threading.Thread(target=self._gc_loop, name="user-stage-gc", daemon=True)
-            self._gc_thread.start()
+        # The default storage root lies in our data dir, which DuckDB's lock keeps to one server:
+        # at start-up no write into it can be running, so every temp file there is a leftover.
+        self._sweep_temp_files(0.0 if config.storage_root is None else TEMP_FILE_MAX_AGE_SECONDS)
+        self._gc_thread = threading.Thread(target=self._gc_loop, name="stage-gc", daemon=True)
+        self._gc_thread.start()
 
     def open_session(self, user: str) -> Session:
         return Session(self, user)
@@ -87,11 +91,24 @@ class Engine:
 
     def _gc_loop(self) -> None:
         retention = self.config.user_stage_retention_days
-        while retention is not None and not self._stop.wait(GC_INTERVAL_SECONDS):
+        while not self._stop.wait(GC_INTERVAL_SECONDS):
+            self._sweep_temp_files(TEMP_FILE_MAX_AGE_SECONDS)
+            if retention is None:
+                continue
             try:
                 self.stages.vacuum_user_stages(retention)
             except Exception:
                 log.exception("user-stage GC failed")
+
+    def _sweep_temp_files(self, min_age_seconds: float) -> None:
+        """Delete the hidden temp files of uploads and unloads killed mid-way (kill -9)."""
+        try:
+            removed = self.stages.storage.sweep_temp_files(min_age_seconds)
+        except Exception:
+            log.exception("temp-file sweep of the stage storage failed")
+            return
+        if removed:
+            log.info("removed %d temp file(s) left by interrupted stage writes", removed)
 
     @contextmanager
     def metadata_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:

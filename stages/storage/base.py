@@ -142,6 +142,21 @@ class StorageBackend(ABC):
         keys = [entry.key for entry in self.list_files(prefix)]
         return self.delete(keys)
 
+    def sweep_temp_files(self, min_age_seconds: float) -> int:
+        """Remove what writes killed mid-way (kill -9) left behind and nothing will finish.
+
+        Leftovers untouched for less than ``min_age_seconds`` stay (another server sharing the
+        storage may still be writing them), as do this process's writes in progress. Backends whose
+        writes leave nothing behind keep this default.
+
+        Returns:
+            How many leftovers were removed.
+
+        Raises:
+            StorageError: the storage cannot be walked.
+        """
+        return 0
+
     @abstractmethod
     def filesystem_and_path(self, key: str) -> tuple[pafs.FileSystem, str]:
         """A pyarrow filesystem and path for ``key``, for readers such as ``pyarrow.dataset``.

@@ -14,6 +14,8 @@ import os
 import re
 import secrets
 import stat as st
+import threading
+import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime, timedelta
@@ -83,6 +85,10 @@ class LocalBackend(StorageBackend):
     def __init__(self, root: str | Path) -> None:
         os.makedirs(root, exist_ok=True)
         self.root = os.path.realpath(root)
+        # Temp names of this process's writes in progress: the sweep never touches them, whatever
+        # their age (an unload may wait a long time between two batches).
+        self._live_temps: set[str] = set()
+        self._live_lock = threading.Lock()
 
     def __repr__(self) -> str:
         return f"LocalBackend({self.root!r})"
@@ -299,10 +305,22 @@ class LocalBackend(StorageBackend):
             raise
         finally:
             os.close(dir_fd)
+            with self._live_lock:
+                self._live_temps.discard(temp_name)
 
     def _create_temp(self, key: str, parts: list[str]) -> tuple[int, str, int]:
         # Cut the visible part so the temp name stays below NAME_MAX (255 bytes) for long names.
         temp_name = f".{parts[-1][:40]}.tmp-{secrets.token_hex(8)}"
+        with self._live_lock:
+            self._live_temps.add(temp_name)  # before the file exists, so no sweep can see it unregistered
+        try:
+            return self._create_temp_file(key, parts, temp_name)
+        except BaseException:
+            with self._live_lock:
+                self._live_temps.discard(temp_name)
+            raise
+
+    def _create_temp_file(self, key: str, parts: list[str], temp_name: str) -> tuple[int, str, int]:
         for _ in range(_CREATE_ATTEMPTS):
             try:
                 dir_fd = self._walk(parts[:-1], key, create=True)
@@ -340,6 +358,65 @@ class LocalBackend(StorageBackend):
         except FileNotFoundError:
             pass
         self._prune_empty_dirs(parts[:-1])
+
+    # -- leftovers of killed writes --------------------------------------------------------------
+
+    def sweep_temp_files(self, min_age_seconds: float) -> int:
+        """Delete temp files a killed write left (kill -9 mid-upload), and directories they emptied.
+
+        Only files not written to for ``min_age_seconds`` go, and never one of this process's
+        writes in progress: another server sharing the root may be writing one right now.
+        """
+        cutoff = time.time() - min_age_seconds
+        root_fd = self._open_root()
+        try:
+            return self._sweep_dir(root_fd, cutoff)
+        finally:
+            os.close(root_fd)
+
+    def _sweep_dir(self, dir_fd: int, cutoff: float) -> int:
+        removed = 0
+        try:
+            with os.scandir(dir_fd) as scan:
+                entries = [(entry.name, entry.is_dir(follow_symlinks=False)) for entry in scan]
+        except OSError:
+            return 0  # unreadable (or removed meanwhile): nothing we could have written is in it
+        for name, is_dir in entries:
+            if is_dir:
+                removed += self._sweep_subdir(dir_fd, name, cutoff)
+            elif _TEMP_RE.match(name) and self._stale_temp(dir_fd, name, cutoff):
+                try:
+                    os.unlink(name, dir_fd=dir_fd)
+                    removed += 1
+                except FileNotFoundError:
+                    pass  # its write finished (renamed) or failed (discarded) meanwhile
+        return removed
+
+    def _sweep_subdir(self, dir_fd: int, name: str, cutoff: float) -> int:
+        try:
+            child = os.open(name, _DIR_FLAGS, dir_fd=dir_fd)
+        except OSError:
+            return 0  # gone, or swapped for a symlink: never followed
+        try:
+            removed = self._sweep_dir(child, cutoff)
+        finally:
+            os.close(child)
+        if removed:
+            try:
+                os.rmdir(name, dir_fd=dir_fd)  # only if the sweep emptied it; writers retry a pruned parent
+            except OSError:
+                pass
+        return removed
+
+    def _stale_temp(self, dir_fd: int, name: str, cutoff: float) -> bool:
+        with self._live_lock:
+            if name in self._live_temps:
+                return False
+        try:
+            info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+        except OSError:
+            return False
+        return st.S_ISREG(info.st_mode) and info.st_mtime < cutoff
 
     # -- deleting -------------------------------------------------------------------------------
 

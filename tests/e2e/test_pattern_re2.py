@@ -24,7 +24,7 @@ BACKREF_ERROR = (
 
 @pytest.fixture
 def staged(user):
-    put(user, f"@~/redos/{NAME}", b"x\n1\n")
+    put(user, f"@~/redos/{NAME}", b"1\n2\n")
     return user
 
 
@@ -48,6 +48,7 @@ def test_copy_select_and_table_functions_with_a_catastrophic_pattern(staged, uni
     assert query(staged, f"SELECT * FROM LIST_STAGE(LOCATION => '@~/redos/', PATTERN => '{EVIL}')") == []
     loaded = query(staged, f"{copy}'a{{40}}'")
     assert [r["File"] for r in loaded] == [f"redos/{NAME}"]
+    assert query(staged, f"SELECT sum(x) AS s FROM {table}") == [{"s": 3}]
 
 
 @pytest.mark.parametrize(
