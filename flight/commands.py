@@ -11,7 +11,7 @@ from importlib import resources
 from typing import Any
 
 from google.protobuf import any_pb2, descriptor_pb2, descriptor_pool, message_factory
-from google.protobuf.message import Message
+from google.protobuf.message import DecodeError, Message
 
 SQL_PACKAGE = "arrow.flight.protocol.sql"
 FLIGHT_PACKAGE = "arrow.flight.protocol"
@@ -100,6 +100,18 @@ SESSION_OPTION_INVALID_VALUE = 2
 SESSION_OPTION_ERROR = 3
 
 
+class MalformedMessage(ValueError):
+    """A request body that does not decode as the message it must be."""
+
+
+def parse(cls: Any, data: bytes) -> Any:
+    """Decode a bare (not Any-wrapped) message, e.g. an action body."""
+    try:
+        return cls.FromString(data)
+    except DecodeError:
+        raise MalformedMessage(f"Malformed request: the body is not a valid {cls.DESCRIPTOR.name}") from None
+
+
 def pack(msg: Message) -> bytes:
     """Serialize ``msg`` wrapped in ``google.protobuf.Any`` (how Flight SQL commands travel)."""
     wrapper = any_pb2.Any()
@@ -113,7 +125,7 @@ def unpack(data: bytes) -> Message | None:
     wrapper = any_pb2.Any()
     try:
         wrapper.ParseFromString(data)
-    except Exception:
+    except DecodeError:
         return None
     # Dispatch on the name after the last '/', never on the whole URL.
     name = wrapper.type_url.rsplit("/", 1)[-1]
@@ -122,7 +134,10 @@ def unpack(data: bytes) -> Message | None:
     except KeyError:
         return None
     msg = cls()
-    msg.ParseFromString(wrapper.value)
+    try:
+        msg.ParseFromString(wrapper.value)
+    except DecodeError:
+        return None  # e.g. a string field that is not UTF-8
     return msg
 
 

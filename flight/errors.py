@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pyarrow.flight as flight
+from google.protobuf.message import DecodeError
 
 from engine.errors import (
     AuthenticationFailed,
@@ -15,6 +16,7 @@ from engine.errors import (
     QueryCancelled,
     without_traceback,
 )
+from flight.commands import MalformedMessage
 from stages.errors import StageError
 
 log = logging.getLogger("stageflight")
@@ -36,6 +38,10 @@ def flight_errors() -> Iterator[None]:
         raise flight.FlightUnauthorizedError(str(exc)) from None
     except QueryCancelled as exc:
         raise flight.FlightCancelledError(str(exc)) from None
+    except (MalformedMessage, DecodeError):
+        raise flight.FlightServerError(
+            "Malformed request: the body is not a valid Flight SQL message"
+        ) from None
     except (EngineError, StageError, ClientError) as exc:
         raise flight.FlightServerError(without_traceback(str(exc))) from None
     except Exception as exc:

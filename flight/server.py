@@ -397,9 +397,12 @@ class StageflightServer(flight.FlightServerBase):
     _action_EndSavepoint = _action_BeginSavepoint
 
     def _action_CancelFlightInfo(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
-        request: Any = cmd.CancelFlightInfoRequest.FromString(body)
+        request: Any = cmd.parse(cmd.CancelFlightInfoRequest, body)
         status = cmd.CANCEL_STATUS_NOT_CANCELLABLE
-        info = flight.FlightInfo.deserialize(request.info)
+        try:
+            info = flight.FlightInfo.deserialize(request.info)
+        except (pa.ArrowException, OSError, ValueError):
+            raise ClientError("Malformed request: CancelFlightInfo carries no valid FlightInfo") from None
         for endpoint in info.endpoints:
             ticket = cmd.unpack(endpoint.ticket.ticket)
             if ticket is not None and cmd.type_name(ticket) == "TicketStatementQuery":
@@ -421,7 +424,7 @@ class StageflightServer(flight.FlightServerBase):
         return [result.SerializeToString()]
 
     def _action_SetSessionOptions(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
-        request: Any = cmd.SetSessionOptionsRequest.FromString(body)
+        request: Any = cmd.parse(cmd.SetSessionOptionsRequest, body)
         result: Any = cmd.SetSessionOptionsResult()
         wanted: dict[str, str] = {}
         for key, value in request.session_options.items():
