@@ -11,6 +11,8 @@ from engine.core import Engine
 from flight.config import ServerConfig
 from flight.http import HttpSide
 from flight.server import StageflightServer
+from flight.sessions import SessionLimits
+from flight.throttle import LoginThrottle
 
 log = logging.getLogger("stageflight")
 
@@ -42,6 +44,27 @@ class RunningServer:
         self.engine.close()
 
 
+def session_limits(config: ServerConfig) -> SessionLimits:
+    return SessionLimits(
+        max_sessions=config.max_sessions,
+        per_user=config.max_sessions_per_user,
+        idle_seconds=config.session_idle_seconds,
+        unused_seconds=config.unused_session_seconds,
+        result_ttl=config.result_ttl_seconds,
+        unread_results_per_user=config.max_unread_results_per_user,
+    )
+
+
+def login_throttle(config: ServerConfig) -> LoginThrottle:
+    return LoginThrottle(
+        failures=config.login_failures,
+        window_seconds=config.login_failure_window_seconds,
+        base_delay=config.login_backoff_seconds,
+        max_delay=config.login_backoff_max_seconds,
+        concurrent_checks=config.concurrent_password_checks,
+    )
+
+
 def start(config: ServerConfig) -> RunningServer:
     engine = Engine(config.engine_config())
     generated = engine.users.ensure_root(config.root_password)
@@ -57,6 +80,9 @@ def start(config: ServerConfig) -> RunningServer:
         result_ttl=config.result_ttl_seconds,
         max_sessions=config.max_sessions,
         tls_certificates=tls,
+        limits=session_limits(config),
+        token_max_lifetime=config.token_max_lifetime_seconds,
+        login_throttle=login_throttle(config),
     )
     http = None
     if config.http_port >= 0:

@@ -2,7 +2,11 @@
 
 The Handshake RPC must exist (a pass-through ServerAuthHandler); the real work happens in a
 middleware that sees every call's headers. Tokens are random and opaque; only their SHA-256 is
-kept, with the user and an absolute expiry.
+kept, with the user and when the token was issued and last used.
+
+Expiry slides: a token lives ``idle_seconds`` after its last call, and never expires while its
+session is running a call or streaming a result (a long COPY outlives any window). An optional
+absolute lifetime is enforced only between transactions, so it never cuts open work short either.
 """
 
 from __future__ import annotations
@@ -13,25 +17,53 @@ import hashlib
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import pyarrow.flight as flight
 
+from flight.throttle import LoginThrottle
+
 MIDDLEWARE_KEY = "auth"
+WRONG_CREDENTIALS = "Invalid user name or password"
+TOKEN_EXPIRED = "Token expired: connect again"
+TOKEN_INVALID = "Invalid or expired token: connect again"
+# Expired tokens remembered (by hash) to say "expired" rather than "invalid"; bounded.
+_REMEMBER_EXPIRED = 10_000
+
+
+class Activity(NamedTuple):
+    """What the token store needs to know about a token's session."""
+
+    busy: bool  # a call is running or a result is being streamed
+    in_transaction: bool
+    last_used: float
 
 
 @dataclass
 class TokenInfo:
     user: str
-    expires_at: float
+    issued_at: float
+    last_seen: float
 
 
 class TokenStore:
-    def __init__(self, ttl_seconds: int) -> None:
-        self.ttl = ttl_seconds
+    def __init__(
+        self,
+        idle_seconds: int,
+        max_lifetime_seconds: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.ttl = idle_seconds
+        self.max_lifetime = max_lifetime_seconds or None
+        self._clock = clock
         self._lock = threading.Lock()
         self._tokens: dict[bytes, TokenInfo] = {}
+        self._expired: OrderedDict[bytes, None] = OrderedDict()
+        # Set by the server: the session registry's view of a token's session (None: no session).
+        self.activity: Callable[[bytes], Activity | None] = lambda key: None
 
     @staticmethod
     def key(token: str) -> bytes:
@@ -40,20 +72,52 @@ class TokenStore:
 
     def issue(self, user: str) -> str:
         token = secrets.token_urlsafe(32)
+        now = self._clock()
         with self._lock:
-            self._tokens[self.key(token)] = TokenInfo(user, time.monotonic() + self.ttl)
+            self._tokens[self.key(token)] = TokenInfo(user, now, now)
         return token
 
+    def _is_expired(self, info: TokenInfo, now: float, activity: Activity | None) -> bool:
+        busy = activity is not None and activity.busy
+        last = max(info.last_seen, activity.last_used if activity else 0.0)
+        if not busy and now - last > self.ttl:
+            return True
+        if self.max_lifetime is not None and now - info.issued_at > self.max_lifetime:
+            return not (busy or (activity is not None and activity.in_transaction))
+        return False
+
+    def _bury(self, key: bytes) -> None:
+        del self._tokens[key]
+        self._expired[key] = None
+        while len(self._expired) > _REMEMBER_EXPIRED:
+            self._expired.popitem(last=False)
+
     def check(self, token: str) -> str | None:
+        """The token's user, extending its life; None if unknown or expired."""
         key = self.key(token)
+        now = self._clock()
         with self._lock:
             info = self._tokens.get(key)
             if info is None:
                 return None
-            if time.monotonic() > info.expires_at:
-                del self._tokens[key]
+            if not self._is_expired(info, now, None):
+                info.last_seen = now
+                return info.user
+        # Looks expired by its own clock: ask the session (outside our lock) whether work is open.
+        activity = self.activity(key)
+        with self._lock:
+            info = self._tokens.get(key)
+            if info is None:
                 return None
+            if self._is_expired(info, now, activity):
+                self._bury(key)
+                return None
+            info.last_seen = now
             return info.user
+
+    def was_expired(self, token: str) -> bool:
+        with self._lock:
+            return self.key(token) in self._expired
 
     def revoke(self, token: str) -> None:
         with self._lock:
@@ -67,12 +131,18 @@ class TokenStore:
         return keys
 
     def purge_expired(self) -> list[bytes]:
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
-            keys = [k for k, v in self._tokens.items() if now > v.expires_at]
-            for k in keys:
-                del self._tokens[k]
-        return keys
+            candidates = [k for k, v in self._tokens.items() if self._is_expired(v, now, None)]
+        activities = {k: self.activity(k) for k in candidates}
+        purged = []
+        with self._lock:
+            for k in candidates:
+                info = self._tokens.get(k)
+                if info is not None and self._is_expired(info, now, activities[k]):
+                    self._bury(k)
+                    purged.append(k)
+        return purged
 
 
 def decode_basic(credentials: str) -> tuple[str, str]:
@@ -101,9 +171,15 @@ class CallAuth(flight.ServerMiddleware):
 
 
 class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
-    def __init__(self, tokens: TokenStore, authenticate: Callable[[str, str], bool]) -> None:
+    def __init__(
+        self,
+        tokens: TokenStore,
+        authenticate: Callable[[str, str], bool],
+        throttle: LoginThrottle | None = None,
+    ) -> None:
         self.tokens = tokens
         self._authenticate = authenticate
+        self.throttle = throttle or LoginThrottle()
         # A client that sends Basic on every call should not pay a password hash each time.
         self._basic_cache: dict[bytes, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
@@ -119,7 +195,8 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
         if scheme == "bearer":
             user = self.tokens.check(credentials.strip())
             if user is None:
-                raise flight.FlightUnauthenticatedError("Invalid or expired token: connect again")
+                expired = self.tokens.was_expired(credentials.strip())
+                raise flight.FlightUnauthenticatedError(TOKEN_EXPIRED if expired else TOKEN_INVALID)
             return CallAuth(
                 user, credentials.strip(), send_token=info.method == flight.FlightMethod.HANDSHAKE
             )
@@ -133,12 +210,16 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
             if cached and time.monotonic() < cached[2] and self.tokens.check(cached[1]) == cached[0]:
                 return CallAuth(cached[0], cached[1], send_token=False)
         user, password = decode_basic(credentials)
-        if not self._authenticate(user, password):
-            raise flight.FlightUnauthenticatedError("Invalid user name or password")
+        # During a backoff delay the password is not even hashed; the answer is the same.
+        if not self.throttle.attempt(user, lambda: self._authenticate(user, password)):
+            raise flight.FlightUnauthenticatedError(WRONG_CREDENTIALS)
         token = self.tokens.issue(user)
         if not handshake:
+            now = time.monotonic()
             with self._lock:
-                self._basic_cache[cache_key] = (user, token, time.monotonic() + 60)
+                for key in [k for k, v in self._basic_cache.items() if v[2] <= now]:
+                    del self._basic_cache[key]
+                self._basic_cache[cache_key] = (user, token, now + 60)
         return CallAuth(user, token, send_token=True)
 
 

@@ -26,9 +26,18 @@ class ServerConfig:
     tls_key: Path | None = None
     root_password: str | None = field(default=None, repr=False)
     token_ttl_seconds: int = 3600
+    token_max_lifetime_seconds: int | None = None
     session_idle_seconds: int = 3600
+    unused_session_seconds: int = 60
     result_ttl_seconds: int = 300
     max_sessions: int = 512
+    max_sessions_per_user: int | None = None
+    max_unread_results_per_user: int = 16
+    login_failures: int = 5
+    login_failure_window_seconds: int = 300
+    login_backoff_seconds: int = 1
+    login_backoff_max_seconds: int = 30
+    concurrent_password_checks: int = 2
     threads: int | None = None
     memory_limit: str | None = None
     user_stage_retention_days: int | None = None
@@ -40,6 +49,7 @@ class ServerConfig:
     storage_secret_access_key: str | None = field(default=None, repr=False)
     storage_region: str | None = None
     allowed_endpoints: str | None = None
+    server_key_file: Path | None = None
 
     @property
     def tls(self) -> bool:
@@ -66,6 +76,7 @@ class ServerConfig:
             allowed_endpoints=tuple(
                 e.strip() for e in (self.allowed_endpoints or "").split(",") if e.strip()
             ),
+            server_key_file=self.server_key_file,
         )
 
 
@@ -77,10 +88,25 @@ _HELP: dict[str, str] = {
     "http_port": "HTTP port for presigned URLs, /health and /metrics; 0 picks a free port, -1 disables",
     "tls_cert": "PEM certificate: serve grpc+tls:// (needs --tls-key)",
     "tls_key": "PEM private key for --tls-cert",
-    "token_ttl_seconds": "lifetime of a bearer token",
+    "token_ttl_seconds": "a bearer token expires this many seconds after its last call (never while a "
+    "call runs or a result streams)",
+    "token_max_lifetime_seconds": "absolute lifetime of a bearer token, enforced only between transactions "
+    "(default: none)",
     "session_idle_seconds": "idle time after which a session is closed and rolled back",
+    "unused_session_seconds": "idle time after which a session that never ran a statement releases its "
+    "connection (it resumes on its next call)",
     "result_ttl_seconds": "time a result waits to be fetched before it is dropped",
     "max_sessions": "maximum number of open sessions",
+    "max_sessions_per_user": "maximum open sessions per user, root exempt (default: max(4, max_sessions/4))",
+    "max_unread_results_per_user": "results a user may leave waiting to be fetched; further queries are "
+    "refused until one is fetched",
+    "login_failures": "wrong passwords for a user before each further attempt waits a backoff delay",
+    "login_failure_window_seconds": "time over which a user's wrong passwords are counted",
+    "login_backoff_seconds": "first backoff delay after too many wrong passwords; doubles with each "
+    "further failure",
+    "login_backoff_max_seconds": "longest backoff delay (bounds how long anyone, root too, can be "
+    "locked out)",
+    "concurrent_password_checks": "password hashes (Argon2id, 19 MiB each) computed at once server-wide",
     "threads": "DuckDB worker threads (default: all cores)",
     "memory_limit": "DuckDB memory limit, e.g. 4GB",
     "user_stage_retention_days": "delete user-stage files older than this many days (default: keep)",
@@ -94,6 +120,8 @@ _HELP: dict[str, str] = {
     "storage_region": "S3 region for --storage-root",
     "allowed_endpoints": "comma-separated host:port list external stages may use; loopback and private "
     "addresses are refused unless listed",
+    "server_key_file": "file with the key that encrypts external stages' credentials, created on first "
+    "start (default: <data-dir>/server.key; keep it apart from backups of the database)",
 }
 
 

@@ -23,7 +23,8 @@ from flight import sqlinfo
 from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore
 from flight.cancel import CancelWatcher
 from flight.errors import ClientError, flight_errors
-from flight.sessions import FlightSession, PreparedStatement, SessionRegistry
+from flight.sessions import FlightSession, PreparedStatement, SessionLimits, SessionRegistry
+from flight.throttle import LoginThrottle
 
 log = logging.getLogger("stageflight")
 
@@ -64,15 +65,21 @@ class StageflightServer(flight.FlightServerBase):
         result_ttl: int = 300,
         max_sessions: int = 512,
         tls_certificates: list[flight.CertKeyPair] | None = None,
+        limits: SessionLimits | None = None,
+        token_max_lifetime: int | None = None,
+        login_throttle: LoginThrottle | None = None,
     ) -> None:
         self.engine = engine
-        self.tokens = TokenStore(token_ttl)
-        self.registry = SessionRegistry(engine, max_sessions, session_idle, result_ttl)
+        self.tokens = TokenStore(token_ttl, token_max_lifetime)
+        limits = limits or SessionLimits(max_sessions, idle_seconds=session_idle, result_ttl=result_ttl)
+        self.registry = SessionRegistry(engine, limits=limits)
+        self.tokens.activity = self.registry.activity  # expiry never cuts a running call short
         engine.add_credentials_listener(self._revoke_user)
+        auth = AuthMiddlewareFactory(self.tokens, engine.users.authenticate, login_throttle)
         super().__init__(
             location,
             auth_handler=PassThroughAuthHandler(),
-            middleware={MIDDLEWARE_KEY: AuthMiddlewareFactory(self.tokens, engine.users.authenticate)},
+            middleware={MIDDLEWARE_KEY: auth},
             tls_certificates=tls_certificates or [],
         )
         self._calling = threading.local()
@@ -121,15 +128,24 @@ class StageflightServer(flight.FlightServerBase):
         return message
 
     def _info_for_result(
-        self, user: str, descriptor: flight.FlightDescriptor, result: Result
+        self, fs: FlightSession, descriptor: flight.FlightDescriptor, result: Result
     ) -> flight.FlightInfo:
-        handle = self.registry.park(user, result)
+        handle = self.registry.park(fs.user, result, fs)
         ticket = flight.Ticket(cmd.pack(cmd.TicketStatementQuery(statement_handle=handle)))
         total = result.table.num_rows if result.stream is None and result.table is not None else -1
         return flight.FlightInfo(result.schema, descriptor, [flight.FlightEndpoint(ticket, [])], total, -1)
 
-    def _run(self, context: flight.ServerCallContext, fs: FlightSession, fn: Callable[[], Result]) -> Result:
-        with self._cancels.watch(context, fs.engine_session.interrupt):
+    def _run(
+        self,
+        context: flight.ServerCallContext,
+        fs: FlightSession,
+        fn: Callable[[], Result],
+        *,
+        parks: bool = False,
+    ) -> Result:
+        if parks:  # the result will wait for DoGet: refuse before running if too many already wait
+            self.registry.check_result_room(fs.user)
+        with self.registry.call(fs), self._cancels.watch(context, fs.engine_session.interrupt):
             return fn()
 
     # -- GetFlightInfo --------------------------------------------------------------------
@@ -142,15 +158,18 @@ class StageflightServer(flight.FlightServerBase):
             if name == "CommandStatementQuery":
                 fs = self._session(context)
                 fs.check_transaction(message.transaction_id or None)
-                result = self._run(context, fs, lambda: fs.engine_session.execute(message.query))
-                return self._info_for_result(fs.user, descriptor, result)
+                result = self._run(context, fs, lambda: fs.engine_session.execute(message.query), parks=True)
+                return self._info_for_result(fs, descriptor, result)
             if name == "CommandPreparedStatementQuery":
                 fs = self._session(context)
                 stmt = fs.statement(message.prepared_statement_handle)
                 result = self._run(
-                    context, fs, lambda: fs.engine_session.run_prepared_rows(stmt.prepared, stmt.params)
+                    context,
+                    fs,
+                    lambda: fs.engine_session.run_prepared_rows(stmt.prepared, stmt.params),
+                    parks=True,
                 )
-                return self._info_for_result(fs.user, descriptor, result)
+                return self._info_for_result(fs, descriptor, result)
             schema = self._metadata_schema(message)
             ticket = flight.Ticket(cmd.pack(message))
             return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
@@ -325,7 +344,7 @@ class StageflightServer(flight.FlightServerBase):
             temporary=message.temporary,
         )
         data = reader.to_reader()
-        with self._cancels.watch(context, fs.engine_session.interrupt):
+        with self.registry.call(fs), self._cancels.watch(context, fs.engine_session.interrupt):
             return ingest(
                 fs.engine_session,
                 target,

@@ -1,11 +1,22 @@
-"""Flight-side session state: one engine session per bearer token, prepared statements, pending results."""
+"""Flight-side session state: one engine session per bearer token, prepared statements, pending results.
+
+Limits (issue 11): a user may hold at most ``per_user`` sessions, so one user cannot take every
+slot; root is exempt and, when every slot is taken, gets one by closing the longest-idle session
+of another user that has nothing running. A session no statement has used (e.g. the one ADBC
+opens with BeginTransaction on connect) holds a DuckDB connection for nothing: after
+``unused_seconds`` it is put to sleep (connection closed, transaction id, catalog and schema
+remembered) and woken, the same to the client, by its next call. A session is never closed by
+expiry while a call runs in it or one of its results is being streamed.
+"""
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,7 +24,30 @@ from engine.core import Engine
 from engine.errors import EngineError
 from engine.results import Result
 from engine.session import Prepared, Session
+from engine.users import ROOT_USER
+from flight.auth import Activity
 from flight.errors import ClientError
+
+log = logging.getLogger("stageflight")
+
+
+@dataclass(frozen=True)
+class SessionLimits:
+    max_sessions: int = 512
+    per_user: int | None = None  # None: max(4, max_sessions // 4)
+    idle_seconds: int = 3600
+    unused_seconds: int = 60
+    result_ttl: int = 300
+    unread_results_per_user: int = 16
+
+    @property
+    def sessions_per_user(self) -> int:
+        return self.per_user if self.per_user is not None else max(4, self.max_sessions // 4)
+
+    @property
+    def root_reserve(self) -> int:
+        """Slots only root may take, so root normally gets in without closing anyone's session."""
+        return self.max_sessions // 32
 
 
 @dataclass
@@ -31,6 +65,14 @@ class FlightSession:
     prepared: dict[bytes, PreparedStatement] = field(default_factory=dict)
     transaction_id: bytes | None = None
     lock: threading.Lock = field(default_factory=threading.Lock)
+    # Kept by the registry under its lock: calls running now, results open on the connection.
+    running: int = 0
+    open_streams: int = 0
+    used: bool = False  # a statement ran (it may have left state: SET, temporary tables)
+
+    @property
+    def busy(self) -> bool:
+        return self.running > 0 or self.open_streams > 0
 
     def statement(self, handle: bytes) -> PreparedStatement:
         try:
@@ -44,6 +86,16 @@ class FlightSession:
 
 
 @dataclass
+class _Sleeping:
+    """What a never-used session needs to wake up as it was."""
+
+    user: str
+    transaction_id: bytes | None
+    catalog: str
+    schema: str
+
+
+@dataclass
 class PendingResult:
     user: str
     result: Result
@@ -51,13 +103,23 @@ class PendingResult:
 
 
 class SessionRegistry:
-    def __init__(self, engine: Engine, max_sessions: int, idle_seconds: int, result_ttl: int) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        max_sessions: int = 512,
+        idle_seconds: int = 3600,
+        result_ttl: int = 300,
+        *,
+        limits: SessionLimits | None = None,
+    ) -> None:
         self.engine = engine
-        self.max_sessions = max_sessions
-        self.idle_seconds = idle_seconds
-        self.result_ttl = result_ttl
+        self.limits = limits or SessionLimits(max_sessions, idle_seconds=idle_seconds, result_ttl=result_ttl)
+        self.max_sessions = self.limits.max_sessions
+        self.idle_seconds = self.limits.idle_seconds
+        self.result_ttl = self.limits.result_ttl
         self._lock = threading.Lock()
         self._sessions: dict[bytes, FlightSession] = {}
+        self._sleeping: dict[bytes, _Sleeping] = {}
         self._results: dict[bytes, PendingResult] = {}
 
     # -- sessions ----------------------------------------------------------------------
@@ -67,27 +129,104 @@ class SessionRegistry:
             if fs is not None:
                 fs.last_used = time.monotonic()
                 return fs
-            if len(self._sessions) >= self.max_sessions:
-                raise EngineError(
-                    f"Too many open sessions (limit {self.max_sessions}); close idle connections"
-                )
+            self._make_room(user, evict=False)  # refuse early, before opening a connection
         session = self.engine.open_session(user)
+        evicted: list[FlightSession] = []
         with self._lock:
-            fs = self._sessions.setdefault(token_key, FlightSession(token_key, user, session))
+            fs = self._sessions.get(token_key)
+            if fs is None:
+                try:
+                    evicted = self._make_room(user, evict=True)
+                except EngineError:
+                    session.close()
+                    raise
+                fs = self._sessions[token_key] = FlightSession(token_key, user, session)
+                sleeping = self._sleeping.pop(token_key, None)
+            else:
+                sleeping = None
+        for victim in evicted:
+            self._close_session(victim)
         if fs.engine_session is not session:
             session.close()
+        elif sleeping is not None:
+            self._wake(fs, sleeping)
         return fs
+
+    def _make_room(self, user: str, *, evict: bool) -> list[FlightSession]:
+        """Under the lock: refuse a new session for ``user``, or (``evict``) close one so root fits."""
+        total = len(self._sessions)
+        if user == ROOT_USER:
+            if total < self.max_sessions or not evict:
+                return []
+            victim = self._eviction_candidate()
+            if victim is None:
+                raise EngineError(self._full_message())
+            del self._sessions[victim.token_key]
+            log.warning("closing an idle session of %s to let root in (%d sessions open)", victim.user, total)
+            return [victim]
+        per_user = self.limits.sessions_per_user
+        if sum(1 for s in self._sessions.values() if s.user == user) >= per_user:
+            raise EngineError(f"Too many sessions for user {user} (limit {per_user}); close idle connections")
+        if total >= self.max_sessions - self.limits.root_reserve:
+            raise EngineError(self._full_message())
+        return []
+
+    def _full_message(self) -> str:
+        return f"Too many open sessions (limit {self.max_sessions}); close idle connections"
+
+    def _eviction_candidate(self) -> FlightSession | None:
+        # Longest idle first, sessions without an open transaction before those with one.
+        idle = [s for s in self._sessions.values() if s.user != ROOT_USER and not s.busy]
+        idle.sort(key=lambda s: (s.engine_session.in_transaction, s.last_used))
+        return idle[0] if idle else None
+
+    def _wake(self, fs: FlightSession, sleeping: _Sleeping) -> None:
+        try:
+            fs.engine_session.use(sleeping.catalog, sleeping.schema)
+        except Exception:  # the schema may have been dropped meanwhile: stay on the default one
+            log.info("a woken session could not return to %s.%s", sleeping.catalog, sleeping.schema)
+        if sleeping.transaction_id is not None:
+            fs.engine_session.begin()
+            fs.transaction_id = sleeping.transaction_id
+
+    @contextmanager
+    def call(self, fs: FlightSession) -> Iterator[None]:
+        """Marks a statement running in ``fs``: expiry leaves the session alone until it ends."""
+        with self._lock:
+            fs.running += 1
+            fs.used = True
+            fs.last_used = time.monotonic()
+        try:
+            yield
+        finally:
+            with self._lock:
+                fs.running -= 1
+                fs.last_used = time.monotonic()
+
+    def activity(self, token_key: bytes) -> Activity | None:
+        with self._lock:
+            fs = self._sessions.get(token_key)
+            if fs is None:
+                return None
+            return Activity(fs.busy, fs.engine_session.in_transaction, fs.last_used)
 
     def close(self, token_key: bytes) -> None:
         with self._lock:
             fs = self._sessions.pop(token_key, None)
+            self._sleeping.pop(token_key, None)
         if fs is not None:
-            fs.prepared.clear()
-            fs.engine_session.close()
+            self._close_session(fs)
+
+    @staticmethod
+    def _close_session(fs: FlightSession) -> None:
+        fs.prepared.clear()
+        fs.engine_session.close()
 
     def close_user(self, user: str) -> None:
         with self._lock:
             keys = [k for k, v in self._sessions.items() if v.user == user]
+            for k in [k for k, v in self._sleeping.items() if v.user == user]:
+                del self._sleeping[k]
         for k in keys:
             self.close(k)
 
@@ -96,11 +235,48 @@ class SessionRegistry:
             return len(self._sessions)
 
     # -- pending results -----------------------------------------------------------------
-    def park(self, user: str, result: Result) -> bytes:
-        handle = secrets.token_bytes(16)
+    def check_result_room(self, user: str) -> None:
+        """Refuse a new query while ``user`` has the maximum of results waiting to be fetched.
+
+        An unfetched result holds its read-ahead batches and, when large, DuckDB's streaming
+        state, outside DuckDB's memory limit; checked before the statement runs so a refused
+        statement has no effect.
+        """
+        limit = self.limits.unread_results_per_user
         with self._lock:
-            self._results[handle] = PendingResult(user, result, time.monotonic() + self.result_ttl)
+            waiting = sum(1 for p in self._results.values() if p.user == user)
+        if waiting >= limit:
+            raise ClientError(f"Too many unread results: fetch or close earlier results (limit {limit})")
+
+    def park(self, user: str, result: Result, session: FlightSession | None = None) -> bytes:
+        handle = secrets.token_bytes(16)
+        if session is not None and result.stream is not None:
+            self._track_stream(session, result)
+        limit = self.limits.unread_results_per_user
+        with self._lock:
+            # Concurrent calls of one user may all have passed check_result_room.
+            over = sum(1 for p in self._results.values() if p.user == user) >= limit
+            if not over:
+                self._results[handle] = PendingResult(user, result, time.monotonic() + self.result_ttl)
+        if over:
+            result.close()
+            raise ClientError(f"Too many unread results: fetch or close earlier results (limit {limit})")
         return handle
+
+    def _track_stream(self, fs: FlightSession, result: Result) -> None:
+        """A streamed result keeps the session busy (and alive) until it is read or dropped."""
+        release = result.on_close
+
+        def closed() -> None:
+            if release is not None:
+                release()
+            with self._lock:
+                fs.open_streams -= 1
+                fs.last_used = time.monotonic()
+
+        with self._lock:
+            fs.open_streams += 1
+        result.on_close = closed
 
     def redeem(self, handle: bytes, user: str) -> Result:
         with self._lock:
@@ -124,17 +300,43 @@ class SessionRegistry:
         with self._lock:
             stale = [h for h, p in self._results.items() if now > p.deadline]
             expired = [p for h in stale if (p := self._results.pop(h, None)) is not None]
-            idle = [k for k, s in self._sessions.items() if now - s.last_used > self.idle_seconds]
+            idle_keys = [
+                k for k, s in self._sessions.items() if not s.busy and now - s.last_used > self.idle_seconds
+            ]
+            idle = [self._sessions.pop(k) for k in idle_keys]
+            unused = [
+                s
+                for s in self._sessions.values()
+                if not (s.busy or s.used or s.prepared) and now - s.last_used > self.limits.unused_seconds
+            ]
         for p in expired:
             p.result.close()
-        for k in idle:
-            self.close(k)
+        for fs in idle:
+            self._close_session(fs)
+        for s in unused:
+            self._put_to_sleep(s)
+
+    def _put_to_sleep(self, fs: FlightSession) -> None:
+        try:
+            catalog, schema = fs.engine_session.current_catalog_and_schema()
+        except EngineError:
+            return  # busy after all (a call started meanwhile): try again next time
+        with self._lock:
+            # A call may have started since the reaper looked: then the session is in use.
+            in_use = fs.busy or fs.used or fs.prepared
+            fresh = time.monotonic() - fs.last_used <= self.limits.unused_seconds
+            if self._sessions.get(fs.token_key) is not fs or in_use or fresh:
+                return
+            del self._sessions[fs.token_key]
+            self._sleeping[fs.token_key] = _Sleeping(fs.user, fs.transaction_id, catalog, schema)
+        self._close_session(fs)
 
     def close_all(self) -> None:
         with self._lock:
             results = list(self._results.values())
             self._results.clear()
             keys = list(self._sessions)
+            self._sleeping.clear()
         for p in results:
             p.result.close()
         for k in keys:
