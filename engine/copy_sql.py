@@ -5,8 +5,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from sqlglot import exp
 from sqlglot.tokens import TokenType
 
+from engine import guard
+from engine.dialect import StageRef, stage_refs
 from engine.errors import StatementRejected
 from engine.file_formats import parse_options_list
 from engine.tokens import TokenCursor
@@ -119,10 +122,7 @@ def _load(cur: TokenCursor) -> CopyLoad:
     nxt = cur.peek()
     if nxt is not None and nxt.token_type == TokenType.L_PAREN:
         load.transform_sql = _parenthesised_sql(cur)
-        match = re.search(r"(?is)\bFROM\s+('?@[^\s,()']+'?)", load.transform_sql)
-        if match is None:
-            raise StatementRejected("COPY transform must select FROM a stage: (SELECT $1, ... FROM @stage)")
-        load.source = match.group(1).strip("'")
+        load.source = transform_stage(load.transform_sql)
     elif nxt is not None and nxt.token_type == TokenType.STRING and not nxt.text.startswith("@"):
         raise StatementRejected(
             "COPY from a URL or path is not allowed: put the files in a stage and COPY INTO t FROM @stage"
@@ -132,6 +132,29 @@ def _load(cur: TokenCursor) -> CopyLoad:
     parse_stage_ref(load.source)
     _load_options(cur, load)
     return load
+
+
+def transform_stage(sql: str) -> str:
+    """The one stage a COPY transform's FROM clause reads, as the parser sees it (not a comment or a
+    string that merely mentions one). The load resolves and reads exactly that stage."""
+    trees = guard.parse_statements(sql)
+    if len(trees) != 1 or not isinstance(trees[0], exp.Select):
+        raise StatementRejected("COPY transform must be one SELECT: (SELECT $1, $2 ... FROM @stage [alias])")
+    select = trees[0]
+    from_clause = select.args.get("from_")
+    sources = [from_clause.this] if from_clause is not None else []
+    sources += [join.this for join in select.args.get("joins") or []]
+    staged = [s.this.text for s in sources if isinstance(s, exp.Table) and isinstance(s.this, StageRef)]
+    if not staged:
+        raise StatementRejected("COPY transform must select FROM a stage: (SELECT $1, ... FROM @stage)")
+    if len(staged) > 1:
+        raise StatementRejected(
+            "COPY transform must read exactly one stage; "
+            f"its FROM clause names {len(staged)}: {', '.join(staged)}"
+        )
+    if len(sources) > 1 or len(stage_refs(select)) > 1:
+        raise StatementRejected("COPY transform must read exactly one stage and nothing else")
+    return staged[0]
 
 
 def _load_options(cur: TokenCursor, load: CopyLoad) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import re
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -27,7 +26,9 @@ from engine.sql_plan import plan_sql
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import Resolved
 from engine.stage_sql import parse_stage_statement
+from engine.statement_bounds import bounded_tokens, check_size, check_tokens
 from engine.table_identity import table_for_stage
+from engine.tokens import first_word, tokenize, tokens_reused
 from engine.unload import plan_unload
 from stages.batching import coalesce
 
@@ -65,12 +66,6 @@ _SPECIAL_FIRST_WORDS = {
     "VACUUM",
     "COPY",
 }
-_FIRST_WORD = re.compile(r"\s*(?:(?:--[^\n]*\n|/\*.*?\*/)\s*)*([A-Za-z]+)", re.S)
-
-
-def _first_word(sql: str) -> str:
-    match = _FIRST_WORD.match(sql)
-    return match.group(1).upper() if match else ""
 
 
 def parameter_rows(data: pa.Table | pa.RecordBatch) -> list[Sequence[Any]]:
@@ -87,23 +82,40 @@ _PLAN_CACHE_MAX_CHARS = 4096
 
 @functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
 def _plan_checked_sql(sql: str) -> tuple[Plan, ...]:
+    check_tokens(tokenize(sql))  # short, but may still nest too deeply
     return tuple(plan_sql(tree) for tree in guard.validate(sql))
 
 
 def plan_statements(sql: str) -> list[Plan]:
-    if _first_word(sql) in _SPECIAL_FIRST_WORDS:
-        for parse in (parse_user_statement, parse_stage_statement, parse_file_format_statement):
-            special = parse(sql)
-            if special is not None:
-                return [special]
-        copy = parse_copy(sql)
-        if isinstance(copy, CopyLoad):
-            return [plan_load(copy)]
-        if isinstance(copy, CopyUnload):
-            return [plan_unload(copy)]
+    """Every path (plain, special, prepared, Flight SQL query and update) plans through here,
+    so the bounds are checked before any parser sees the text."""
+    check_size(sql)
+    bounded = False
+    if first_word(sql) in _SPECIAL_FIRST_WORDS:
+        tokens = bounded_tokens(sql)
+        bounded = True
+        with tokens_reused(sql, tokens):
+            special = _plan_special(sql)
+        if special is not None:
+            return [special]
     if len(sql) <= _PLAN_CACHE_MAX_CHARS:
         return list(_plan_checked_sql(sql))
+    if not bounded:
+        check_tokens(tokenize(sql))
     return [plan_sql(tree) for tree in guard.validate(sql)]
+
+
+def _plan_special(sql: str) -> Plan | None:
+    for parse in (parse_user_statement, parse_stage_statement, parse_file_format_statement):
+        special = parse(sql)
+        if special is not None:
+            return special
+    copy = parse_copy(sql)
+    if isinstance(copy, CopyLoad):
+        return plan_load(copy)
+    if isinstance(copy, CopyUnload):
+        return plan_unload(copy)
+    return None
 
 
 class Session:

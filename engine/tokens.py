@@ -6,6 +6,11 @@ the engine; the raw SQL text is kept to rebuild stage references exactly as writ
 
 from __future__ import annotations
 
+import re
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
@@ -14,13 +19,92 @@ from engine.errors import StatementRejected
 
 _DIALECT = DuckDB()
 _WORD_TYPES = {TokenType.VAR, TokenType.IDENTIFIER}
+# The tokens of the statement being planned on this thread: the special-statement parsers each
+# open a TokenCursor on the same text, and a 1 MiB statement should be tokenized once, not five times.
+_planning = threading.local()
 
 
 def tokenize(sql: str) -> list[Token]:
+    shared = getattr(_planning, "tokens", None)
+    if shared is not None and shared[0] is sql:
+        return list(shared[1])  # a copy: TokenCursor drops trailing ';' from its list
     try:
         return list(_DIALECT.tokenize(sql))
     except TokenError as exc:
         raise StatementRejected(f"Cannot read statement: {exc}") from None
+
+
+@contextmanager
+def tokens_reused(sql: str, tokens: list[Token]) -> Iterator[None]:
+    """While planning ``sql`` on this thread, :func:`tokenize` of that same text returns ``tokens``."""
+    _planning.tokens = (sql, tokens)
+    try:
+        yield
+    finally:
+        _planning.tokens = None
+
+
+# -- the first word, without tokenizing ----------------------------------------------------------
+# Only '*' and '/' matter inside a block comment; one character class cannot backtrack.
+_COMMENT_MARK = re.compile(r"[*/]")
+_LINE_BREAK = re.compile(r"[\r\n]")
+
+
+def first_word(sql: str) -> str:
+    """The statement's first word, upper-cased ('' when it starts with anything else).
+
+    Linear in the length of ``sql``. Skips what sqlglot's DuckDB tokenizer skips before its first
+    token (Unicode whitespace, ``--`` comments ending at a line break, nested ``/* */`` comments),
+    so the word is the first token every later parser sees. An unterminated comment gives ''.
+    """
+    i, n = 0, len(sql)
+    while i < n:
+        if sql[i].isspace():
+            i += 1
+        elif sql.startswith("--", i):
+            i = _line_comment_end(sql, i + 2)
+        elif sql.startswith("/*", i):
+            end = _block_comment_end(sql, i)
+            if end is None:
+                return ""
+            i = end
+        else:
+            break
+    j = i
+    while j < n and sql[j].isascii() and (sql[j].isalnum() or sql[j] == "_"):
+        j += 1
+    return sql[i:j].upper()
+
+
+def _line_comment_end(sql: str, start: int) -> int:
+    # One search for either break: str.find per character would rescan the rest for a missing '\r'.
+    brk = _LINE_BREAK.search(sql, start)
+    return brk.start() if brk is not None else len(sql)
+
+
+def _block_comment_end(sql: str, start: int) -> int | None:
+    """Index just after the comment opened at ``start``, or None if it never closes.
+
+    Mirrors sqlglot's scan, quirks included: a '/*' right after an opener does not nest, and the
+    '/' of a closing '*/' can begin a new opener ('*/*'). DuckDB's own scanner nests slightly
+    differently; that does not matter here because DuckDB only ever runs SQL regenerated from
+    sqlglot's reading, and every statement is read by sqlglot's tokenizer after this word.
+    """
+    n = len(sql)
+    depth, pos, may_open = 1, start + 2, False
+    while pos < n - 1:
+        if may_open and sql.startswith("/*", pos):
+            depth, pos, may_open = depth + 1, pos + 2, False
+            continue
+        if sql.startswith("*/", pos):
+            depth -= 1
+            if depth == 0:
+                return pos + 2
+        mark = _COMMENT_MARK.search(sql, pos + 1)
+        if mark is None:
+            return None
+        pos, may_open = mark.start(), True
+    return None
 
 
 class TokenCursor:
