@@ -27,7 +27,9 @@ import base64
 import hashlib
 import re
 import socket
+import threading
 import xml.etree.ElementTree as ET
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
@@ -44,6 +46,7 @@ from stages.paths import clean_rel_path, validate_key, validate_prefix
 from stages.storage.base import PresignedRequest, StagedFile, StorageBackend
 from stages.storage.s3_http import Client, Endpoint, Response, child_elements, child_text, parse_xml
 from stages.storage.s3_signing import Credentials, Signer, uri_encode
+from stages.storage.s3_sweep import MIN_UPLOAD_AGE_SECONDS, abort_stale_uploads
 from stages.storage.s3_upload import S3Writer
 
 OPTION_KEYS = frozenset({"ENDPOINT_URL", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "REGION", "SESSION_TOKEN"})
@@ -98,6 +101,8 @@ class S3Backend(StorageBackend):
     """Objects under ``s3://bucket/root/``; keys map to ``root + key``."""
 
     scheme = "s3"
+    # Below this age an open multipart upload may be another server's long write: see s3_sweep.
+    min_upload_age_seconds = MIN_UPLOAD_AGE_SECONDS
 
     def __init__(
         self,
@@ -137,6 +142,9 @@ class S3Backend(StorageBackend):
             self._credentials = Credentials(access_key_id, secret_access_key, session_token or None)
             self.signer = Signer(self._credentials, region)
         self._client = Client(self.endpoint, self.signer)
+        # Object keys this process is uploading now: the sweep never aborts their uploads.
+        self._live_keys: Counter[str] = Counter()
+        self._live_lock = threading.Lock()
         fs_options: dict[str, object] = {"region": region}
         if endpoint_url is not None:
             fs_options["endpoint_override"] = self.endpoint.netloc
@@ -380,6 +388,8 @@ class S3Backend(StorageBackend):
     @contextmanager
     def _upload(self, key: str, object_key: str) -> Iterator[BinaryIO]:
         writer = S3Writer(self, key, object_key)
+        with self._live_lock:
+            self._live_keys[object_key] += 1
         try:
             yield cast(BinaryIO, writer)
             writer.commit()
@@ -389,6 +399,24 @@ class S3Backend(StorageBackend):
         finally:
             writer.close()
             writer.release()
+            with self._live_lock:
+                self._live_keys[object_key] -= 1
+                if self._live_keys[object_key] <= 0:
+                    del self._live_keys[object_key]
+
+    def _is_live(self, object_key: str) -> bool:
+        with self._live_lock:
+            return object_key in self._live_keys
+
+    def sweep_temp_files(self, min_age_seconds: float) -> int:
+        """Abort multipart uploads killed writers left open, once they are a day old or older.
+
+        A day at least whatever is asked: an upload's start time is all S3 tells, and another
+        server sharing the prefix may run a long unload.
+        """
+        return abort_stale_uploads(
+            self, self._client, max(min_age_seconds, self.min_upload_age_seconds), self._is_live
+        )
 
     # -- deleting -------------------------------------------------------------------------------
 
