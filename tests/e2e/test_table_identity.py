@@ -1,0 +1,142 @@
+"""Load history and table-stage files follow the table, not its name.
+
+A table that went (DROP, DROP SCHEMA ... CASCADE, CREATE OR REPLACE, adbc_ingest replace) takes
+its history and its stage files along; a renamed table keeps both.
+"""
+
+from __future__ import annotations
+
+import adbc_driver_flightsql.dbapi as dbapi
+import pyarrow as pa
+import pytest
+
+from tests.e2e.stage_helpers import execute, put, query
+
+CSV = "FILE_FORMAT = (TYPE = CSV)"
+
+
+def _loaded(conn, sql):
+    return sum(r["Rows_loaded"] for r in query(conn, sql))
+
+
+def _names(conn, ref):
+    return [r["name"] for r in query(conn, f"LIST {ref}")]
+
+
+def _stage_dir(server, schema, table):
+    return server.config.data_dir / "storage" / "stage" / "table" / schema / table
+
+
+def test_ingest_replace_starts_a_new_history_and_stage(user, unique_table):
+    t = unique_table("ing")
+    with user.cursor() as cur:
+        cur.adbc_ingest(t, pa.table({"id": pa.array([0], pa.int32())}), mode="create")
+    put(user, f"@~/{t}/a.csv", b"1\n")
+    put(user, f"@%{t}/b.csv", b"2\n")
+    assert _loaded(user, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 1
+    with user.cursor() as cur:
+        cur.adbc_ingest(t, pa.table({"id": pa.array([0], pa.int32())}), mode="replace")
+    assert _names(user, f"@%{t}") == []
+    assert _loaded(user, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 1  # loaded again: a new table
+
+
+def test_drop_schema_cascade_takes_history_and_stages(server, root_conn, unique_table):
+    s = unique_table("sch")
+    put(root_conn, f"@~/{s}/a.csv", b"1\n")
+
+    def make():
+        execute(root_conn, f"CREATE SCHEMA {s}")
+        execute(root_conn, f"CREATE TABLE {s}.t (id INTEGER)")
+
+    make()
+    put(root_conn, f"@%{s}.t/staged.csv", b"2\n")
+    assert _loaded(root_conn, f"COPY INTO {s}.t FROM @~/{s}/ {CSV}") == 1
+    execute(root_conn, f"DROP SCHEMA {s} CASCADE")
+    assert not _stage_dir(server, s, "t").exists()
+    make()
+    assert _names(root_conn, f"@%{s}.t") == []
+    assert _loaded(root_conn, f"COPY INTO {s}.t FROM @~/{s}/ {CSV}") == 1
+
+
+def test_rename_keeps_history_and_moves_stage_files(server, user, unique_table):
+    t, u = unique_table("old"), unique_table("new")
+    execute(user, f"CREATE TABLE {t} (id INTEGER)")
+    put(user, f"@~/{t}/a.csv", b"1\n")
+    put(user, f"@%{t}/b.csv", b"2\n")
+    put(user, f"@%{t}/sub/c.csv", b"3\n")
+    assert _loaded(user, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 1
+    assert _loaded(user, f"COPY INTO {t} FROM @%{t}/b.csv {CSV}") == 1
+
+    execute(user, f"ALTER TABLE {t} RENAME TO {u}")
+    assert _names(user, f"@%{u}") == ["b.csv", "sub/c.csv"]
+    assert not _stage_dir(server, "main", t).exists()
+    with pytest.raises(dbapi.Error, match="does not exist"):
+        query(user, f"LIST @%{t}")
+    # Files loaded before the rename are still loaded; the one never loaded is not.
+    assert _loaded(user, f"COPY INTO {u} FROM @~/{t}/ {CSV}") == 0
+    assert _loaded(user, f"COPY INTO {u} FROM @%{u} {CSV}") == 1
+    assert query(user, f"SELECT id FROM {u} ORDER BY id") == [{"id": 1}, {"id": 2}, {"id": 3}]
+    # The old name is free: a new table there has its own (empty) history and stage.
+    execute(user, f"CREATE TABLE {t} (id INTEGER)")
+    assert _names(user, f"@%{t}") == []
+    assert _loaded(user, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 1
+
+
+def test_rename_to_a_name_without_a_stage_is_refused_while_files_would_strand(user, unique_table):
+    t = unique_table("strand")
+    too_long = "x" * 130  # a valid DuckDB name, but longer than a stage name may be
+    execute(user, f"CREATE TABLE {t} (id INTEGER)")
+    put(user, f"@%{t}/a.csv", b"1\n")
+    with pytest.raises(dbapi.Error, match=f"its table stage @%main[.]{t} has files"):
+        execute(user, f"ALTER TABLE {t} RENAME TO {too_long}")
+    assert _names(user, f"@%{t}") == ["a.csv"]
+    execute(user, f"REMOVE @%{t}")
+    execute(user, f"ALTER TABLE {t} RENAME TO {too_long}")
+    execute(user, f"DROP TABLE {too_long}")
+
+
+def test_drop_in_another_schema_leaves_main_table_stage_alone(server, root_conn, unique_table):
+    s, t = unique_table("s2"), unique_table("same")
+    execute(root_conn, f"CREATE TABLE {t} (id INTEGER)")
+    execute(root_conn, f"CREATE SCHEMA {s}")
+    execute(root_conn, f"CREATE TABLE {s}.{t} (id INTEGER)")
+    put(root_conn, f"@%{t}/main.csv", b"1\n")
+    put(root_conn, f"@%{s}.{t}/other.csv", b"2\n")
+    root_conn.adbc_current_db_schema = s
+    try:
+        execute(root_conn, f"DROP TABLE {t}")  # DuckDB drops {s}.{t}
+    finally:
+        root_conn.adbc_current_db_schema = "main"
+    assert _names(root_conn, f"@%{t}") == ["main.csv"]
+    assert not _stage_dir(server, s, t).exists()
+    execute(root_conn, f"DROP TABLE {t}")
+    execute(root_conn, f"DROP SCHEMA {s}")
+
+
+def test_create_or_replace_clears_history_and_stage(user, unique_table):
+    t = unique_table("cor")
+    execute(user, f"CREATE TABLE {t} (id INTEGER)")
+    put(user, f"@~/{t}/a.csv", b"1\n")
+    put(user, f"@%{t}/b.csv", b"2\n")
+    assert _loaded(user, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 1
+    execute(user, f"CREATE OR REPLACE TABLE {t} (id INTEGER)")
+    assert _names(user, f"@%{t}") == []
+    assert _loaded(user, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 1
+
+
+def test_rolled_back_drop_keeps_the_stage(user, unique_table):
+    t, other = unique_table("rb"), unique_table("later")
+    execute(user, f"CREATE TABLE {t} (id INTEGER)")
+    put(user, f"@%{t}/a.csv", b"1\n")
+    execute(user, "BEGIN TRANSACTION")
+    execute(user, f"DROP TABLE {t}")
+    execute(user, "ROLLBACK")
+    execute(user, f"CREATE TABLE {other} (id INTEGER)")  # a later commit runs nothing left over
+    assert _names(user, f"@%{t}") == ["a.csv"]
+    execute(user, "BEGIN TRANSACTION")
+    execute(user, f"DROP TABLE {t}")
+    execute(user, "COMMIT")
+    with pytest.raises(dbapi.Error, match="does not exist"):
+        query(user, f"LIST @%{t}")
+    execute(user, f"CREATE TABLE {t} (id INTEGER)")
+    assert _names(user, f"@%{t}") == []
