@@ -66,6 +66,7 @@ def plan_sql(tree: exp.Expression) -> Plan:
     transaction = _transaction_effect(tree)
     truncated = _truncated(tree)
     renamed = _renamed(tree)
+    tracked = changes_tables(tree)
 
     def run_statement(session: Session, params_in: Params) -> Result:
         if renamed is not None:
@@ -77,7 +78,7 @@ def plan_sql(tree: exp.Expression) -> Plan:
         return result
 
     def run(session: Session, params_in: Params) -> Result:
-        if changes_tables(tree):
+        if tracked:
             return track_table_changes(session, lambda: run_statement(session, params_in))
         result = run_statement(session, params_in)
         if transaction == "end":
@@ -106,6 +107,7 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
     params = sum(1 for p in tree.find_all(exp.Placeholder) if p.args.get("this") in (None, "?"))
     # METADATA$ columns exist only when asked for, so SELECT * shows the file's own columns.
     with_metadata = any(i.name.upper().startswith("METADATA$") for i in tree.find_all(exp.Identifier))
+    tracked = changes_tables(tree)
 
     def run(session: Session, params_in: Params) -> Result:
         bound = tree.copy()
@@ -121,7 +123,7 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
                 call.set("this", exp.to_identifier(names[-1]))
             positional_columns(bound)
             sql = guard.regenerate(bound)
-            if changes_tables(tree):  # CREATE TABLE ... AS SELECT ... FROM @stage
+            if tracked:  # CREATE TABLE ... AS SELECT ... FROM @stage
                 result = track_table_changes(
                     session, lambda: session.run_duckdb(sql, params_in, is_query=is_query)
                 )

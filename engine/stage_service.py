@@ -153,9 +153,8 @@ class StageService:
         """Copy a renamed table's stage files to the new name (ALTER TABLE ... RENAME, after commit).
 
         Returns (old file, copy) pairs; the caller deletes the old files once the load history
-        follows the copies. Files under the new name are leftovers (no table had it) and go first.
+        follows the copies.
         """
-        self.storage.delete_prefix(new.prefix)
         copied = []
         for old_file in list(self.storage.list_files(old.prefix)):
             new_key = new.prefix + old_file.key[len(old.prefix) :]

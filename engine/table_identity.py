@@ -22,8 +22,10 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from engine.database import CATALOG_SCHEMA
 from engine.errors import StatementRejected
 from engine.history import RunSQL, clear_history, follow_moved_files, history_table_key, move_history
+from stages.errors import StorageError
 from stages.model import Stage, table_stage
 from stages.paths import STAGE_NAME_RE
+from stages.storage.base import StagedFile, StorageBackend
 
 if TYPE_CHECKING:
     from engine.session import Session
@@ -164,13 +166,32 @@ def _follow(session: Session, before: dict[int, Name], after: dict[int, Name]) -
             f"INSERT INTO {OWNERS_TABLE} (table_id, schema_name, table_name, owner) VALUES (?, ?, ?, ?)",
             [str(uuid.uuid4()), schema, table, session.user],
         )
+    # Files are deleted only after commit, and only those there now: the stages of tables that
+    # went, leftovers under a created or renamed-to name (no table had it). A file uploaded later
+    # in the transaction (to a table it created) stays.
     engine = session.engine
-    for old, new in renamed:
-        session.after_commit(functools.partial(_move_stage, engine, old, new))
-    for name in sorted(set(gone)):
+    doomed: list[StagedFile] = []
+    for name in sorted(set(gone) | {new for _, new in renamed}):
         stage = _stage_of(name)
         if stage is not None:
-            session.after_commit(functools.partial(engine.stages.wipe, stage))
+            doomed.extend(engine.stages.storage.list_files(stage.prefix))
+    if doomed:
+        session.after_commit(functools.partial(_delete_unchanged, engine.stages.storage, doomed))
+    for old, new in renamed:
+        session.after_commit(functools.partial(_move_stage, engine, old, new))
+
+
+def _delete_unchanged(storage: StorageBackend, files: list[StagedFile]) -> None:
+    keys = []
+    for file in files:
+        try:
+            now = storage.stat(file.key)
+        except StorageError:
+            continue  # already gone
+        if now.etag == file.etag and now.size == file.size:
+            keys.append(file.key)  # not replaced since: a new upload under the same name stays
+    for start in range(0, len(keys), 1000):
+        storage.delete(keys[start : start + 1000])
 
 
 def _stage_of(name: Name) -> Stage | None:
@@ -202,7 +223,7 @@ def _move_stage(engine: Any, old: Name, new: Name) -> None:
                 cur.execute("ROLLBACK")
                 raise
             cur.execute("COMMIT")
-    engine.stages.wipe(old_stage)
+    engine.stages.storage.delete([old_file.key for old_file, _ in moved])
 
 
 def table_for_stage(session: Session, schema: str | None, table: str) -> tuple[str, str, str | None] | None:

@@ -10,7 +10,9 @@ import adbc_driver_flightsql.dbapi as dbapi
 import pyarrow as pa
 import pytest
 
+from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, put, query
+from tests.e2e.test_table_stage_access import user_password
 
 CSV = "FILE_FORMAT = (TYPE = CSV)"
 
@@ -140,3 +142,12 @@ def test_rolled_back_drop_keeps_the_stage(user, unique_table):
         query(user, f"LIST @%{t}")
     execute(user, f"CREATE TABLE {t} (id INTEGER)")
     assert _names(user, f"@%{t}") == []
+
+
+def test_files_uploaded_to_a_table_made_in_the_transaction_stay(server, alice, unique_table):
+    t = unique_table("txn")
+    with connect(server, user=alice.user_name, password=user_password(alice), autocommit=False) as conn:
+        execute(conn, f"CREATE TABLE {t} (id INTEGER)")
+        put(conn, f"@%{t}/a.csv", b"1\n")
+        conn.commit()
+        assert _names(conn, f"@%{t}") == ["a.csv"]

@@ -99,7 +99,7 @@ def test_tables_without_an_owner_row_belong_to_root(server, root_conn, alice, un
 
 def test_owner_reaches_a_table_created_in_the_open_transaction(server, alice, unique_table):
     t = unique_table("txn")
-    conn = connect(server, user=alice.user_name, password=_password(alice), autocommit=False)
+    conn = connect(server, user=alice.user_name, password=user_password(alice), autocommit=False)
     try:
         execute(conn, f"CREATE TABLE {t} (id INTEGER)")
         assert query(conn, f"LIST @%{t}") == []
@@ -110,6 +110,6 @@ def test_owner_reaches_a_table_created_in_the_open_transaction(server, alice, un
         conn.close()
 
 
-def _password(conn):
+def user_password(conn):
     # make_user's rule (tests/conftest.py): user<n> has password pw-<n>-secret.
     return f"pw-{conn.user_name.removeprefix('user')}-secret"
