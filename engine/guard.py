@@ -16,8 +16,10 @@ import duckdb
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
-from sqlglot.tokens import TokenType
+from sqlglot.tokens import Token, TokenType
 
+from engine.allowed_functions import ALLOWED_FUNCTIONS, SPECIAL_FORMS, TYPE_NAMES
+from engine.catalog_views import hide_reserved_catalog
 from engine.dialect import StageDuckDB, StageRef
 from engine.errors import StatementRejected
 from engine.names import RESERVED_PREFIXES
@@ -25,6 +27,7 @@ from engine.names import RESERVED_PREFIXES
 MAX_SQL_BYTES = 1_048_576
 
 _IDENT_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_NAME_TOKEN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 # 'FROM main.csv' is a replacement scan of ./main.csv in DuckDB, not a table 'csv' in schema 'main'.
 _FILE_SUFFIXES = frozenset(
     "csv tsv tbl txt dat parquet parq json jsonl ndjson geojson db duckdb ddb sqlite sqlite3 arrow feather "
@@ -33,9 +36,25 @@ _FILE_SUFFIXES = frozenset(
 # infer_schema and list_stage are answered by the engine (stage-aware, privilege-checked) and replaced
 # by registered Arrow tables before DuckDB sees the statement.
 _TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "infer_schema", "list_stage"})
-_SYSTEM_VIEWS = frozenset({"pg_settings", "information_schema_settings", "sqlite_master", "sqlite_schema"})
+# What a statement may call: the reviewed allowlist (engine/allowed_functions.py), never a deny list.
+_CALLABLE = ALLOWED_FUNCTIONS | SPECIAL_FORMS
+# Functions whose first argument names a catalog object: only a literal, which the literal check sees.
+_NAMED_OBJECT_ARG = frozenset({"nextval", "currval", "setval"})
+# sqlite_master and friends list every schema's objects with their CREATE text and no schema column
+# to filter on; the PostgreSQL views that are allowed are filtered (engine/catalog_views.py).
+_SYSTEM_VIEWS = frozenset(
+    {
+        "pg_settings",
+        "pg_prepared_statements",
+        "information_schema_settings",
+        "sqlite_master",
+        "sqlite_schema",
+        "sqlite_temp_master",
+        "sqlite_temp_schema",
+    }
+)
 _SYSTEM_VIEW_RE = re.compile(r"^(duckdb_|pragma_|pg_settings)", re.I)
-# Functions that touch files, settings, secrets, extensions or run SQL held in a string.
+# Not the decision (that is the allowlist): known-dangerous names get a message saying why.
 _FILE_FUNC_RE = re.compile(
     r"^(read_\w*|glob|sniff_csv|parquet_\w+|query|query_table|st_read\w*|iceberg_\w+|delta_\w+|"
     r"sqlite_\w+|postgres_\w+|mysql_\w+|arrow_scan\w*|pandas_scan|python_\w+|ducklake_\w+|http_\w+)$",
@@ -305,6 +324,20 @@ def _check_function(func: exp.Func) -> None:
         )
     if any(_DENY_FUNC_RE.match(n) for n in names):
         raise StatementRejected(f"Function {name} is not allowed")
+    if isinstance(func, exp.Anonymous):
+        # A name sqlglot does not know is called as written. Typed nodes (exp.Sum, ...) are
+        # checked by the name they regenerate to (_check_called_names).
+        if name not in _CALLABLE and not _in_table_position(func):
+            raise StatementRejected(f"Function not allowed: {name}")
+        if name in _NAMED_OBJECT_ARG:
+            first = func.expressions[0] if func.expressions else None
+            if not (isinstance(first, exp.Literal) and first.is_string):
+                raise StatementRejected(f"Function {name} needs the sequence name as a string literal")
+
+
+def _in_table_position(func: exp.Func) -> bool:
+    # FROM f(...) and LATERAL f(...): _check_table_function holds those to the table functions.
+    return isinstance(func.parent, exp.Table | exp.Lateral) and func.arg_key == "this"
 
 
 def _check_table_function(func: exp.Func) -> None:
@@ -332,12 +365,13 @@ def regenerate(tree: exp.Expression) -> str:
     if expected is None:
         raise StatementRejected(f"Statement {_statement_name(tree)} is not allowed")
     try:
+        tree = hide_reserved_catalog(tree)
         sql = tree.sql(dialect="duckdb", comments=False, unsupported_level=ErrorLevel.RAISE)
     except RecursionError:
         raise StatementRejected("Statement is nested too deeply") from None
     except SqlglotError as exc:
         raise StatementRejected(f"Cannot express statement for DuckDB: {_first_line(str(exc))}") from None
-    _check_called_names(sql)
+    _check_called_names(sql, tree)
     try:
         with _duck_lock:
             statements = _duck.extract_statements(sql)
@@ -349,21 +383,75 @@ def regenerate(tree: exp.Expression) -> str:
     return sql
 
 
-def _check_called_names(sql: str) -> None:
-    # sqlglot may model a DuckDB function under another name; look at what DuckDB will be told.
+def _check_called_names(sql: str, tree: exp.Expression) -> None:
+    """Every ``name(`` DuckDB will be told to call must be on the allowlist.
+
+    sqlglot may model a DuckDB function under another name and writes calls as ``NAME(`` (no space),
+    so this reads the regenerated text itself. The only adjacent ``name(`` that are not calls are
+    alias column lists (``AS t(a, b)``), CTE column lists (``WITH r(n) AS (``), the table of
+    CREATE INDEX (``ON t(a)``), ``ON CONFLICT(a)`` and type modifiers (``DECIMAL(10, 2)``).
+    """
     try:
         tokens = StageDuckDB().tokenize(sql)
     except TokenError:
         raise StatementRejected("Regenerated statement cannot be tokenized") from None
-    for tok, nxt in zip(tokens, tokens[1:], strict=False):
-        if (
-            nxt.token_type == TokenType.L_PAREN
-            and tok.end + 1 == nxt.start
-            and tok.token_type not in (TokenType.STRING, TokenType.NUMBER)
-        ):
-            name = tok.text.lower()
-            if _FILE_FUNC_RE.match(name) or _DENY_FUNC_RE.match(name):
-                raise StatementRejected(f"Function {name} is not allowed")
+    closing = _matching_parens(tokens)
+    index_table = _index_table_positions(tokens) if _is_create_index(tree) else set()
+    for i, (tok, nxt) in enumerate(zip(tokens, tokens[1:], strict=False)):
+        if nxt.token_type != TokenType.L_PAREN or tok.end + 1 != nxt.start or not _is_name_token(tok):
+            continue
+        name = tok.text.lower()
+        if name in _CALLABLE or name in _TABLE_FUNCTIONS or name in TYPE_NAMES or i in index_table:
+            continue
+        if i and tokens[i - 1].token_type == TokenType.ALIAS:
+            continue  # AS t(a, b) / CAST(x AS DECIMAL(10, 2))
+        if i and name == "conflict" and tokens[i - 1].token_type == TokenType.ON:
+            continue  # INSERT ... ON CONFLICT(a) DO ...
+        if _is_cte_name(tokens, i, closing):
+            continue
+        raise StatementRejected(f"Function not allowed: {name}")
+
+
+def _is_name_token(tok: Token) -> bool:
+    return tok.token_type == TokenType.IDENTIFIER or bool(_NAME_TOKEN_RE.match(tok.text))
+
+
+def _matching_parens(tokens: list[Token]) -> dict[int, int]:
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    for i, tok in enumerate(tokens):
+        if tok.token_type == TokenType.L_PAREN:
+            stack.append(i)
+        elif tok.token_type == TokenType.R_PAREN and stack:
+            closing[stack.pop()] = i
+    return closing
+
+
+def _is_cte_name(tokens: list[Token], i: int, closing: dict[int, int]) -> bool:
+    # WITH [RECURSIVE] r(n) AS [NOT] [MATERIALIZED] (, and later CTEs after a comma.
+    end = closing.get(i + 1)
+    if not i or end is None or end + 2 >= len(tokens):
+        return False
+    before, after, then = tokens[i - 1], tokens[end + 1], tokens[end + 2]
+    return (
+        before.token_type in (TokenType.WITH, TokenType.RECURSIVE, TokenType.COMMA)
+        and after.token_type == TokenType.ALIAS
+        and (then.token_type == TokenType.L_PAREN or then.text.upper() in ("MATERIALIZED", "NOT"))
+    )
+
+
+def _is_create_index(tree: exp.Expression) -> bool:
+    return isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "INDEX"
+
+
+def _index_table_positions(tokens: list[Token]) -> set[int]:
+    # CREATE INDEX i ON [schema.]t(a): the name parts between the first ON and its '('.
+    start = next((i for i, tok in enumerate(tokens) if tok.token_type == TokenType.ON), None)
+    if start is None:
+        return set()
+    parens = (i for i in range(start + 1, len(tokens)) if tokens[i].token_type == TokenType.L_PAREN)
+    stop = next(parens, start)
+    return set(range(start + 1, stop))
 
 
 def is_query(tree: exp.Expression) -> bool:
