@@ -135,16 +135,7 @@ class StageflightServer(flight.FlightServerBase):
         total = result.table.num_rows if result.stream is None and result.table is not None else -1
         return flight.FlightInfo(result.schema, descriptor, [flight.FlightEndpoint(ticket, [])], total, -1)
 
-    def _run(
-        self,
-        context: flight.ServerCallContext,
-        fs: FlightSession,
-        fn: Callable[[], Result],
-        *,
-        parks: bool = False,
-    ) -> Result:
-        if parks:  # the result will wait for DoGet: refuse before running if too many already wait
-            self.registry.check_result_room(fs.user)
+    def _run(self, context: flight.ServerCallContext, fs: FlightSession, fn: Callable[[], Result]) -> Result:
         with self.registry.call(fs), self._cancels.watch(context, fs.engine_session.interrupt):
             return fn()
 
@@ -158,16 +149,13 @@ class StageflightServer(flight.FlightServerBase):
             if name == "CommandStatementQuery":
                 fs = self._session(context)
                 fs.check_transaction(message.transaction_id or None)
-                result = self._run(context, fs, lambda: fs.engine_session.execute(message.query), parks=True)
+                result = self._run(context, fs, lambda: fs.engine_session.execute(message.query))
                 return self._info_for_result(fs, descriptor, result)
             if name == "CommandPreparedStatementQuery":
                 fs = self._session(context)
                 stmt = fs.statement(message.prepared_statement_handle)
                 result = self._run(
-                    context,
-                    fs,
-                    lambda: fs.engine_session.run_prepared_rows(stmt.prepared, stmt.params),
-                    parks=True,
+                    context, fs, lambda: fs.engine_session.run_prepared_rows(stmt.prepared, stmt.params)
                 )
                 return self._info_for_result(fs, descriptor, result)
             schema = self._metadata_schema(message)

@@ -15,6 +15,7 @@ import logging
 import secrets
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from flight.auth import Activity
 from flight.errors import ClientError
 
 log = logging.getLogger("stageflight")
+# Results dropped past the unread limit, remembered to explain a later DoGet; bounded.
+_REMEMBER_DROPPED = 10_000
 
 
 @dataclass(frozen=True)
@@ -121,6 +124,7 @@ class SessionRegistry:
         self._sessions: dict[bytes, FlightSession] = {}
         self._sleeping: dict[bytes, _Sleeping] = {}
         self._results: dict[bytes, PendingResult] = {}
+        self._dropped: OrderedDict[bytes, str] = OrderedDict()  # handle -> user, for the message
 
     # -- sessions ----------------------------------------------------------------------
     def get_or_open(self, token_key: bytes, user: str) -> FlightSession:
@@ -235,32 +239,29 @@ class SessionRegistry:
             return len(self._sessions)
 
     # -- pending results -----------------------------------------------------------------
-    def check_result_room(self, user: str) -> None:
-        """Refuse a new query while ``user`` has the maximum of results waiting to be fetched.
-
-        An unfetched result holds its read-ahead batches and, when large, DuckDB's streaming
-        state, outside DuckDB's memory limit; checked before the statement runs so a refused
-        statement has no effect.
-        """
-        limit = self.limits.unread_results_per_user
-        with self._lock:
-            waiting = sum(1 for p in self._results.values() if p.user == user)
-        if waiting >= limit:
-            raise ClientError(f"Too many unread results: fetch or close earlier results (limit {limit})")
-
     def park(self, user: str, result: Result, session: FlightSession | None = None) -> bytes:
+        """Keep ``result`` for DoGet. Past the user's limit of unread results the oldest is dropped.
+
+        An unfetched result holds its read-ahead batches and, when large, DuckDB's streaming state,
+        outside DuckDB's memory limit. Dropping (rather than refusing new queries) suits ADBC, which
+        leaves a result unread when a cursor runs its next query without fetching; a client that
+        does come back for a dropped result is told why it is gone.
+        """
         handle = secrets.token_bytes(16)
         if session is not None and result.stream is not None:
             self._track_stream(session, result)
         limit = self.limits.unread_results_per_user
         with self._lock:
-            # Concurrent calls of one user may all have passed check_result_room.
-            over = sum(1 for p in self._results.values() if p.user == user) >= limit
-            if not over:
-                self._results[handle] = PendingResult(user, result, time.monotonic() + self.result_ttl)
-        if over:
-            result.close()
-            raise ClientError(f"Too many unread results: fetch or close earlier results (limit {limit})")
+            waiting = sorted((p.deadline, h) for h, p in self._results.items() if p.user == user)
+            oldest = [h for _, h in waiting[: max(0, len(waiting) - limit + 1)]]
+            dropped = [self._results.pop(h) for h in oldest]
+            for h in oldest:
+                self._dropped[h] = user
+            while len(self._dropped) > _REMEMBER_DROPPED:
+                self._dropped.popitem(last=False)
+            self._results[handle] = PendingResult(user, result, time.monotonic() + self.result_ttl)
+        for p in dropped:
+            p.result.close()
         return handle
 
     def _track_stream(self, fs: FlightSession, result: Result) -> None:
@@ -283,6 +284,12 @@ class SessionRegistry:
             pending = self._results.get(handle)
             # Tickets are bound to the user; any session of that user may redeem (ADBC partitions).
             if pending is None or pending.user != user:
+                if self._dropped.get(handle) == user:
+                    limit = self.limits.unread_results_per_user
+                    raise ClientError(
+                        f"Too many unread results: this one was dropped unread (limit {limit}); "
+                        "fetch or close earlier results before running more queries"
+                    )
                 raise ClientError("Unknown, expired or already fetched result ticket")
             del self._results[handle]
         return pending.result
