@@ -22,10 +22,22 @@ class EngineConfig:
     allowed_endpoints: tuple[str, ...] = ()
     load_history_retention_days: int = 64
     user_stage_retention_days: int | None = None
+    # The key that encrypts external stages' credentials; kept apart from the database files
+    # (default <data_dir>/server.key, created on first start).
+    server_key_file: Path | None = None
 
     @property
     def database_path(self) -> Path:
         return self.data_dir / "stageflight.duckdb"
+
+    @property
+    def security_database_path(self) -> Path:
+        """Password hashes, grants and URL generations: never attached to the user-facing instance."""
+        return self.data_dir / "security.duckdb"
+
+    @property
+    def server_key_path(self) -> Path:
+        return self.server_key_file or self.data_dir / "server.key"
 
     @property
     def temp_dir(self) -> Path:

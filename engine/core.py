@@ -13,9 +13,10 @@ import duckdb
 from engine.config import EngineConfig
 from engine.database import Database, first_row
 from engine.file_formats import FileFormats
+from engine.presign_binding import scopes_for, stamp, why_revoked
 from engine.session import Session
-from engine.stage_catalog import StageCatalog
-from engine.stage_service import StageService
+from engine.stage_catalog import StageCatalog, StagePrivilege
+from engine.stage_service import Resolved, StageService
 from engine.users import UserDirectory
 
 log = logging.getLogger("stageflight")
@@ -83,11 +84,24 @@ class Engine:
         signer = PresignSigner.load_or_create(self.config.data_dir / "presign.key")
         base = base_url.rstrip("/")
 
-        def sign(method: str, key: str, expire: int, content_type: str | None) -> str:
-            return base + signer.sign(method, key, expire, content_type)
+        def sign(method: str, key: str, expire: int, content_type: str | None, binding: str | None) -> str:
+            return base + signer.sign(method, key, expire, content_type, binding=binding)
 
         self.stages.local_signer = sign
-        return PresignedFiles(self.stages.storage, signer)
+        security = self.db.security
+        return PresignedFiles(
+            self.stages.storage, signer, binding_check=lambda binding: why_revoked(security, binding)
+        )
+
+    def presign_target(self, session: Session, ref: str, privilege: StagePrivilege) -> tuple[Resolved, str]:
+        """Resolve ``ref`` for a presigned URL, with the URL's binding (engine.presign_binding).
+
+        The privilege is checked again after the generations are read: a REVOKE or DROP in
+        between either fails that check or moves a generation past the one the URL carries.
+        """
+        first = session.resolve_stage(ref, privilege)
+        binding = stamp(self.db.security, scopes_for(session.user, first.stage, str(privilege)))
+        return session.resolve_stage(ref, privilege), binding
 
     def _gc_loop(self) -> None:
         retention = self.config.user_stage_retention_days

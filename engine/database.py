@@ -1,4 +1,8 @@
-"""The one DuckDB instance: opened, given its catalog schema, then locked before any user connects."""
+"""The user-facing DuckDB instance: opened, given its catalog schema, then locked before any user connects.
+
+Password hashes and grants live apart, in the security database (engine.security_db), and
+external stages' credentials are sealed with a key kept outside both files (engine.secrets_box).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ from typing import Any
 import duckdb
 
 from engine.config import EngineConfig
+from engine.secrets_box import SecretBox
+from engine.security_db import SecurityDatabase, move_legacy_rows
 from stages.native import Setting, open_locked
 
 CATALOG_SCHEMA = "__stageflight"
@@ -23,11 +29,6 @@ log = logging.getLogger("stageflight")
 
 _CATALOG_DDL = [
     f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.users (
-        name VARCHAR PRIMARY KEY,
-        password_hash VARCHAR NOT NULL,
-        is_admin BOOLEAN NOT NULL DEFAULT false,
-        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.stages (
         name VARCHAR PRIMARY KEY,
         kind VARCHAR NOT NULL,
@@ -37,11 +38,6 @@ _CATALOG_DDL = [
         comment VARCHAR,
         creator VARCHAR,
         created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.stage_grants (
-        stage VARCHAR NOT NULL,
-        grantee VARCHAR NOT NULL,
-        privilege VARCHAR NOT NULL,
-        PRIMARY KEY (stage, grantee, privilege))""",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.file_formats (
         name VARCHAR PRIMARY KEY,
         options VARCHAR NOT NULL,
@@ -62,10 +58,6 @@ _CATALOG_DDL = [
         table_name VARCHAR NOT NULL,
         owner VARCHAR NOT NULL,
         created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.global_grants (
-        grantee VARCHAR NOT NULL,
-        privilege VARCHAR NOT NULL,
-        PRIMARY KEY (grantee, privilege))""",
 ]
 
 
@@ -90,7 +82,10 @@ def _settings(config: EngineConfig) -> dict[str, Setting]:
 
 
 class Database:
-    """Owns the DuckDB instance. Sessions get their own cursors; server work uses ``server_cursor``."""
+    """Owns the DuckDB instances. Sessions get their own cursors; server work uses ``server_cursor``.
+
+    ``security`` is the separate instance for hashes and grants; ``secret_box`` seals credentials.
+    """
 
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
@@ -101,6 +96,9 @@ class Database:
         self._con = open_locked(str(config.database_path), _settings(config))
         for ddl in _CATALOG_DDL:
             self._con.execute(ddl)
+        self.security = SecurityDatabase(config.security_database_path)
+        move_legacy_rows(self._con, CATALOG_SCHEMA, self.security)
+        self.secret_box = SecretBox.load_or_create(config.server_key_path)
         self._server = self._con.cursor()
         self._server_lock = threading.RLock()
         self._cursor_lock = threading.Lock()
@@ -160,3 +158,4 @@ class Database:
             self._checkpoint.close()
             self._server.close()
             self._con.close()
+        self.security.close()

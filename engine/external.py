@@ -5,10 +5,12 @@ from __future__ import annotations
 import ipaddress
 import json
 import socket
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from typing import NoReturn
 from urllib.parse import urlsplit
 
 from engine.errors import StatementRejected
+from stages.errors import StageError
 
 CONNECTION_KEYS = {"ENDPOINT_URL", "ACCESS_KEY_ID", "SECRET_ACCESS_KEY", "REGION", "SESSION_TOKEN"}
 # Snowflake / older Databend spellings users arrive with.
@@ -85,6 +87,36 @@ def check_endpoint(endpoint: str | None, allowed: Iterable[str]) -> None:
         )
 
 
+class UnreadableCredentials(Mapping[str, str]):
+    """The CONNECTION of a stage whose sealed credentials the server key does not open.
+
+    Looks empty to ``in`` and ``get`` (DESC/SHOW STAGE and DROP STAGE still work); reading the
+    credentials themselves, as building the stage's storage does, raises a StageError naming
+    the stage, instead of falling back to anonymous access.
+    """
+
+    def __init__(self, stage: str) -> None:
+        self.message = f"cannot decrypt credentials of stage {stage}: server key changed?"
+
+    def _refuse(self) -> NoReturn:
+        raise StageError(self.message)
+
+    def __getitem__(self, key: str) -> str:
+        self._refuse()
+
+    def __iter__(self) -> Iterator[str]:
+        self._refuse()
+
+    def __len__(self) -> int:
+        self._refuse()
+
+    def __contains__(self, key: object) -> bool:
+        return False
+
+    def get(self, key: str, default: object = None) -> object:  # type: ignore[override]
+        return default
+
+
 def mask(value: str) -> str:
     if len(value) <= 4:
         return "***"
@@ -93,5 +125,7 @@ def mask(value: str) -> str:
 
 def storage_params(connection: Mapping[str, str]) -> str:
     """DESC/SHOW STAGE rendering: secrets masked like Databend (``my***ey``)."""
+    if isinstance(connection, UnreadableCredentials):
+        return json.dumps({"error": connection.message})
     shown = {k: (mask(v) if k in SECRET_KEYS else v) for k, v in sorted(connection.items())}
     return json.dumps(shown)

@@ -1,20 +1,34 @@
-"""Named stages and stage privileges, kept in the reserved catalog schema.
+"""Named stages (the main database's reserved schema) and stage privileges (the security database).
 
-The user stage ``@~`` is never stored: it is built in memory for the calling user.
+The user stage ``@~`` is never stored: it is built in memory for the calling user. An external
+stage's CONNECTION is stored sealed with the server key (engine.secrets_box).
+
+The two databases share no transaction, so removals go grants first: DROP STAGE deletes the
+grants (and moves the stage's URL generation on) before the stage row, and CREATE STAGE clears
+any grant left under the name before its row appears, so no grant outlives its stage into a
+re-created one of the same name.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
+import duckdb
+
 from engine.database import CATALOG_SCHEMA, Database, first_row
 from engine.errors import ObjectAlreadyExists, PermissionDenied
+from engine.external import UnreadableCredentials
+from engine.presign_binding import grant_scope, stage_scope
+from engine.secrets_box import CannotDecrypt, SecretBox
 from stages.errors import StageNotFound
 from stages.model import Stage, StageKind
+
+log = logging.getLogger("stageflight")
 
 _GRANT_MATCH = "stage = ? AND grantee = ? AND privilege = ?"
 _COLUMNS = "name, kind, url, file_format, connection, comment, creator, created_on"
@@ -25,23 +39,66 @@ class StagePrivilege(StrEnum):
     WRITE = "WRITE"
 
 
-def _row_to_stage(row: tuple[Any, ...]) -> Stage:
-    name, kind, url, file_format, connection, comment, creator, created_on = row
-    return Stage(
-        name=name,
-        kind=StageKind(kind),
-        url=url,
-        file_format=json.loads(file_format),
-        connection=json.loads(connection),
-        comment=comment,
-        creator=creator,
-        created_on=created_on,
-    )
+def _connection_context(name: str) -> str:
+    # Authenticated with the ciphertext: a sealed CONNECTION copied to another stage's row fails.
+    return f"stage-connection/{name}"
+
+
+def _seal_connection(box: SecretBox, name: str, connection: Mapping[str, str]) -> str:
+    if not connection:
+        return "{}"
+    return box.seal(json.dumps(dict(connection)), _connection_context(name))
 
 
 class StageCatalog:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._box = db.secret_box
+        self._seal_plaintext_connections()
+
+    def _seal_plaintext_connections(self) -> None:
+        """Older data dirs stored CONNECTION as plain JSON: seal those rows once, at start-up."""
+        with self._db.server_transaction() as cur:
+            rows = cur.execute(
+                f"SELECT name, connection FROM {CATALOG_SCHEMA}.stages "
+                "WHERE connection <> '{}' AND NOT starts_with(connection, 'enc:')"
+            ).fetchall()
+            for name, connection in rows:
+                cur.execute(
+                    f"UPDATE {CATALOG_SCHEMA}.stages SET connection = ? WHERE name = ?",
+                    [_seal_connection(self._box, name, json.loads(connection)), name],
+                )
+        if rows:
+            log.info("sealed the credentials of %d external stage(s) with the server key", len(rows))
+            with self._db.server_cursor() as cur:
+                try:
+                    cur.execute("CHECKPOINT")  # the plaintext leaves the WAL now, not at some later write
+                except duckdb.Error as exc:
+                    log.warning("checkpoint after sealing credentials postponed: %s", exc)
+
+    def _row_to_stage(self, row: tuple[Any, ...]) -> Stage:
+        name, kind, url, file_format, connection, comment, creator, created_on = row
+        unreadable = False
+        if SecretBox.is_sealed(connection):
+            try:
+                connection = self._box.open(connection, _connection_context(name))
+            except CannotDecrypt:
+                log.error("cannot decrypt the credentials of stage %s: wrong or replaced server key", name)
+                connection, unreadable = "{}", True
+        stage = Stage(
+            name=name,
+            kind=StageKind(kind),
+            url=url,
+            file_format=json.loads(file_format),
+            connection=json.loads(connection),
+            comment=comment,
+            creator=creator,
+            created_on=created_on,
+        )
+        if unreadable:
+            # The stage stays visible (SHOW, DESC, DROP work); any use of its credentials raises.
+            object.__setattr__(stage, "connection", UnreadableCredentials(name))
+        return stage
 
     def get(self, name: str) -> Stage:
         stage = self.find(name)
@@ -52,7 +109,7 @@ class StageCatalog:
     def find(self, name: str) -> Stage | None:
         with self._db.server_cursor() as cur:
             row = first_row(cur, f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name])
-        return None if row is None else _row_to_stage(row)
+        return None if row is None else self._row_to_stage(row)
 
     def exists(self, name: str) -> bool:
         with self._db.server_cursor() as cur:
@@ -66,9 +123,17 @@ class StageCatalog:
             params.append(like)
         with self._db.server_cursor() as cur:
             rows = cur.execute(sql + " ORDER BY name", params).fetchall()
-        return [_row_to_stage(r) for r in rows]
+        return [self._row_to_stage(r) for r in rows]
 
     def create(self, stage: Stage, *, replace: bool = False) -> None:
+        old = self.find(stage.name)
+        if old is not None and not replace:
+            raise ObjectAlreadyExists(f"Stage already exists: @{stage.name}")
+        connection = _seal_connection(self._box, stage.name, stage.connection)
+        # Before the row appears (or changes): URLs issued for the old stage end, and its grants
+        # go unless the same owner replaces it. Grants were the old owner's to give: none carry
+        # over to root's replacement. For a new name this clears grants left by a racing GRANT.
+        self._retire(stage.name, keep_grants=old is not None and old.creator == stage.creator)
         with self._db.server_transaction() as cur:
             exists = first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [stage.name])
             if exists and not replace:
@@ -82,7 +147,7 @@ class StageCatalog:
                     str(stage.kind),
                     stage.url,
                     json.dumps(dict(stage.file_format)),
-                    json.dumps(dict(stage.connection)),
+                    connection,
                     stage.comment,
                     stage.creator,
                     stage.created_on or datetime.now().astimezone(),
@@ -107,35 +172,42 @@ class StageCatalog:
                 cur.execute(f"UPDATE {CATALOG_SCHEMA}.stages SET comment = ? WHERE name = ?", [comment, name])
 
     def delete(self, name: str) -> None:
-        with self._db.server_transaction() as cur:
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.stage_grants WHERE stage = ?", [name])
+        self._retire(name)  # first: a crash in between leaves a stage without grants, never the reverse
+        with self._db.server_cursor() as cur:
             cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name])
+
+    def _retire(self, name: str, *, keep_grants: bool = False) -> None:
+        """End the presigned URLs issued for ``name`` and (unless kept) delete its grants."""
+        security = self._db.security
+        with security.transaction() as cur:
+            security.bump(cur, stage_scope(name))
+            if not keep_grants:
+                cur.execute("DELETE FROM stage_grants WHERE stage = ?", [name])
 
     # -- privileges ------------------------------------------------------------------
     def grant(self, stage: str, grantee: str, privileges: Sequence[StagePrivilege]) -> None:
-        with self._db.server_cursor() as cur:
+        with self._db.security.transaction() as cur:
             for privilege in privileges:
                 cur.execute(
-                    f"INSERT OR IGNORE INTO {CATALOG_SCHEMA}.stage_grants VALUES (?, ?, ?)",
-                    [stage, grantee, str(privilege)],
+                    "INSERT OR IGNORE INTO stage_grants VALUES (?, ?, ?)", [stage, grantee, str(privilege)]
                 )
 
     def revoke(self, stage: str, grantee: str, privileges: Sequence[StagePrivilege]) -> None:
-        with self._db.server_cursor() as cur:
+        security = self._db.security
+        with security.transaction() as cur:
             for privilege in privileges:
+                # URLs the grantee got through this grant end with it.
+                security.bump(cur, grant_scope(stage, grantee, str(privilege)))
                 cur.execute(
-                    f"DELETE FROM {CATALOG_SCHEMA}.stage_grants WHERE {_GRANT_MATCH}",
-                    [stage, grantee, str(privilege)],
+                    f"DELETE FROM stage_grants WHERE {_GRANT_MATCH}", [stage, grantee, str(privilege)]
                 )
 
     def has_privilege(self, stage: Stage, user: str, privilege: StagePrivilege) -> bool:
         if stage.creator == user:
             return True
-        with self._db.server_cursor() as cur:
+        with self._db.security.cursor() as cur:
             row = first_row(
-                cur,
-                f"SELECT 1 FROM {CATALOG_SCHEMA}.stage_grants WHERE {_GRANT_MATCH}",
-                [stage.name, user, str(privilege)],
+                cur, f"SELECT 1 FROM stage_grants WHERE {_GRANT_MATCH}", [stage.name, user, str(privilege)]
             )
         return row is not None
 
@@ -148,28 +220,22 @@ class StageCatalog:
         )
 
     def grant_global(self, grantee: str, privilege: str) -> None:
-        with self._db.server_cursor() as cur:
-            cur.execute(
-                f"INSERT OR IGNORE INTO {CATALOG_SCHEMA}.global_grants VALUES (?, ?)", [grantee, privilege]
-            )
+        with self._db.security.cursor() as cur:
+            cur.execute("INSERT OR IGNORE INTO global_grants VALUES (?, ?)", [grantee, privilege])
 
     def revoke_global(self, grantee: str, privilege: str) -> None:
-        with self._db.server_cursor() as cur:
-            cur.execute(
-                f"DELETE FROM {CATALOG_SCHEMA}.global_grants WHERE grantee = ? AND privilege = ?",
-                [grantee, privilege],
-            )
+        with self._db.security.cursor() as cur:
+            cur.execute("DELETE FROM global_grants WHERE grantee = ? AND privilege = ?", [grantee, privilege])
 
     def has_global(self, grantee: str, privilege: str) -> bool:
-        with self._db.server_cursor() as cur:
+        with self._db.security.cursor() as cur:
             row = first_row(
-                cur,
-                f"SELECT 1 FROM {CATALOG_SCHEMA}.global_grants WHERE grantee = ? AND privilege = ?",
-                [grantee, privilege],
+                cur, "SELECT 1 FROM global_grants WHERE grantee = ? AND privilege = ?", [grantee, privilege]
             )
         return row is not None
 
     def forget_user(self, user: str) -> None:
-        with self._db.server_cursor() as cur:
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.stage_grants WHERE grantee = ?", [user])
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.global_grants WHERE grantee = ?", [user])
+        """Grants of a dropped user (DROP USER already removed them with the user; kept for callers)."""
+        with self._db.security.transaction() as cur:
+            cur.execute("DELETE FROM stage_grants WHERE grantee = ?", [user])
+            cur.execute("DELETE FROM global_grants WHERE grantee = ?", [user])

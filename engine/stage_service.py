@@ -54,8 +54,9 @@ MAX_PRESIGN_EXPIRE = 7 * 24 * 3600
 # one stage never holds up DDL on the others).
 _DDL_LOCK_STRIPES = 64
 
-# (method, key, expire seconds, content type) -> URL served by the server's HTTP side.
-LocalSigner = Callable[[str, str, int, str | None], str]
+# (method, key, expire seconds, content type, binding) -> URL served by the server's HTTP side.
+# The binding (engine.presign_binding) ties the URL to its issuer's user, stage and grant.
+LocalSigner = Callable[[str, str, int, str | None, str | None], str]
 # (schema or None, table) of a table-stage reference -> (schema, table, owner or None) of the table
 # the session means by it, or None when there is no such table.
 TableFinder = Callable[[str | None, str], tuple[str, str, str | None] | None]
@@ -210,7 +211,14 @@ class StageService:
             removed += resolved.backend.delete(keys[start : start + 1000])
         return removed
 
-    def presign(self, resolved: Resolved, upload: bool, expire: int, content_type: str | None) -> pa.Table:
+    def presign(
+        self,
+        resolved: Resolved,
+        upload: bool,
+        expire: int,
+        content_type: str | None,
+        binding: str | None = None,
+    ) -> pa.Table:
         if not 0 < expire <= MAX_PRESIGN_EXPIRE:
             raise StatementRejected(
                 f"EXPIRE must be between 1 and {MAX_PRESIGN_EXPIRE} seconds, got {expire}"
@@ -227,7 +235,7 @@ class StageService:
         if self.local_signer is None:
             raise StageError("This storage does not support presigned URLs and the HTTP side is disabled")
         headers = {"Content-Type": content_type} if content_type and upload else {}
-        return _presign_row(method, headers, self.local_signer(method, key, expire, content_type))
+        return _presign_row(method, headers, self.local_signer(method, key, expire, content_type, binding))
 
     def file_format(
         self, session: Any, statement_format: Mapping[str, str], resolved: Resolved

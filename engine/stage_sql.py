@@ -156,8 +156,9 @@ def _presign(cur: TokenCursor) -> Plan:
             raise StatementRejected(f"Unknown PRESIGN option: {cur.advance().text}")
 
     def produce(session: Session) -> pa.Table:
-        resolved = session.resolve_stage(ref, StagePrivilege.WRITE if upload else StagePrivilege.READ)
-        return session.engine.stages.presign(resolved, upload, expire, content_type)
+        privilege = StagePrivilege.WRITE if upload else StagePrivilege.READ
+        resolved, binding = session.engine.presign_target(session, ref, privilege)
+        return session.engine.stages.presign(resolved, upload, expire, content_type, binding)
 
     return static_query(f"PRESIGN {ref}", PRESIGN_SCHEMA, produce)
 

@@ -1,4 +1,4 @@
-"""SQL users: Argon2id hashes in the reserved catalog schema."""
+"""SQL users: Argon2id hashes in the security database, out of the user-facing instance's reach."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from collections.abc import Callable
 import pyarrow as pa
 
 from engine import passwords
-from engine.database import CATALOG_SCHEMA, Database, first_row
+from engine.database import Database, first_row
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
+from engine.presign_binding import user_scope
 
 # User names become storage path segments (stage/user/<name>/): the stage layer's rule.
 from stages.paths import USER_NAME_RE
@@ -42,16 +43,16 @@ class UserDirectory:
         self._on_drop.append(hook)
 
     def _hash_of(self, name: str) -> str | None:
-        with self._db.server_cursor() as cur:
-            row = first_row(cur, f"SELECT password_hash FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name])
+        with self._db.security.cursor() as cur:
+            row = first_row(cur, "SELECT password_hash FROM users WHERE name = ?", [name])
         return None if row is None else str(row[0])
 
     def exists(self, name: str) -> bool:
         return self._hash_of(name) is not None
 
     def is_admin(self, name: str) -> bool:
-        with self._db.server_cursor() as cur:
-            row = first_row(cur, f"SELECT is_admin FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name])
+        with self._db.security.cursor() as cur:
+            row = first_row(cur, "SELECT is_admin FROM users WHERE name = ?", [name])
         return bool(row and row[0])
 
     def authenticate(self, name: str, password: str) -> bool:
@@ -67,18 +68,26 @@ class UserDirectory:
         generated = None
         if password is None:
             password = generated = passwords.generate_password()
-        with self._db.server_cursor() as cur:
-            cur.execute(
-                f"INSERT INTO {CATALOG_SCHEMA}.users (name, password_hash, is_admin) VALUES (?, ?, true)",
-                [ROOT_USER, passwords.hash_password(password)],
-            )
+        self._insert(ROOT_USER, passwords.hash_password(password), is_admin=True)
         return generated
 
-    def _set_hash(self, name: str, password_hash: str) -> None:
-        with self._db.server_cursor() as cur:
+    def _insert(self, name: str, password_hash: str, *, is_admin: bool = False) -> None:
+        with self._db.security.transaction() as cur:
+            # Grants left by a DROP USER that raced a GRANT must not pass to the new user, nor
+            # presigned URLs issued to the old one (its generation moves on).
+            self._db.security.bump(cur, user_scope(name))
+            cur.execute("DELETE FROM stage_grants WHERE grantee = ?", [name])
+            cur.execute("DELETE FROM global_grants WHERE grantee = ?", [name])
             cur.execute(
-                f"UPDATE {CATALOG_SCHEMA}.users SET password_hash = ? WHERE name = ?", [password_hash, name]
+                "INSERT INTO users (name, password_hash, is_admin) VALUES (?, ?, ?)",
+                [name, password_hash, is_admin],
             )
+
+    def _set_hash(self, name: str, password_hash: str) -> None:
+        with self._db.security.transaction() as cur:
+            # A new password ends the user's presigned URLs, as it ends the user's other sessions.
+            self._db.security.bump(cur, user_scope(name))
+            cur.execute("UPDATE users SET password_hash = ? WHERE name = ?", [password_hash, name])
 
     def create(self, name: str, password: str, *, if_not_exists: bool = False) -> None:
         check_user_name(name)
@@ -86,11 +95,7 @@ class UserDirectory:
             if if_not_exists:
                 return
             raise ObjectAlreadyExists(f"User already exists: {name}")
-        with self._db.server_cursor() as cur:
-            cur.execute(
-                f"INSERT INTO {CATALOG_SCHEMA}.users (name, password_hash) VALUES (?, ?)",
-                [name, passwords.hash_password(password)],
-            )
+        self._insert(name, passwords.hash_password(password))
 
     def alter_password(self, name: str, password: str) -> None:
         if not self.exists(name):
@@ -104,16 +109,18 @@ class UserDirectory:
             if if_exists:
                 return
             raise ObjectNotFound(f"User does not exist: {name}")
-        with self._db.server_cursor() as cur:
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.users WHERE name = ?", [name])
+        # One transaction of the security database: the user's grants go with the user, and the
+        # URLs it was issued stop working.
+        with self._db.security.transaction() as cur:
+            self._db.security.bump(cur, user_scope(name))
+            cur.execute("DELETE FROM stage_grants WHERE grantee = ?", [name])
+            cur.execute("DELETE FROM global_grants WHERE grantee = ?", [name])
+            cur.execute("DELETE FROM users WHERE name = ?", [name])
         for hook in self._on_drop:
             hook(name)
 
     def list(self) -> pa.Table:
-        with self._db.server_cursor() as cur:
-            rows = cur.execute(
-                f"SELECT name, is_admin, created_on FROM {CATALOG_SCHEMA}.users ORDER BY name"
-            ).fetchall()
+        rows = self._db.security.rows("SELECT name, is_admin, created_on FROM users ORDER BY name")
         return pa.Table.from_pylist(
             [{"name": r[0], "is_admin": r[1], "created_on": r[2]} for r in rows], schema=USERS_SCHEMA
         )

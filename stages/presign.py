@@ -4,7 +4,10 @@ The server signs ``(method, key, expiry, content type)`` with an HMAC-SHA256 sec
 URL on its own HTTP side (:class:`PresignedFiles`). Databend refuses PRESIGN on local storage; we
 go further so clients can move large files without going through Flight.
 
-A URL looks like ``/files/stage/user/alice/x.csv?expires=1767225600&sig=<hex>[&ct=text%2Fcsv]``.
+A URL looks like ``/files/stage/user/alice/x.csv?expires=1767225600&sig=<hex>[&ct=text%2Fcsv][&bind=..]``.
+``bind`` is an opaque, signed text from the engine naming what the URL's authority rests on (the
+issuing user, the stage, the grant, each at a generation); the handler asks a ``binding_check``
+whether it is still current, so DROP USER, REVOKE and DROP STAGE end URLs issued before them.
 The key is percent-encoded once and decoded once (by the WSGI server); a decoded key must pass
 :func:`stages.paths.validate_key`, which forbids ``%`` itself, so a double-encoded ``%252e`` can
 never turn into a traversal.
@@ -15,12 +18,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
-import os
 import re
-import secrets
-import stat as st
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import IO, BinaryIO
 from urllib.parse import quote, urlencode
@@ -32,12 +32,13 @@ from werkzeug.http import http_date
 from werkzeug.wrappers import Request, Response
 
 from stages.errors import BadStagePath, StageError, StorageError
+from stages.keyfile import KEY_BYTES, KeyFileError, load_or_create_key
 from stages.paths import validate_key
 from stages.storage.base import StagedFile, StorageBackend
 
 log = logging.getLogger("stageflight.presign")
 
-SECRET_BYTES = 32
+SECRET_BYTES = KEY_BYTES
 MAX_EXPIRE_SECONDS = 7 * 24 * 3600  # S3's limit for SigV4 presigned URLs
 CHUNK_BYTES = 1 << 20
 DEFAULT_PREFIX = "/files/"
@@ -47,6 +48,11 @@ _SIG_VERSION = b"stageflight-presign-v1"
 _CONTENT_TYPE_RE = re.compile(r"^[\x21-\x7e][\x20-\x7e]{0,254}$")
 _EXPIRES_RE = re.compile(r"^[0-9]{1,12}$")
 _SIG_RE = re.compile(r"^[0-9a-f]{64}$")
+# Printable ASCII (no newline: fields of the signed message are newline-separated).
+_BINDING_RE = re.compile(r"^[\x21-\x7e]{1,2048}$")
+
+# binding (None when the URL has none) -> why the URL no longer holds, or None when it does.
+BindingCheck = Callable[[str | None], str | None]
 
 
 class PresignError(StageError):
@@ -72,19 +78,25 @@ class PresignSigner:
             PresignError: the file is unreadable, has the wrong size, or others may read it.
         """
         try:
-            return cls(_read_secret(path))
-        except FileNotFoundError:
-            pass
-        _create_secret(path)
-        return cls(_read_secret(path))
+            return cls(load_or_create_key(path, "presign secret", SECRET_BYTES))
+        except KeyFileError as exc:
+            raise PresignError(str(exc)) from None
 
     def sign(
-        self, method: str, key: str, expire_seconds: int, content_type: str | None, now: float | None = None
+        self,
+        method: str,
+        key: str,
+        expire_seconds: int,
+        content_type: str | None,
+        now: float | None = None,
+        binding: str | None = None,
     ) -> str:
         """The path and query of a URL allowing ``method`` on ``key`` for ``expire_seconds``.
 
+        ``binding`` (signed with the rest) is handed back to the handler's ``binding_check``.
+
         Raises:
-            PresignError: unknown method, expiry out of range, or an unusable content type.
+            PresignError: unknown method, expiry out of range, an unusable content type or binding.
             BadStagePath: the key is unsafe.
         """
         _check_method(method)
@@ -92,10 +104,14 @@ class PresignSigner:
         if not 0 < expire_seconds <= MAX_EXPIRE_SECONDS:
             raise PresignError(f"Expiry must be between 1 and {MAX_EXPIRE_SECONDS} seconds")
         content_type = _check_content_type(content_type)
+        if binding is not None and not _BINDING_RE.match(binding):
+            raise PresignError("A URL binding must be 1 to 2048 printable ASCII characters")
         expires = int(time.time() if now is None else now) + expire_seconds
-        query = {"expires": str(expires), "sig": self._mac(method, key, expires, content_type)}
+        query = {"expires": str(expires), "sig": self._mac(method, key, expires, content_type, binding)}
         if content_type:
             query["ct"] = content_type
+        if binding:
+            query["bind"] = binding
         return f"{DEFAULT_PREFIX}{quote(key, safe='/')}?{urlencode(query)}"
 
     def verify(
@@ -112,10 +128,13 @@ class PresignSigner:
             raise PresignError("missing or malformed signature")
         expires = int(expires_text)
         content_type = query_params.get("ct") or None
-        if not self._matches(sig, method, key, expires, content_type):
+        binding = query_params.get("bind") or None
+        if binding is not None and not _BINDING_RE.match(binding):
+            raise PresignError("missing or malformed signature")
+        if not self._matches(sig, method, key, expires, content_type, binding):
             # Only after a mismatch: tell a client that used a GET URL for PUT what went wrong.
             if any(
-                self._matches(sig, other, key, expires, content_type)
+                self._matches(sig, other, key, expires, content_type, binding)
                 for other in SIGNED_METHODS
                 if other != method
             ):
@@ -125,22 +144,27 @@ class PresignSigner:
         if (time.time() if now is None else now) > expires:
             raise PresignError("URL expired")
 
-    def _matches(self, sig: str, method: str, key: str, expires: int, content_type: str | None) -> bool:
-        return hmac.compare_digest(sig, self._mac(method, key, expires, content_type))
+    def _matches(
+        self, sig: str, method: str, key: str, expires: int, content_type: str | None, binding: str | None
+    ) -> bool:
+        return hmac.compare_digest(sig, self._mac(method, key, expires, content_type, binding))
 
-    def _mac(self, method: str, key: str, expires: int, content_type: str | None) -> str:
+    def _mac(
+        self, method: str, key: str, expires: int, content_type: str | None, binding: str | None
+    ) -> str:
         # Fields are newline-separated: no field can contain a newline (keys refuse control
-        # characters, content types are printable ASCII), so the encoding is unambiguous.
-        message = b"\n".join(
-            [
-                _SIG_VERSION,
-                method.encode(),
-                key.encode("utf-8"),
-                str(expires).encode(),
-                (content_type or "").encode("ascii"),
-            ]
-        )
-        return hmac.new(self._secret, message, hashlib.sha256).hexdigest()
+        # characters, content types and bindings are printable ASCII), so the encoding is
+        # unambiguous. The binding is a sixth field only when present.
+        fields = [
+            _SIG_VERSION,
+            method.encode(),
+            key.encode("utf-8"),
+            str(expires).encode(),
+            (content_type or "").encode("ascii"),
+        ]
+        if binding:
+            fields.append(binding.encode("ascii"))
+        return hmac.new(self._secret, b"\n".join(fields), hashlib.sha256).hexdigest()
 
 
 def _check_method(method: str) -> None:
@@ -156,44 +180,6 @@ def _check_content_type(content_type: str | None) -> str | None:
             "CONTENT_TYPE must be printable ASCII without leading/trailing spaces, at most 255 characters"
         )
     return content_type
-
-
-def _read_secret(path: Path) -> bytes:
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise PresignError(f"Cannot read the presign secret {path}: {exc.strerror}") from exc
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        # Like ssh with private keys: anyone who can read the secret can forge URLs.
-        if not st.S_ISREG(info.st_mode) or info.st_mode & 0o077:
-            raise PresignError(
-                f"The presign secret {path} must be a regular file only its owner can access (chmod 600)"
-            )
-        secret = handle.read(SECRET_BYTES + 1)
-    if len(secret) != SECRET_BYTES:
-        raise PresignError(f"The presign secret {path} is corrupt (expected {SECRET_BYTES} bytes)")
-    return secret
-
-
-def _create_secret(path: Path) -> None:
-    """Write a new secret atomically; if another process won the race, its secret is kept."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.tmp-{secrets.token_hex(8)}")
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(secrets.token_bytes(SECRET_BYTES))
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temp, path)  # unlike rename, fails if the file appeared meanwhile
-        except FileExistsError:
-            pass
-    finally:
-        temp.unlink(missing_ok=True)
 
 
 # -- serving ----------------------------------------------------------------------------------------
@@ -238,10 +224,17 @@ class _FileChunks:
 class PresignedFiles:
     """Werkzeug handler for ``GET|HEAD|PUT <prefix><key>?expires=..&sig=..[&ct=..]``."""
 
-    def __init__(self, backend: StorageBackend, signer: PresignSigner, prefix: str = DEFAULT_PREFIX) -> None:
+    def __init__(
+        self,
+        backend: StorageBackend,
+        signer: PresignSigner,
+        prefix: str = DEFAULT_PREFIX,
+        binding_check: BindingCheck | None = None,
+    ) -> None:
         self.backend = backend
         self.signer = signer
         self.prefix = prefix
+        self.binding_check = binding_check
 
     def __call__(self, request: Request) -> Response:
         try:
@@ -269,6 +262,11 @@ class PresignedFiles:
         key = validate_key(request.path[len(self.prefix) :])
         signed_method = "PUT" if request.method == "PUT" else "GET"  # HEAD rides on a GET URL
         self.signer.verify(signed_method, key, request.args)
+        if self.binding_check is not None:
+            # After the signature: the binding is the server's own text, not the client's.
+            refused = self.binding_check(request.args.get("bind") or None)
+            if refused is not None:
+                raise PresignError(refused)
         content_type = request.args.get("ct") or None
         if request.method == "PUT":
             return self._put(request, key, content_type)

@@ -103,8 +103,8 @@ def test_banner_has_connection_strings_and_generated_password_once(tmp_path: Pat
     assert "generated" not in second  # shown once: only the hash is stored
     import duckdb
 
-    con = duckdb.connect(str(tmp_path / "stageflight.duckdb"), read_only=True)
-    [hash_value] = con.execute("SELECT password_hash FROM __stageflight.users WHERE name = 'root'").fetchone()
+    con = duckdb.connect(str(tmp_path / "security.duckdb"), read_only=True)  # hashes live apart
+    [hash_value] = con.execute("SELECT password_hash FROM users WHERE name = 'root'").fetchone()
     con.close()
     assert hash_value.startswith("$argon2id$")
     password = first.split("shown once; only a hash is stored): ")[1].split()[0]
