@@ -13,6 +13,7 @@ import pytest
 from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, put, query
 from tests.e2e.test_table_stage_access import user_password
+from tests.s3 import make_bucket, s3_client
 
 CSV = "FILE_FORMAT = (TYPE = CSV)"
 
@@ -151,3 +152,45 @@ def test_files_uploaded_to_a_table_made_in_the_transaction_stay(server, alice, u
         put(conn, f"@%{t}/a.csv", b"1\n")
         conn.commit()
         assert _names(conn, f"@%{t}") == ["a.csv"]
+
+
+def test_session_schema_decides_table_stage_truncate_and_history(root_conn, unique_table):
+    s, t = unique_table("sess"), unique_table("both")
+    execute(root_conn, f"CREATE TABLE {t} (id INTEGER)")
+    execute(root_conn, f"CREATE SCHEMA {s}")
+    execute(root_conn, f"CREATE TABLE {s}.{t} (id INTEGER)")
+    put(root_conn, f"@%{s}.{t}/in_s.csv", b"1\n")
+    put(root_conn, f"@~/{t}/a.csv", b"1\n")
+    assert _loaded(root_conn, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 1  # main.t
+    root_conn.adbc_current_db_schema = s
+    try:
+        assert _names(root_conn, f"@%{t}") == ["in_s.csv"]  # the table a bare name means here
+        assert _loaded(root_conn, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 1  # s.t has its own history
+        execute(root_conn, f"TRUNCATE {t}")  # s.t
+        assert _loaded(root_conn, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 1
+    finally:
+        root_conn.adbc_current_db_schema = "main"
+    assert _loaded(root_conn, f"COPY INTO {t} FROM @~/{t}/ {CSV}") == 0  # main.t's history is untouched
+    execute(root_conn, f"DROP SCHEMA {s} CASCADE")
+    execute(root_conn, f"DROP TABLE {t}")
+
+
+@pytest.mark.s3
+def test_rename_moves_table_stage_on_an_s3_storage_root(start_server, moto_s3):
+    bucket = make_bucket(moto_s3)
+    running = start_server(
+        storage_root=f"s3://{bucket}/root",
+        storage_endpoint=moto_s3.endpoint,
+        storage_access_key_id=moto_s3.access_key,
+        storage_secret_access_key=moto_s3.secret_key,
+        storage_region=moto_s3.region,
+    )
+    with connect(running) as conn:
+        execute(conn, "CREATE TABLE s3old (id INTEGER)")
+        put(conn, "@%s3old/a.csv", b"1\n")
+        assert _loaded(conn, f"COPY INTO s3old FROM @%s3old {CSV}") == 1
+        execute(conn, "ALTER TABLE s3old RENAME TO s3new")
+        assert _names(conn, "@%s3new") == ["a.csv"]
+        assert _loaded(conn, f"COPY INTO s3new FROM @%s3new {CSV}") == 0
+        keys = s3_client(moto_s3).list_objects_v2(Bucket=bucket, Prefix="root/stage/table/main/")
+        assert [o["Key"] for o in keys["Contents"]] == ["root/stage/table/main/s3new/a.csv"]
