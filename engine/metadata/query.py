@@ -11,6 +11,8 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
+from engine.names import RESERVED_PREFIXES
+
 RESERVED_SCHEMA = "__stageflight"
 """The server's own schema; hidden from every metadata answer."""
 
@@ -35,11 +37,11 @@ class Where:
     """AND-ed conditions with their bound parameters, never user text inside the SQL."""
 
     def __init__(self, catalog_column: str, schema_column: str) -> None:
-        self.clauses = [
-            f"{catalog_column} IN (SELECT database_name FROM _visible)",
-            f"lower({schema_column}) <> ?",
-        ]
-        self.params: list[Any] = [RESERVED_SCHEMA]
+        # Every reserved prefix, not only RESERVED_SCHEMA: the guard keeps users from making such
+        # schemas, and a schema the server adds later stays hidden without a change here.
+        self.clauses = [f"{catalog_column} IN (SELECT database_name FROM _visible)"]
+        self.clauses += [f"NOT starts_with(lower({schema_column}), ?)" for _ in RESERVED_PREFIXES]
+        self.params: list[Any] = list(RESERVED_PREFIXES)
 
     def equal(self, column: str, value: str | None) -> Where:
         if value is not None:
