@@ -37,11 +37,12 @@ def tokenize(sql: str) -> list[Token]:
 @contextmanager
 def tokens_reused(sql: str, tokens: list[Token]) -> Iterator[None]:
     """While planning ``sql`` on this thread, :func:`tokenize` of that same text returns ``tokens``."""
+    outer = getattr(_planning, "tokens", None)  # a statement planned while planning another
     _planning.tokens = (sql, tokens)
     try:
         yield
     finally:
-        _planning.tokens = None
+        _planning.tokens = outer
 
 
 # -- the first word, without tokenizing ----------------------------------------------------------
