@@ -6,7 +6,10 @@ kept, with the user and when the token was issued and last used.
 
 Expiry slides: a token lives ``idle_seconds`` after its last call, and never expires while its
 session is running a call or streaming a result (a long COPY outlives any window). An optional
-absolute lifetime is enforced only between transactions, so it never cuts open work short either.
+absolute lifetime is enforced only when a statement would start outside a transaction that has
+done work, so it never cuts open work short either: actions (BeginTransaction, EndTransaction,
+CloseSession) and DoGet of a result already computed pass, which lets ADBC's commit (EndTransaction
+then BeginTransaction) succeed, and the next statement is refused.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import pyarrow.flight as flight
 from flight.throttle import LoginThrottle
 
 MIDDLEWARE_KEY = "auth"
+# Calls that never start a statement: the absolute token lifetime lets them through (see above).
+_LIFETIME_EXEMPT = (flight.FlightMethod.DO_ACTION, flight.FlightMethod.DO_GET)
 WRONG_CREDENTIALS = "Invalid user name or password"
 TOKEN_EXPIRED = "Token expired: connect again"
 TOKEN_INVALID = "Invalid or expired token: connect again"
@@ -38,7 +43,7 @@ class Activity(NamedTuple):
     """What the token store needs to know about a token's session."""
 
     busy: bool  # a call is running or a result is being streamed
-    in_transaction: bool
+    in_transaction: bool  # a transaction that has run a statement is open
     last_used: float
 
 
@@ -62,6 +67,7 @@ class TokenStore:
         self._lock = threading.Lock()
         self._tokens: dict[bytes, TokenInfo] = {}
         self._expired: OrderedDict[bytes, None] = OrderedDict()
+        self._closing: list[bytes] = []
         # Set by the server: the session registry's view of a token's session (None: no session).
         self.activity: Callable[[bytes], Activity | None] = lambda key: None
 
@@ -77,30 +83,34 @@ class TokenStore:
             self._tokens[self.key(token)] = TokenInfo(user, now, now)
         return token
 
-    def _is_expired(self, info: TokenInfo, now: float, activity: Activity | None) -> bool:
+    def _is_expired(self, info: TokenInfo, now: float, activity: Activity | None, lifetime: bool) -> bool:
         busy = activity is not None and activity.busy
         last = max(info.last_seen, activity.last_used if activity else 0.0)
         if not busy and now - last > self.ttl:
             return True
-        if self.max_lifetime is not None and now - info.issued_at > self.max_lifetime:
+        if lifetime and self.max_lifetime is not None and now - info.issued_at > self.max_lifetime:
             return not (busy or (activity is not None and activity.in_transaction))
         return False
 
     def _bury(self, key: bytes) -> None:
         del self._tokens[key]
+        self._closing.append(key)  # its session is closed by the next purge
         self._expired[key] = None
         while len(self._expired) > _REMEMBER_EXPIRED:
             self._expired.popitem(last=False)
 
-    def check(self, token: str) -> str | None:
-        """The token's user, extending its life; None if unknown or expired."""
+    def check(self, token: str, *, lifetime: bool = True) -> str | None:
+        """The token's user, extending its life; None if unknown or expired.
+
+        ``lifetime``: also enforce the absolute lifetime (the caller is about to start a statement).
+        """
         key = self.key(token)
         now = self._clock()
         with self._lock:
             info = self._tokens.get(key)
             if info is None:
                 return None
-            if not self._is_expired(info, now, None):
+            if not self._is_expired(info, now, None, lifetime):
                 info.last_seen = now
                 return info.user
         # Looks expired by its own clock: ask the session (outside our lock) whether work is open.
@@ -109,7 +119,7 @@ class TokenStore:
             info = self._tokens.get(key)
             if info is None:
                 return None
-            if self._is_expired(info, now, activity):
+            if self._is_expired(info, now, activity, lifetime):
                 self._bury(key)
                 return None
             info.last_seen = now
@@ -131,17 +141,21 @@ class TokenStore:
         return keys
 
     def purge_expired(self) -> list[bytes]:
+        """Bury idle tokens; returns every token buried since the last purge (to close sessions).
+
+        The absolute lifetime is left to :meth:`check`: enforcing it here could land between
+        ADBC's EndTransaction and BeginTransaction and fail a commit that succeeded.
+        """
         now = self._clock()
         with self._lock:
-            candidates = [k for k, v in self._tokens.items() if self._is_expired(v, now, None)]
+            candidates = [k for k, v in self._tokens.items() if self._is_expired(v, now, None, False)]
         activities = {k: self.activity(k) for k in candidates}
-        purged = []
         with self._lock:
             for k in candidates:
                 info = self._tokens.get(k)
-                if info is not None and self._is_expired(info, now, activities[k]):
+                if info is not None and self._is_expired(info, now, activities[k], False):
                     self._bury(k)
-                    purged.append(k)
+            purged, self._closing = self._closing, []
         return purged
 
 
@@ -193,7 +207,7 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
         if scheme == "basic":
             return self._basic(credentials.strip(), info.method == flight.FlightMethod.HANDSHAKE)
         if scheme == "bearer":
-            user = self.tokens.check(credentials.strip())
+            user = self.tokens.check(credentials.strip(), lifetime=info.method not in _LIFETIME_EXEMPT)
             if user is None:
                 expired = self.tokens.was_expired(credentials.strip())
                 raise flight.FlightUnauthenticatedError(TOKEN_EXPIRED if expired else TOKEN_INVALID)

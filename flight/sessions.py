@@ -72,6 +72,19 @@ class FlightSession:
     running: int = 0
     open_streams: int = 0
     used: bool = False  # a statement ran (it may have left state: SET, temporary tables)
+    worked_in: bytes | None = None  # the Flight transaction id the last statement ran in
+
+    @property
+    def restful(self) -> bool:
+        """Closing it loses nothing we cannot restore: no statement ran, nothing is prepared."""
+        return not (self.used or self.prepared)
+
+    @property
+    def transaction_has_work(self) -> bool:
+        """An open transaction that ran a statement (ADBC begins an empty one after each commit)."""
+        if not self.engine_session.in_transaction:
+            return False
+        return self.transaction_id is None or self.transaction_id == self.worked_in
 
     @property
     def busy(self) -> bool:
@@ -94,8 +107,8 @@ class _Sleeping:
 
     user: str
     transaction_id: bytes | None
-    catalog: str
-    schema: str
+    catalog: str | None = None  # None: not known (stays on the default)
+    schema: str | None = None
 
 
 @dataclass
@@ -149,6 +162,7 @@ class SessionRegistry:
             else:
                 sleeping = None
         for victim in evicted:
+            self._remember_place(victim)
             self._close_session(victim)
         if fs.engine_session is not session:
             session.close()
@@ -166,6 +180,8 @@ class SessionRegistry:
             if victim is None:
                 raise EngineError(self._full_message())
             del self._sessions[victim.token_key]
+            if victim.restful:  # nothing to lose: it resumes on its next call, as if asleep
+                self._sleeping[victim.token_key] = _Sleeping(victim.user, victim.transaction_id)
             log.warning("closing an idle session of %s to let root in (%d sessions open)", victim.user, total)
             return [victim]
         per_user = self.limits.sessions_per_user
@@ -179,14 +195,15 @@ class SessionRegistry:
         return f"Too many open sessions (limit {self.max_sessions}); close idle connections"
 
     def _eviction_candidate(self) -> FlightSession | None:
-        # Longest idle first, sessions without an open transaction before those with one.
+        # Those that can sleep first, then those without open work; the longest idle of each.
         idle = [s for s in self._sessions.values() if s.user != ROOT_USER and not s.busy]
-        idle.sort(key=lambda s: (s.engine_session.in_transaction, s.last_used))
+        idle.sort(key=lambda s: (not s.restful, s.transaction_has_work, s.last_used))
         return idle[0] if idle else None
 
     def _wake(self, fs: FlightSession, sleeping: _Sleeping) -> None:
         try:
-            fs.engine_session.use(sleeping.catalog, sleeping.schema)
+            if sleeping.catalog is not None:
+                fs.engine_session.use(sleeping.catalog, sleeping.schema)
         except Exception:  # the schema may have been dropped meanwhile: stay on the default one
             log.info("a woken session could not return to %s.%s", sleeping.catalog, sleeping.schema)
         if sleeping.transaction_id is not None:
@@ -199,6 +216,7 @@ class SessionRegistry:
         with self._lock:
             fs.running += 1
             fs.used = True
+            fs.worked_in = fs.transaction_id
             fs.last_used = time.monotonic()
         try:
             yield
@@ -212,7 +230,7 @@ class SessionRegistry:
             fs = self._sessions.get(token_key)
             if fs is None:
                 return None
-            return Activity(fs.busy, fs.engine_session.in_transaction, fs.last_used)
+            return Activity(fs.busy, fs.transaction_has_work, fs.last_used)
 
     def close(self, token_key: bytes) -> None:
         with self._lock:
@@ -314,7 +332,7 @@ class SessionRegistry:
             unused = [
                 s
                 for s in self._sessions.values()
-                if not (s.busy or s.used or s.prepared) and now - s.last_used > self.limits.unused_seconds
+                if not s.busy and s.restful and now - s.last_used > self.limits.unused_seconds
             ]
         for p in expired:
             p.result.close()
@@ -323,6 +341,17 @@ class SessionRegistry:
         for s in unused:
             self._put_to_sleep(s)
 
+    def _remember_place(self, fs: FlightSession) -> None:
+        """Fill in the catalog and schema of an evicted session that sleeps (before it closes)."""
+        with self._lock:
+            sleeping = self._sleeping.get(fs.token_key)
+        if sleeping is None:
+            return
+        try:
+            sleeping.catalog, sleeping.schema = fs.engine_session.current_catalog_and_schema()
+        except EngineError:
+            pass
+
     def _put_to_sleep(self, fs: FlightSession) -> None:
         try:
             catalog, schema = fs.engine_session.current_catalog_and_schema()
@@ -330,7 +359,7 @@ class SessionRegistry:
             return  # busy after all (a call started meanwhile): try again next time
         with self._lock:
             # A call may have started since the reaper looked: then the session is in use.
-            in_use = fs.busy or fs.used or fs.prepared
+            in_use = fs.busy or not fs.restful
             fresh = time.monotonic() - fs.last_used <= self.limits.unused_seconds
             if self._sessions.get(fs.token_key) is not fs or in_use or fresh:
                 return

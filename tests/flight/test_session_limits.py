@@ -59,7 +59,8 @@ def test_root_eviction_spares_sessions_with_open_transactions(start_server):
     running = start_server(max_sessions=2, max_sessions_per_user=2)
     alice_pw = create_user(running, "alice")
     in_transaction = open_session(running, "alice", alice_pw)
-    tid = begin(in_transaction)  # the longest idle, but its transaction is open
+    tid = begin(in_transaction)  # the longest idle, but its transaction has work in it
+    update_in(in_transaction, "CREATE TABLE kept (a INT)", tid)
     idle = open_session(running, "alice", alice_pw)
     root = open_session(running)
     # The idle session without a transaction was closed to let root in ...
@@ -67,6 +68,7 @@ def test_root_eviction_spares_sessions_with_open_transactions(start_server):
         idle.query("SELECT 1 AS one")
     # ... and the transaction was not rolled back: its session is still there.
     commit(in_transaction, tid)
+    assert root.query("SELECT count(*) AS n FROM kept").column(0).to_pylist() == [0]
     for raw in [in_transaction, idle, root]:
         raw.close()
 
@@ -102,3 +104,22 @@ def test_session_never_used_releases_its_connection_and_resumes(start_server, un
         assert cur.fetchall() == [(1,), (2,)]
     idle.close()
     worker.close()
+
+
+def test_root_eviction_prefers_a_session_that_resumes_unchanged(start_server):
+    running = start_server(max_sessions=2, max_sessions_per_user=2)
+    alice_pw = create_user(running, "alice")
+    # ADBC with autocommit off holds a session (an empty transaction) from connect on.
+    waiting = connect(running, user="alice", password=alice_pw, autocommit=False)
+    worker = open_session(running, "alice", alice_pw)  # has run a statement: closing it loses state
+    root = open_session(running)
+    root.action("CloseSession", b"")  # root leaves; its slot lets alice's sessions come back
+    # The one closed for root was `waiting`, and it resumed with its transaction.
+    assert worker.query("SELECT 1 AS one").column(0).to_pylist() == [1]
+    with waiting.cursor() as cur:
+        cur.execute("SELECT 2")
+        assert cur.fetchall() == [(2,)]
+    waiting.commit()
+    waiting.close()
+    worker.close()
+    root.close()

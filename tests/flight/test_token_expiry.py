@@ -6,14 +6,16 @@ running at that moment was cancelled and its transaction rolled back ("Query can
 
 from __future__ import annotations
 
+import contextlib
 import time
 
+import adbc_driver_manager.dbapi as dbapi
 import pyarrow as pa
 import pyarrow.flight as flight
 import pytest
 
 from flight import commands as cmd
-from tests.conftest import ROOT_PASSWORD
+from tests.conftest import ROOT_PASSWORD, connect
 from tests.flight.rawclient import RawClient
 from tests.flight.sessionhelp import begin, commit, open_session, update_in
 
@@ -92,3 +94,25 @@ def test_made_up_token_is_invalid_not_expired(server):
     with pytest.raises(flight.FlightUnauthenticatedError, match="Invalid or expired token"):
         list(client.list_actions(options))
     client.close()
+
+
+# ADBC's cursor finaliser retries the close the server refused, and complains.
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+def test_adbc_commit_past_the_lifetime_succeeds_and_the_next_statement_is_refused(start_server, unique_table):
+    running = start_server(token_ttl_seconds=30, token_max_lifetime_seconds=1)
+    t = unique_table()
+    conn = connect(running, autocommit=False)
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {t} (a INT)")
+        time.sleep(2.2)  # past the lifetime, inside the transaction
+        cur.execute(f"INSERT INTO {t} VALUES (1)")
+    conn.commit()  # EndTransaction, then ADBC's BeginTransaction: both pass
+    cur = conn.cursor()
+    with pytest.raises(dbapi.Error, match="Token expired"):
+        cur.execute("SELECT 1")
+    for close in (cur.close, conn.close):  # refused as well: the token is gone
+        with contextlib.suppress(dbapi.Error):
+            close()
+    with connect(running) as check, check.cursor() as cur:
+        cur.execute(f"SELECT a FROM {t}")
+        assert cur.fetchall() == [(1,)]
