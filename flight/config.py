@@ -98,8 +98,8 @@ _HELP: dict[str, str] = {
     "result_ttl_seconds": "time a result waits to be fetched before it is dropped",
     "max_sessions": "maximum number of open sessions",
     "max_sessions_per_user": "maximum open sessions per user, root exempt (default: max(4, max_sessions/4))",
-    "max_unread_results_per_user": "results a user may leave waiting to be fetched; further queries are "
-    "refused until one is fetched",
+    "max_unread_results_per_user": "results a user may leave waiting to be fetched; past it the oldest "
+    "unread one is dropped",
     "login_failures": "wrong passwords for a user before each further attempt waits a backoff delay",
     "login_failure_window_seconds": "time over which a user's wrong passwords are counted",
     "login_backoff_seconds": "first backoff delay after too many wrong passwords; doubles with each "
