@@ -83,8 +83,29 @@ def _visible(column: str, kind: str) -> str:
     return f"coalesce({column} NOT IN ({oids}), TRUE)"
 
 
+# Where a table is named, not read: DuckDB refuses writes to its views, and DESCRIBE shows columns only.
+# Every other place (FROM, JOIN, MERGE ... USING, DELETE ... USING, ...) reads it and is filtered.
+_NAMED_TARGETS = (exp.Insert, exp.Update, exp.Delete, exp.Merge)
+_NAMED_TARGETS_ANY_ARG = (
+    exp.Schema,
+    exp.TruncateTable,
+    exp.Drop,
+    exp.Create,
+    exp.Alter,
+    exp.Describe,
+    exp.Index,
+)
+
+
+def _is_named_target(table: exp.Table) -> bool:
+    parent = table.parent
+    if isinstance(parent, _NAMED_TARGETS_ANY_ARG):
+        return True
+    return isinstance(parent, _NAMED_TARGETS) and table.arg_key == "this"
+
+
 def _rule_for(table: exp.Table, cte_names: set[str]) -> Rule | None:
-    if not isinstance(table.this, exp.Identifier) or not isinstance(table.parent, exp.From | exp.Join):
+    if not isinstance(table.this, exp.Identifier) or _is_named_target(table):
         return None
     name, schema = table.name.lower(), table.db.lower()
     if schema in _VIEWS:

@@ -3,8 +3,10 @@
 The locked DuckDB still lets SQL read its own database file, WAL and temp directory, create
 instance-wide secrets and ATTACH ':memory:' (security.md §1.3), so this module is a real layer,
 not a convenience. It is an allowlist: a statement passes only if its root is a known-safe kind
-and every node below it (CTEs, subqueries, lambdas, RETURNING, DEFAULT, CHECK) is acceptable.
-DuckDB later runs only :func:`regenerate` output, one statement at a time, never the user's text.
+and every node below it (CTEs, subqueries, lambdas, RETURNING, DEFAULT, CHECK) is acceptable;
+every function it calls, as written and as regenerated, is on the reviewed list in
+engine/allowed_functions.py. DuckDB later runs only :func:`regenerate` output, one statement at a
+time, never the user's text, with reads of catalog views filtered (engine/catalog_views.py).
 """
 
 from __future__ import annotations

@@ -136,6 +136,22 @@ def test_a_user_alias_and_column_list_survive_the_rewrite(conn) -> None:
     assert rows == [(TABLE,)]
 
 
+def test_views_read_by_merge_delete_and_insert_are_filtered_too(conn, unique_table) -> None:
+    sink = unique_table("hidden_sink")
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE TABLE {sink} (s VARCHAR)")
+        cur.execute(
+            f"MERGE INTO {sink} USING information_schema.tables t ON false "
+            "WHEN NOT MATCHED THEN INSERT VALUES (t.table_schema || '.' || t.table_name)"
+        )
+        cur.execute(f"INSERT INTO {sink} SELECT schema_name FROM information_schema.schemata")
+        cur.execute(f"INSERT INTO {sink} SELECT 'kept' WHERE EXISTS (SELECT 1 FROM pg_namespace)")
+        cur.execute(f"DELETE FROM {sink} USING pg_catalog.pg_tables p WHERE {sink}.s = p.schemaname || '.x'")
+    rows = _rows(conn, f"SELECT s FROM {sink}")
+    assert (f"main.{TABLE}",) in rows and ("kept",) in rows
+    assert not _mentions_reserved(rows)
+
+
 def test_show_tables_and_describe_do_not_list_reserved_tables(conn) -> None:
     assert not _mentions_reserved(_rows(conn, "SHOW TABLES"))
     assert (TABLE,) in _rows(conn, "SHOW TABLES")
