@@ -11,13 +11,14 @@ from typing import Any
 import duckdb
 
 from engine.config import EngineConfig
-from engine.database import Database, first_row
+from engine.database import CATALOG_SCHEMA, Database, first_row
 from engine.file_formats import FileFormats
 from engine.presign_binding import scopes_for, stamp, why_revoked
 from engine.session import Session
 from engine.stage_catalog import StageCatalog, StagePrivilege
 from engine.stage_service import Resolved, StageService
-from engine.users import UserDirectory
+from engine.table_identity import OWNERS_TABLE
+from engine.users import ROOT_USER, UserDirectory
 
 log = logging.getLogger("stageflight")
 
@@ -65,6 +66,19 @@ class Engine:
         # The RFC's "cleanup while drop users": a re-created user starts with an empty stage.
         self.stages.drop_user_stage(name)
         self.stage_catalog.forget_user(name)
+        self._hand_objects_to_root(name)
+
+    def _hand_objects_to_root(self, name: str) -> None:
+        """What a dropped user owned passes to root, so a re-created user of the same name starts
+        with nothing (no stage, file format or table of the old one, nor its table stages)."""
+        owned = [
+            f"UPDATE {CATALOG_SCHEMA}.stages SET creator = ? WHERE creator = ?",
+            f"UPDATE {CATALOG_SCHEMA}.file_formats SET creator = ? WHERE creator = ?",
+            f"UPDATE {OWNERS_TABLE} SET owner = ? WHERE owner = ?",
+        ]
+        with self.db.server_transaction() as cur:
+            for sql in owned:
+                cur.execute(sql, [ROOT_USER, name])
 
     # -- stages ------------------------------------------------------------------------
     def _table_exists(self, schema: str, table: str) -> bool:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from engine.database import CATALOG_SCHEMA
 from engine.errors import StatementRejected
 from engine.history import RunSQL, clear_history, follow_moved_files, history_table_key, move_history
+from engine.presign_binding import stage_scope
 from stages.errors import StorageError
 from stages.model import Stage, table_stage
 from stages.paths import STAGE_NAME_RE
@@ -177,8 +178,19 @@ def _follow(session: Session, before: dict[int, Name], after: dict[int, Name]) -
             doomed.extend(engine.stages.storage.list_files(stage.prefix))
     if doomed:
         session.after_commit(functools.partial(_delete_unchanged, engine.stages.storage, doomed))
+    # Presigned URLs of a table stage die with the table (as a named stage's do with DROP STAGE):
+    # an old upload URL must not plant a file in the stage of a new table of the same name.
+    ended = [stage.name for name in [*gone, *(old for old, _ in renamed)] if (stage := _stage_of(name))]
+    if ended:
+        session.after_commit(functools.partial(_end_urls, engine, ended))
     for old, new in renamed:
         session.after_commit(functools.partial(_move_stage, engine, old, new))
+
+
+def _end_urls(engine: Any, stage_names: list[str]) -> None:
+    with engine.db.security.transaction() as cur:
+        for name in stage_names:
+            engine.db.security.bump(cur, stage_scope(name))
 
 
 def _delete_unchanged(storage: StorageBackend, files: list[StagedFile]) -> None:
