@@ -5,15 +5,14 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 from sqlglot import exp
 
 from engine import guard
+from engine.catalog.load_history import LoadHistory, on_cursor, same_file
 from engine.copy_sql import CopyLoad
-from engine.database import CATALOG_SCHEMA
 from engine.dialect import stage_refs
 from engine.errors import EngineError, StatementRejected, duckdb_error_text
 from engine.names import quote_ident, reject_reserved
@@ -199,7 +198,7 @@ class CopyLoader:
             candidates = [Candidate(n, f) for n, f in stages.list_files(resolved, self.load.pattern)]
         if not self.load.force:
             loaded = self._loaded_files(history_key)
-            candidates = [c for c in candidates if not _same_file(loaded.get(c.file.key), c.file)]
+            candidates = [c for c in candidates if not same_file(loaded.get(c.file.key), c.file)]
         if self.load.max_files is not None:
             candidates = candidates[: self.load.max_files]
         if self.load.size_limit is not None:
@@ -213,15 +212,8 @@ class CopyLoader:
         return candidates
 
     def _loaded_files(self, history_key: str) -> dict[str, tuple[Any, ...]]:
-        retention = self.session.engine.config.load_history_retention_days
-        cutoff = datetime.now(UTC) - timedelta(days=retention)
         with self.session.exclusive() as cur:
-            rows = cur.execute(
-                f"SELECT file_key, etag, size, last_modified FROM {CATALOG_SCHEMA}.load_history "
-                "WHERE table_name = ? AND loaded_at >= ?",
-                [history_key, cutoff],
-            ).fetchall()
-        return {r[0]: r[1:] for r in rows}
+            return self.session.engine.load_history.loaded(on_cursor(cur), history_key)
 
     def _reader(self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema) -> Any:
         from stages.readers import open_file_reader
@@ -432,15 +424,7 @@ class CopyLoader:
     @staticmethod
     def _record(cur: Any, history_key: str, file: StagedFile) -> None:
         # Same transaction as the rows: a crash leaves neither, a commit leaves both.
-        cur.execute(
-            f"DELETE FROM {CATALOG_SCHEMA}.load_history WHERE table_name = ? AND file_key = ?",
-            [history_key, file.key],
-        )
-        cur.execute(
-            f"INSERT INTO {CATALOG_SCHEMA}.load_history (table_name, file_key, etag, size, last_modified) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [history_key, file.key, file.etag, file.size, file.last_modified],
-        )
+        LoadHistory.record(on_cursor(cur), history_key, file)
 
     def _validate(
         self,
@@ -518,15 +502,6 @@ def _parse_transform(sql: str) -> exp.Select:
             "COPY transform supports only a projection: aggregates and windows are not allowed"
         )
     return select
-
-
-def _same_file(recorded: tuple[Any, ...] | None, file: StagedFile) -> bool:
-    if recorded is None:
-        return False
-    etag, size, last_modified = recorded
-    if etag and file.etag:
-        return bool(etag == file.etag)
-    return bool(size == file.size and last_modified == file.last_modified)
 
 
 def _load_error(exc: Exception, c: Candidate | None) -> EngineError:

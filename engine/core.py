@@ -10,6 +10,7 @@ from typing import Any
 
 import duckdb
 
+from engine.catalog.load_history import LoadHistory
 from engine.config import EngineConfig
 from engine.database import CATALOG_SCHEMA, Database, first_row
 from engine.file_formats import FileFormats
@@ -35,6 +36,7 @@ class Engine:
         self.users = UserDirectory(self.db)
         self.stage_catalog = StageCatalog(self.db)
         self.file_formats = FileFormats(self.db)
+        self.load_history = LoadHistory(config.load_history_retention_days)
         self.stages = StageService(
             self.stage_catalog, config.stage_root, self._table_exists, config.storage_options
         )

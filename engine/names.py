@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from engine.errors import StatementRejected
 
-RESERVED_PREFIXES = ("__stageflight", "__stage_")
+# The reserved schema of the server's catalog tables (users, stages, load history ...).
+CATALOG_SCHEMA = "__stageflight"
+RESERVED_PREFIXES = (CATALOG_SCHEMA, "__stage_")
 
 
 def quote_ident(name: str) -> str:

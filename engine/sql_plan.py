@@ -8,9 +8,9 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine import guard
+from engine.catalog.load_history import LoadHistory
 from engine.dialect import stage_options, stage_refs
 from engine.errors import StatementRejected
-from engine.history import clear_history
 from engine.plans import Params, Plan
 from engine.results import Result
 from engine.table_identity import check_rename, history_key_for, track_table_changes
@@ -74,7 +74,7 @@ def plan_sql(tree: exp.Expression) -> Plan:
         result = session.run_duckdb(sql, params_in, is_query=is_query, transaction=transaction)
         if truncated:
             # TRUNCATE starts the table's load history afresh (DROP and replace: table_identity).
-            clear_history(session.run_internal, [history_key_for(session, *t) for t in truncated])
+            LoadHistory.clear(session.run_internal, [history_key_for(session, *t) for t in truncated])
         return result
 
     def run(session: Session, params_in: Params) -> Result:

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from engine.catalog.load_history import LoadHistory, RunSQL, on_cursor
 from engine.database import CATALOG_SCHEMA
 from engine.errors import StatementRejected
-from engine.history import RunSQL, clear_history, follow_moved_files, history_table_key, move_history
 from engine.presign_binding import stage_scope
 from stages.errors import StorageError
 from stages.model import Stage, table_stage
@@ -88,8 +88,8 @@ def history_key_for(session: Session, catalog: str | None, schema: str | None, t
     """The load-history key of the table a COPY names (the table DuckDB loads into)."""
     info = find_table(session, schema, table) if catalog is None else None
     if info is None or info.temporary:
-        return history_table_key(schema or session.current_schema(), table)
-    return history_table_key(info.schema, info.table)
+        return LoadHistory.key(schema or session.current_schema(), table)
+    return LoadHistory.key(info.schema, info.table)
 
 
 # -- following DDL ---------------------------------------------------------------------------
@@ -142,7 +142,7 @@ def _tables(session: Session) -> dict[int, Name]:
 
 
 def _key(name: Name) -> str:
-    return history_table_key(*name)
+    return LoadHistory.key(*name)
 
 
 def _follow(session: Session, before: dict[int, Name], after: dict[int, Name]) -> None:
@@ -155,11 +155,11 @@ def _follow(session: Session, before: dict[int, Name], after: dict[int, Name]) -
     # A created table is new even if its name had history, an owner or files (left by a table
     # that went some way we did not see): it starts with none of them.
     gone = dropped + created
-    clear_history(run, [_key(n) for n in gone])
+    LoadHistory.clear(run, [_key(n) for n in gone])
     for schema, table in gone:
         run(f"DELETE FROM {OWNERS_TABLE} WHERE {_SAME_NAME}", [schema, table])
     for old, new in renamed:
-        move_history(run, _key(old), _key(new))
+        LoadHistory.move(run, _key(old), _key(new))
         run(f"DELETE FROM {OWNERS_TABLE} WHERE {_SAME_NAME}", list(new))
         run(f"UPDATE {OWNERS_TABLE} SET schema_name = ?, table_name = ? WHERE {_SAME_NAME}", [*new, *old])
     for schema, table in created:
@@ -224,13 +224,9 @@ def _move_stage(engine: Any, old: Name, new: Name) -> None:
     moved = engine.stages.copy_table_stage(old_stage, new_stage)
     if moved:
         with engine.metadata_cursor() as cur:
-
-            def run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
-                return cur.execute(sql, params).fetchall()
-
             cur.execute("BEGIN TRANSACTION")
             try:
-                follow_moved_files(run, _key(new), moved)
+                LoadHistory.follow_moved_files(on_cursor(cur), _key(new), moved)
             except BaseException:
                 cur.execute("ROLLBACK")
                 raise

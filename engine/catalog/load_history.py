@@ -1,0 +1,121 @@
+"""Load history: which staged files a table has loaded, so COPY loads each file once.
+
+One history per table, keyed by schema and name (DuckDB names are case-insensitive). The key is
+the table's name, so every statement that changes which table a name means maintains it (see
+:mod:`engine.statements.table_identity`): a dropped, truncated or replaced table's history goes
+with it, a renamed table's history moves to the new name.
+
+Every query runs through a :data:`RunSQL` the caller passes, so the history changes in the
+caller's transaction: a COPY's rows and its history rows commit (or vanish) together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+
+from engine.names import CATALOG_SCHEMA
+from stages.storage.base import StagedFile
+
+HISTORY_TABLE = f"{CATALOG_SCHEMA}.load_history"
+
+# Runs one server-built statement and returns its rows: a session's run_internal (inside the
+# user's transaction) or a wrapper around a cursor (see on_cursor).
+RunSQL = Callable[[str, list[Any]], list[tuple[Any, ...]]]
+# (etag, size, last_modified) as recorded when the file was loaded.
+Recorded = tuple[Any, ...]
+
+
+def on_cursor(cur: duckdb.DuckDBPyConnection) -> RunSQL:
+    """A RunSQL on ``cur`` (in whatever transaction it has open)."""
+
+    def run(sql: str, params: list[Any]) -> list[tuple[Any, ...]]:
+        return cur.execute(sql, params).fetchall()
+
+    return run
+
+
+def same_file(recorded: Recorded | None, file: StagedFile) -> bool:
+    """Whether a history entry describes ``file`` as it is now (then COPY skips it)."""
+    if recorded is None:
+        return False
+    etag, size, last_modified = recorded
+    if etag and file.etag:
+        return bool(etag == file.etag)
+    return bool(size == file.size and last_modified == file.last_modified)
+
+
+class LoadHistory:
+    """The ``load_history`` table. Entries older than the retention no longer count as loaded."""
+
+    def __init__(self, retention_days: int) -> None:
+        self._retention = timedelta(days=retention_days)
+
+    @staticmethod
+    def key(schema: str, table: str) -> str:
+        return f"{schema}.{table}".lower()
+
+    def loaded(self, run: RunSQL, table_key: str) -> dict[str, Recorded]:
+        """The files the table has loaded within the retention: file key -> (etag, size, last_modified)."""
+        cutoff = datetime.now(UTC) - self._retention
+        rows = run(
+            f"SELECT file_key, etag, size, last_modified FROM {HISTORY_TABLE} "
+            "WHERE table_name = ? AND loaded_at >= ?",
+            [table_key, cutoff],
+        )
+        return {r[0]: tuple(r[1:]) for r in rows}
+
+    @staticmethod
+    def record(run: RunSQL, table_key: str, file: StagedFile) -> None:
+        run(f"DELETE FROM {HISTORY_TABLE} WHERE table_name = ? AND file_key = ?", [table_key, file.key])
+        run(
+            f"INSERT INTO {HISTORY_TABLE} (table_name, file_key, etag, size, last_modified) "
+            "VALUES (?, ?, ?, ?, ?)",
+            [table_key, file.key, file.etag, file.size, file.last_modified],
+        )
+
+    @staticmethod
+    def clear(run: RunSQL, table_keys: Sequence[str]) -> None:
+        """The tables start afresh (dropped, replaced, truncated, created over a stale name)."""
+        if table_keys:
+            marks = ", ".join("?" for _ in table_keys)
+            run(f"DELETE FROM {HISTORY_TABLE} WHERE table_name IN ({marks})", list(table_keys))
+
+    @staticmethod
+    def move(run: RunSQL, old_key: str, new_key: str) -> None:
+        """The history of a renamed table follows it (what the new name had is stale: it had no table)."""
+        if old_key == new_key:
+            return
+        run(f"DELETE FROM {HISTORY_TABLE} WHERE table_name = ?", [new_key])
+        run(f"UPDATE {HISTORY_TABLE} SET table_name = ? WHERE table_name = ?", [new_key, old_key])
+
+    @staticmethod
+    def follow_moved_files(
+        run: RunSQL, table_key: str, moved: Sequence[tuple[StagedFile, StagedFile]]
+    ) -> None:
+        """Files moved to a new key (a renamed table's stage) stay loaded if they were loaded as they were.
+
+        A moved file is a new object (new etag, mtime), so its entry is rewritten to the copy's metadata.
+        """
+        for old, new in moved:
+            row = run(
+                f"SELECT etag, size, last_modified, loaded_at FROM {HISTORY_TABLE} "
+                "WHERE table_name = ? AND file_key = ?",
+                [table_key, old.key],
+            )
+            if not row:
+                continue
+            run(f"DELETE FROM {HISTORY_TABLE} WHERE table_name = ? AND file_key = ?", [table_key, old.key])
+            if same_file(tuple(row[0][:3]), old):
+                run(
+                    f"DELETE FROM {HISTORY_TABLE} WHERE table_name = ? AND file_key = ?",
+                    [table_key, new.key],
+                )
+                run(
+                    f"INSERT INTO {HISTORY_TABLE} (table_name, file_key, etag, size, last_modified, "
+                    "loaded_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    [table_key, new.key, new.etag, new.size, new.last_modified, row[0][3]],
+                )
