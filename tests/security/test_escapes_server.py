@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import adbc_driver_manager.dbapi as dbapi
+import duckdb
 import pytest
 
 from tests.conftest import connect
@@ -22,6 +23,16 @@ def test_corpus_is_large_enough():
     assert len(ESCAPE_ATTEMPTS) >= 40
 
 
+# What the server says when the text reaches it through ADBC differs from the guard's own message for
+# these: the C driver cuts the text at a NUL (the server sees only the cut form, refused for what it
+# is), and it refuses an empty query itself before sending it.
+_OVER_ADBC = {
+    "SELECT * FROM read_text('/etc/passwd\x00.csv')": "Cannot read statement: Error tokenizing",
+    "ATTACH ':memory:' AS m\x00; SELECT 1": "Statement ATTACH is not allowed",
+    "": "must call SetSqlQuery before Prepare",
+}
+
+
 @pytest.mark.parametrize(
     "sql, fragment", ESCAPE_ATTEMPTS, ids=[f"escape{i}" for i in range(len(ESCAPE_ATTEMPTS))]
 )
@@ -31,17 +42,20 @@ def test_escape_attempt_is_refused(attacker, sql, fragment):
         cur.fetchall()
     message = str(err.value)
     assert "Traceback" not in message
-    assert "/etc/passwd" not in message.split("Detail:")[-1] or fragment in message
+    assert _OVER_ADBC.get(sql, fragment) in message, message
 
 
 @pytest.mark.parametrize("sql", ALLOWED_QUERIES, ids=[f"allowed{i}" for i in range(len(ALLOWED_QUERIES))])
 def test_legitimate_queries_still_work(attacker, sql):
     with attacker.cursor() as cur:
         cur.execute(sql)
-        try:
-            cur.fetchall()
-        except dbapi.Error:
-            pass  # statements without a result set
+        rows = cur.fetchall()
+    if "information_schema" in sql or sql.startswith("SHOW"):
+        # The catalog a user sees is filtered (and shared with other tests): only its shape is fixed.
+        assert all(isinstance(name, str) for row in rows for name in row)
+    else:
+        # Self-contained queries: the server gives what plain DuckDB gives.
+        assert rows == duckdb.connect().execute(sql).fetchall()
 
 
 def test_server_still_serves_after_the_corpus(attacker):
@@ -53,18 +67,20 @@ def test_server_still_serves_after_the_corpus(attacker):
 def test_host_file_never_read_through_server(server, attacker, tmp_path):
     secret = tmp_path / "host_secret.csv"
     secret.write_text("TOP-SECRET-VALUE\n")
+    database = server.engine.config.database_path
     attempts = [
-        f"SELECT * FROM read_csv('{secret}')",
-        f"SELECT * FROM '{secret}'",
-        f"SELECT * FROM read_text('{secret}')",
-        f"SELECT content FROM read_blob('{server.engine.config.database_path}')",
-        f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'",
-        f"ATTACH '{tmp_path / 'x.duckdb'}' AS x",
+        (f"SELECT * FROM read_csv('{secret}')", "Function read_csv is not allowed: files are reached only"),
+        (f"SELECT * FROM '{secret}'", "host_secret.csv' is not a plain identifier"),
+        (f"SELECT * FROM read_text('{secret}')", "Function read_text is not allowed"),
+        (f"SELECT content FROM read_blob('{database}')", "Function read_blob is not allowed"),
+        (f"COPY (SELECT 1) TO '{tmp_path / 'out.csv'}'", "Statement COPY is not allowed"),
+        (f"ATTACH '{tmp_path / 'x.duckdb'}' AS x", "Statement ATTACH is not allowed"),
     ]
-    for sql in attempts:
+    for sql, fragment in attempts:
         with pytest.raises(dbapi.Error) as err, attacker.cursor() as cur:
             cur.execute(sql)
             cur.fetchall()
+        assert fragment in str(err.value)
         assert "TOP-SECRET-VALUE" not in str(err.value)
     assert not (tmp_path / "out.csv").exists()
     assert not (tmp_path / "x.duckdb").exists()
