@@ -300,7 +300,9 @@ class StageflightServer(flight.FlightServerBase):
 
     @staticmethod
     def _write_count(writer: flight.FlightMetadataWriter, result: Result) -> None:
-        count = result.rowcount if result.is_update else -1
+        # DDL, BEGIN, COMMIT, SET have no row count. 0, not the "unknown" -1 the spec allows: the
+        # JDBC driver (Avatica) reads -1 as "this was a query" and runs the statement again.
+        count = result.rowcount if result.is_update and result.rowcount >= 0 else 0
         result.close()
         writer.write(pa.py_buffer(cmd.DoPutUpdateResult(record_count=count).SerializeToString()))
 

@@ -230,7 +230,8 @@ def _static_infos(keywords: Sequence[str]) -> dict[int, _Info]:
         **{info_id: _Info(i64, 0) for info_id in range(541, 556)},
         556: _Info(b, False),  # SQL_MAX_ROW_SIZE_INCLUDES_BLOBS
         **{info_id: _Info(i64, 0) for info_id in range(557, 562)},
-        562: _Info(i32, _REPEATABLE_READ),  # SQL_DEFAULT_TRANSACTION_ISOLATION
+        # int64, as the Java reference server sends it: the JDBC driver casts this one to Long.
+        562: _Info(i64, _REPEATABLE_READ),  # SQL_DEFAULT_TRANSACTION_ISOLATION
         563: _Info(b, True),  # SQL_TRANSACTIONS_SUPPORTED
         564: _Info(i32, _bits(_REPEATABLE_READ)),  # SQL_SUPPORTED_TRANSACTIONS_ISOLATION_LEVELS
         565: _Info(b, False),  # SQL_DATA_DEFINITION_CAUSES_TRANSACTION_COMMIT

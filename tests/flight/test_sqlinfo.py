@@ -101,8 +101,8 @@ EXPECTED_CODES = {
     **dict.fromkeys((3, 4, 5, 9, 10, 11, 500, 501, 502, 506, 515, 516, 518, 519, 520, 521, 523, 524), BOOL),
     **dict.fromkeys((527, 532, 536, 537, 539, 556, 563, 565, 566, 572, 573, 574, 575, 576), BOOL),
     **dict.fromkeys((8, 100, 101, 503, 505, 507, 522, 525, 526, 528, 533, 534, 535, 538, 540), INT32),
-    **dict.fromkeys((562, 564, 567, 568, 569, 570, 571), INT32),
-    **dict.fromkeys((*range(541, 556), *range(557, 562)), BIGINT),
+    **dict.fromkeys((564, 567, 568, 569, 570, 571), INT32),
+    **dict.fromkeys((*range(541, 556), *range(557, 563)), BIGINT),
     **dict.fromkeys((508, 509, 510, 511, 512), STRING_LIST),
     517: INT32_LIST_MAP,
 }

@@ -7,6 +7,7 @@ import time
 
 import adbc_driver_manager.dbapi as dbapi
 import pyarrow as pa
+import pyarrow.flight as flight
 import pytest
 
 from flight import commands as cmd
@@ -26,7 +27,7 @@ def test_ddl_and_dml_rowcounts(root_conn, unique_table):
     t = unique_table()
     with root_conn.cursor() as cur:
         cur.execute(f"CREATE TABLE {t} (a INTEGER, b VARCHAR)")
-        assert cur.rowcount == -1
+        assert cur.rowcount == 0  # no row count: 0, never -1 (JDBC would run the DDL again)
         cur.execute(f"INSERT INTO {t} VALUES (1, 'x'), (2, 'y'), (3, 'z')")
         assert cur.rowcount == 3
         cur.execute(f"UPDATE {t} SET b = 'q' WHERE a >= 2")
@@ -110,7 +111,7 @@ def test_prepare_reports_is_update_and_dataset_schema(server):
 def test_raw_statement_query_and_update(server, unique_table):
     t = unique_table()
     raw = RawClient(server.uri, "root", ROOT_PASSWORD)
-    assert raw.update(f"CREATE TABLE {t} (a INT)") == -1
+    assert raw.update(f"CREATE TABLE {t} (a INT)") == 0
     assert raw.update(f"INSERT INTO {t} VALUES (1), (2), (3)") == 3
     info = raw.info(cmd.CommandStatementQuery(query=f"SELECT sum(a) AS s FROM {t}"))
     assert info.total_records == 1
@@ -259,3 +260,27 @@ def test_repeated_refused_text_stays_refused(root_conn):
     for _ in range(3):
         with root_conn.cursor() as cur, pytest.raises(dbapi.Error, match="read_csv"):
             cur.execute("SELECT * FROM read_csv('/etc/passwd')")
+
+
+def test_prepared_updates_without_a_row_count_answer_zero(server, unique_table):
+    # Issue 16 item 1: JDBC (Avatica) reads record_count -1 as "a result set" and runs DDL again.
+    t = unique_table()
+    raw = RawClient(server.uri, "root", ROOT_PASSWORD)
+
+    def prepared_update(sql: str) -> int:
+        handle = raw.prepare(sql).prepared_statement_handle
+        command = cmd.CommandPreparedStatementUpdate(prepared_statement_handle=handle)
+        descriptor = flight.FlightDescriptor.for_command(cmd.pack(command))
+        writer, reader = raw.client.do_put(descriptor, pa.schema([]), raw.options)
+        writer.done_writing()
+        count = int(cmd.DoPutUpdateResult.FromString(reader.read().to_pybytes()).record_count)
+        writer.close()
+        return count
+
+    counts = [
+        prepared_update(sql)
+        for sql in (f"CREATE TABLE {t} (a INT)", "BEGIN", f"INSERT INTO {t} VALUES (1), (2)", "COMMIT")
+    ]
+    assert counts == [0, 0, 2, 0]
+    assert raw.query(f"SELECT count(*) AS n FROM {t}").to_pylist() == [{"n": 2}]
+    raw.close()
