@@ -1,6 +1,8 @@
 """The CSV/TSV dialect of a file format, and what it means for Arrow's CSV reader.
 
-Option parsing, the Arrow read/parse/convert options, and the text clean-up Arrow cannot do.
+Option parsing, the Arrow read/parse/convert options, and the text clean-up Arrow cannot do. COPY,
+``SELECT ... FROM @stage`` and INFER_SCHEMA all read CSV through :func:`csv_dialect` and
+:func:`csv_arrow_options`, so one named file format reads the same rows everywhere.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import pyarrow.csv as pacsv
 
 from stages.conversion import BINARY_FORMATS, FALSE_TEXTS, TRUE_TEXTS
 from stages.errors import StageError
-from stages.formats import bool_option, choice_option, int_option, null_if_option, unescape_option
+from stages.options import bool_option, choice_option, int_option, null_if_option, unescape_option
 
 _CSV_BLOCK_BYTES = 1 << 20  # readahead holds ~40 blocks: larger blocks cost memory, not speed
 _TSV_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "b": "\b", "f": "\f", "0": "\0", "\\": "\\", "'": "'"}
@@ -146,26 +148,55 @@ def _reject_row(row: Any) -> str:
     return "error"
 
 
+def _skip_row(row: Any) -> str:
+    # ERROR_ON_COLUMN_COUNT_MISMATCH = FALSE: a ragged row says nothing about the columns.
+    return "skip"
+
+
 def csv_arrow_options(
-    dialect: CsvDialect, names: list[str], types: list[pa.DataType], batch_rows: int, *, as_text: bool = False
+    dialect: CsvDialect,
+    names: list[str] | None,
+    types: list[pa.DataType] | None = None,
+    *,
+    as_text: bool = False,
+    header_names: bool = False,
 ) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
-    """Arrow's CSV options for the dialect; ``as_text`` reads every column as text (cast later)."""
-    read = pacsv.ReadOptions(skip_rows=dialect.skip_header, column_names=names, block_size=_CSV_BLOCK_BYTES)
+    """Arrow's CSV options for the dialect: the one mapping COPY, stage queries and INFER_SCHEMA share.
+
+    ``names`` and ``types`` are the columns to read (``as_text``: every column as text, cast later).
+    Without them Arrow counts the columns and infers their types; ``header_names`` then takes the
+    names from the last header line SKIP_HEADER skips (INFER_SCHEMA).
+    """
+    if names is None:
+        header = header_names and dialect.skip_header > 0
+        read = pacsv.ReadOptions(
+            skip_rows=dialect.skip_header - header,
+            autogenerate_column_names=not header,
+            block_size=_CSV_BLOCK_BYTES,
+        )
+    else:
+        read = pacsv.ReadOptions(
+            skip_rows=dialect.skip_header, column_names=names, block_size=_CSV_BLOCK_BYTES
+        )
     parse = pacsv.ParseOptions(
         delimiter=dialect.delimiter,
         quote_char=dialect.quote or False,
         double_quote=dialect.quote is not None,
+        # TSV backslash escapes are decoded by stage_text: Arrow would only drop the backslash.
         escape_char=False if dialect.tsv else (dialect.escape or False),
         newlines_in_values=dialect.quote is not None,
-        invalid_row_handler=_reject_row,
+        invalid_row_handler=_skip_row if names is None and not dialect.error_on_mismatch else _reject_row,
     )
-    fast_types = [pa.string() if as_text or needs_staging(t, dialect) else t for t in types]
+    column_types = None
+    if names is not None and types is not None:
+        fast_types = [pa.string() if as_text or needs_staging(t, dialect) else t for t in types]
+        column_types = dict(zip(names, fast_types, strict=True))
     convert = pacsv.ConvertOptions(
-        column_types=dict(zip(names, fast_types, strict=True)),
+        column_types=column_types,
         null_values=list(dialect.null_values),
         strings_can_be_null=True,
         quoted_strings_can_be_null=False,
-        true_values=_TRUE_VALUES,
-        false_values=_FALSE_VALUES,
+        # Inferred types keep Arrow's own boolean texts: DuckDB's (y/n, t/f) would type letter columns.
+        **({} if column_types is None else {"true_values": _TRUE_VALUES, "false_values": _FALSE_VALUES}),
     )
     return read, parse, convert

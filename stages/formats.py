@@ -1,20 +1,20 @@
-"""File format options (Databend spelling): validation, defaults, and reading typed values from them."""
+"""File format options (Databend spelling): validation, defaults, and compressed streams."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 
 import pyarrow as pa
 
+from stages.csv_dialect import csv_dialect
 from stages.errors import StageError
+from stages.options import choice_option, null_if_option
 from stages.storage.base import StorageBackend
 
 FORMAT_TYPES = {"CSV", "TSV", "TEXT", "NDJSON", "PARQUET"}
 MISSING_FIELD_CHOICES = {"ERROR", "NULL", "FIELD_DEFAULT"}  # NDJSON and Parquet: MISSING_FIELD_AS
 NULL_FIELD_CHOICES = {"NULL", "FIELD_DEFAULT"}  # NDJSON: NULL_FIELD_AS
 DEFAULT_FORMAT = "PARQUET"  # Databend's default when neither statement nor stage names a format
-_OPTION_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\", "0": "\0"}
 _EXT_CODECS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd", ".bz2": "bz2", ".lz4": "lz4"}
 _NAMED_CODECS = {"GZIP": "gzip", "ZSTD": "zstd", "BZ2": "bz2", "LZ4": "lz4", "BROTLI": "brotli"}
 
@@ -105,71 +105,11 @@ def _check_values(options: Mapping[str, str]) -> None:
     A COPY that finds no file to load, or a CREATE FILE FORMAT, otherwise accepts a typo silently.
     """
     if options.get("TYPE") in ("CSV", "TSV", "TEXT"):
-        from stages.csv_dialect import csv_dialect  # it reads its options with this module's helpers
-
         csv_dialect(options)
     if "MISSING_FIELD_AS" in options:
         choice_option(options, "MISSING_FIELD_AS", "ERROR", MISSING_FIELD_CHOICES)
     if "NULL_FIELD_AS" in options:
         choice_option(options, "NULL_FIELD_AS", "NULL", NULL_FIELD_CHOICES)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading option values (shared by the readers, the writers and the scanner)
-
-
-def unescape_option(value: str) -> str:
-    """Databend escapes inside option strings: ``\\t \\n \\r \\\\ \\0`` (as typed in SQL)."""
-    return re.sub(r"\\(.)", lambda m: _OPTION_ESCAPES.get(m[1], m[0]), value)
-
-
-def bool_option(options: Mapping[str, str], name: str, default: bool) -> bool:
-    value = options.get(name)
-    if value is None:
-        return default
-    text = value.strip().upper()
-    if text not in {"TRUE", "FALSE", "1", "0"}:
-        raise StageError(f"{name} must be TRUE or FALSE, got '{value}'")
-    return text in {"TRUE", "1"}
-
-
-def choice_option(options: Mapping[str, str], name: str, default: str, allowed: set[str]) -> str:
-    value = options.get(name, default).strip().upper()
-    if value not in allowed:
-        raise StageError(f"{name} must be one of {' | '.join(sorted(allowed))}, got '{value}'")
-    return value
-
-
-def int_option(options: Mapping[str, str], name: str) -> int:
-    value = options.get(name, "0").strip()
-    if not value.isdigit():
-        raise StageError(f"{name} must be a non-negative integer, got '{value}'")
-    return int(value)
-
-
-_LIST_ITEM = re.compile(r"\s*'((?:[^'\\]|''|\\.)*)'\s*(,|$)", re.S)
-
-
-def null_if_option(options: Mapping[str, str]) -> tuple[str, ...]:
-    """NULL_IF = ('s1', 's2', ...) as kept from the statement text: the strings that load as NULL."""
-    text = options.get("NULL_IF")
-    if text is None:
-        return ()
-    inner = text.strip()
-    if not (inner.startswith("(") and inner.endswith(")")):
-        raise StageError(f"NULL_IF must be a list of strings in parentheses, e.g. ('', 'NULL'), got {text}")
-    inner = inner[1:-1].strip()
-    values: list[str] = []
-    pos = 0
-    while pos < len(inner):
-        match = _LIST_ITEM.match(inner, pos)
-        if match is None or (match[2] == "," and match.end() == len(inner)):
-            raise StageError(
-                f"NULL_IF must be a list of strings in parentheses, e.g. ('', 'NULL'), got {text}"
-            )
-        values.append(unescape_option(match[1].replace("''", "'")))
-        pos = match.end()
-    return tuple(values)
 
 
 def compression_codec(options: Mapping[str, str], key: str) -> str | None:

@@ -8,8 +8,9 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from stages.csv_dialect import csv_arrow_options, csv_dialect
 from stages.errors import StageError
-from stages.scan import csv_parse_options, naming_the_file, open_ndjson, open_staged
+from stages.scan import naming_the_file, open_ndjson, open_staged
 from stages.storage.base import StorageBackend
 
 INFER_SCHEMA_COLUMNS = pa.schema(
@@ -71,13 +72,11 @@ def _arrow_schema(backend: StorageBackend, key: str, options: Mapping[str, str])
         return pq.ParquetFile(backend.open_input(key)).schema_arrow
     if kind == "NDJSON":
         return open_ndjson(backend, key, options, None).schema
-    header = int(options.get("SKIP_HEADER", "0")) >= 1
-    read = pacsv.ReadOptions(
-        autogenerate_column_names=not header, skip_rows=max(0, int(options.get("SKIP_HEADER", "0")) - 1)
-    )
-    reader = pacsv.open_csv(
-        open_staged(backend, key, options), read_options=read, parse_options=csv_parse_options(options)
-    )
+    dialect = csv_dialect(options)
+    header = dialect.skip_header >= 1  # the last skipped line names the columns
+    read, parse, convert = csv_arrow_options(dialect, None, header_names=True)
+    with open_staged(backend, key, options) as stream:
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
     schema = reader.schema
     if not header:
         schema = pa.schema([pa.field(f"${i + 1}", f.type) for i, f in enumerate(schema)])

@@ -20,15 +20,9 @@ from stages.conversion import (
     is_json_field,
     null_if_array,
 )
-from stages.formats import (
-    MISSING_FIELD_CHOICES,
-    NULL_FIELD_CHOICES,
-    choice_option,
-    compression_codec,
-    null_if_option,
-    open_stream,
-)
+from stages.formats import MISSING_FIELD_CHOICES, NULL_FIELD_CHOICES, compression_codec, open_stream
 from stages.on_error import ErrorSink
+from stages.options import choice_option, null_if_option
 from stages.storage.base import StorageBackend
 
 _CAREFUL_ROWS = 65536  # records per chunk on the per-line path

@@ -33,15 +33,10 @@ from stages.conversion import (
 )
 from stages.csv_dialect import csv_arrow_options, csv_dialect, needs_staging, stage_text
 from stages.errors import StageError
-from stages.formats import (
-    MISSING_FIELD_CHOICES,
-    choice_option,
-    compression_codec,
-    null_if_option,
-    open_stream,
-)
+from stages.formats import MISSING_FIELD_CHOICES, compression_codec, open_stream
 from stages.ndjson_reader import NdjsonFile
 from stages.on_error import ErrorSink, FileStats, OnError, SkipFile
+from stages.options import choice_option, null_if_option
 from stages.parquet_io import parquet_batches
 from stages.storage.base import StorageBackend
 
@@ -114,7 +109,7 @@ class _CsvFile:
 
     def _arrow_batches(self) -> Iterator[pa.RecordBatch]:
         read, parse, convert = csv_arrow_options(
-            self.dialect, self.names, list(self.target.types), self.batch_rows, as_text=self.fill_empty
+            self.dialect, self.names, list(self.target.types), as_text=self.fill_empty
         )
         # Arrow's streaming CSV reader, not a dataset scan: fed into DuckDB, a dataset scan of one large
         # file grew the server's memory by about a quarter of the file's size (measured, pyarrow 26).

@@ -4,6 +4,7 @@ CSV/TSV files expose positional columns ``$1 .. $n`` as VARCHAR; Parquet and NDJ
 column names. Every row also carries ``METADATA$FILENAME`` (relative to the stage root) and
 ``METADATA$FILE_ROW_NUMBER`` (0-based). Files stream one after another, never whole in memory, and
 are decompressed by COMPRESSION (AUTO: by extension). A file Arrow cannot read is an error naming it.
+CSV/TSV fields read as COPY would load them into VARCHAR columns (one dialect: stages.csv_dialect).
 """
 
 from __future__ import annotations
@@ -17,9 +18,13 @@ import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
 from stages.conversion import apply_null_if, null_if_array
+from stages.csv_dialect import csv_arrow_options, csv_dialect, needs_staging, stage_text
 from stages.errors import StageError
-from stages.formats import compression_codec, null_if_option, open_stream, unescape_option
+from stages.formats import compression_codec, open_stream
+from stages.on_error import ABORT
+from stages.options import null_if_option
 from stages.parquet_io import parquet_batches
+from stages.readers import open_file_reader
 from stages.storage.base import StorageBackend
 
 FILENAME_COLUMN = "METADATA$FILENAME"
@@ -27,53 +32,44 @@ ROW_NUMBER_COLUMN = "METADATA$FILE_ROW_NUMBER"
 _JSON_SCHEMA_BYTES = 16 << 20  # NDJSON columns are inferred from this much of the first file
 
 
-def _char(options: Mapping[str, str], key: str, default: str) -> str:
-    return unescape_option(options.get(key, default))
-
-
-def csv_parse_options(options: Mapping[str, str]) -> pacsv.ParseOptions:
-    kind = options.get("TYPE", "CSV").upper()
-    if kind in ("TSV", "TEXT"):
-        return pacsv.ParseOptions(
-            delimiter=_char(options, "FIELD_DELIMITER", "\t"), quote_char=False, escape_char="\\"
-        )
-    quote = _char(options, "QUOTE", '"')
-    escape = _char(options, "ESCAPE", "")
-    return pacsv.ParseOptions(
-        delimiter=_char(options, "FIELD_DELIMITER", ","),
-        quote_char=quote or False,
-        escape_char=escape or False,
-    )
-
-
 def open_staged(backend: StorageBackend, key: str, options: Mapping[str, str]) -> pa.NativeFile:
     """The file's bytes, decompressed by COMPRESSION (AUTO: by the file's extension)."""
     return open_stream(backend, key, compression_codec(options, key))
 
 
-def _open_csv(
-    backend: StorageBackend, key: str, options: Mapping[str, str], width: int | None
-) -> pacsv.CSVStreamingReader:
-    names = [f"${i + 1}" for i in range(width)] if width is not None else None
-    read = pacsv.ReadOptions(
-        skip_rows=int(options.get("SKIP_HEADER", "0")),
-        column_names=names,
-        autogenerate_column_names=names is None,
-        block_size=1 << 22,
-    )
-    null = _char(options, "NULL_DISPLAY", "\\N")
-    convert = pacsv.ConvertOptions(
-        column_types={n: pa.string() for n in names} if names else None,
-        null_values=[null, *null_if_option(options)],
-        strings_can_be_null=True,
-        quoted_strings_can_be_null=False,
-    )
-    return pacsv.open_csv(
-        open_staged(backend, key, options),
-        read_options=read,
-        parse_options=csv_parse_options(options),
-        convert_options=convert,
-    )
+def _csv_width(backend: StorageBackend, key: str, options: Mapping[str, str]) -> int:
+    """How many fields the first record after SKIP_HEADER has."""
+    read, parse, convert = csv_arrow_options(csv_dialect(options), None)
+    with open_staged(backend, key, options) as stream:
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
+        return len(reader.schema)
+
+
+def _csv_batches(
+    backend: StorageBackend,
+    name: str,
+    key: str,
+    options: Mapping[str, str],
+    schema: pa.Schema,
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """The fields as text, read exactly as COPY reads them into VARCHAR columns."""
+    dialect = csv_dialect(options)
+    if not (dialect.quotes_plain and dialect.error_on_mismatch):
+        # Quoted-field rules and short rows are applied by COPY's careful reader alone.
+        reader, _ = open_file_reader(
+            backend, key, name, options, schema, on_error=ABORT, batch_rows=batch_rows
+        )
+        yield from reader
+        return
+    read, parse, convert = csv_arrow_options(dialect, schema.names, schema.types)
+    clean = needs_staging(pa.string(), dialect)  # TRIM_SPACE, TSV escapes
+    with open_staged(backend, key, options) as stream:
+        for batch in pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert):
+            if clean:
+                columns = [stage_text(column, pa.string(), dialect) for column in batch.columns]
+                batch = pa.RecordBatch.from_arrays(columns, schema=schema)
+            yield batch
 
 
 def open_ndjson(
@@ -132,7 +128,7 @@ def _file_batches(
                 for batch in open_ndjson(backend, key, options, schema):
                     yield _conform(batch, schema, name, null_if)
             else:
-                yield from _open_csv(backend, key, options, len(schema))
+                yield from _csv_batches(backend, name, key, options, schema, batch_rows)
         except pa.ArrowInvalid as exc:
             if not _empty(exc):  # an empty file adds no rows
                 raise
@@ -169,7 +165,7 @@ def _first_schema(
             return pq.ParquetFile(backend.open_input(key)).schema_arrow
         if kind == "NDJSON":
             return open_ndjson(backend, key, options, None).schema
-        width = len(_open_csv(backend, key, options, None).schema)
+        width = _csv_width(backend, key, options)
     return pa.schema([pa.field(f"${i + 1}", pa.string()) for i in range(width)])
 
 

@@ -29,7 +29,7 @@ import pyarrow.parquet as pq
 
 from stages.conversion import BINARY_FORMATS, encode_binary, is_binary
 from stages.errors import StageError
-from stages.formats import bool_option, choice_option, unescape_option
+from stages.options import bool_option, choice_option, unescape_option
 from stages.storage.base import StorageBackend
 
 __all__ = ["UnloadedFile", "unload", "unload_extension"]

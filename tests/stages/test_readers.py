@@ -19,8 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from stages.errors import StageError
-from stages.formats import unescape_option
 from stages.on_error import ABORT, CONTINUE, FileStats, OnError, ReadAbort, parse_on_error
+from stages.options import unescape_option
 from stages.readers import open_file_reader
 from stages.storage.local import LocalBackend
 
