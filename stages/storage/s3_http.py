@@ -1,6 +1,7 @@
 """The small S3 HTTP client: where requests go, signed keep-alive requests with retries, replies.
 
-Also the guarded XML parsing of reply documents, shared by the backend and the upload writer.
+Also the guarded XML parsing of reply documents, shared by the backend and the upload writer, and
+:class:`BucketAccess`, what the upload writer and the upload sweep use of the backend.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import threading
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import urlsplit
 
 from stages.errors import StageError
@@ -177,3 +179,37 @@ class Client:
             return response
         assert last_error is not None
         raise last_error
+
+
+class BucketAccess(Protocol):
+    """What the upload writer and the upload sweep use of ``S3Backend``: its place and its requests.
+
+    A Protocol, so that those modules need not import the backend that imports them.
+    """
+
+    @property
+    def bucket(self) -> str: ...
+
+    @property
+    def root(self) -> str: ...
+
+    @property
+    def endpoint(self) -> Endpoint: ...
+
+    @property
+    def signer(self) -> Signer | None: ...
+
+    def call(
+        self,
+        client: Client,
+        method: str,
+        object_key: str,
+        query: Sequence[tuple[str, str]] = (),
+        **kwargs: object,
+    ) -> Response:
+        """One request; an unreachable endpoint becomes a StorageError."""
+        ...
+
+    def check(self, response: Response, key: str, object_key: str, action: str) -> None:
+        """Raise the StorageError for a failed response (``action`` as in 'Cannot <action> key')."""
+        ...

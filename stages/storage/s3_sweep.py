@@ -11,14 +11,10 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
 from stages.errors import StorageError
-from stages.storage.s3_http import Client, child_elements, child_text, parse_xml
-
-if TYPE_CHECKING:
-    from stages.storage.s3 import S3Backend
+from stages.storage.s3_http import BucketAccess, Client, child_elements, child_text, parse_xml
 
 # ``Initiated`` is when an upload started, not its last part: a long unload of another server
 # sharing the prefix may still be busy after an hour, so the backend's sweep waits at least a day.
@@ -33,7 +29,7 @@ def _initiated(text: str | None) -> datetime | None:
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
-def _open_uploads(backend: S3Backend, client: Client) -> Iterator[tuple[str, str, datetime | None]]:
+def _open_uploads(backend: BucketAccess, client: Client) -> Iterator[tuple[str, str, datetime | None]]:
     """(object key, upload id, initiated) of every open upload under the backend's root."""
     markers: list[tuple[str, str]] = []
     while True:
@@ -56,7 +52,7 @@ def _open_uploads(backend: S3Backend, client: Client) -> Iterator[tuple[str, str
 
 
 def abort_stale_uploads(
-    backend: S3Backend, client: Client, min_age_seconds: float, is_live: Callable[[str], bool]
+    backend: BucketAccess, client: Client, min_age_seconds: float, is_live: Callable[[str], bool]
 ) -> int:
     """Abort the open uploads under the backend's root started ``min_age_seconds`` ago or earlier.
 

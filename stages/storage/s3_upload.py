@@ -9,14 +9,10 @@ import io
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 from xml.sax.saxutils import escape as xml_escape
 
 from stages.errors import StorageError
-from stages.storage.s3_http import Client, Response, child_text, local_name, parse_xml
-
-if TYPE_CHECKING:
-    from stages.storage.s3 import S3Backend
+from stages.storage.s3_http import BucketAccess, Client, Response, child_text, local_name, parse_xml
 
 # The backend's logger name, so one logging setting covers all of S3.
 logger = logging.getLogger("stages.storage.s3")
@@ -32,7 +28,7 @@ class S3Writer(io.BufferedIOBase):
     ``with`` block exited cleanly) and never by :meth:`abort`.
     """
 
-    def __init__(self, backend: S3Backend, key: str, object_key: str) -> None:
+    def __init__(self, backend: BucketAccess, key: str, object_key: str) -> None:
         super().__init__()
         self._backend = backend
         self._key = key
