@@ -18,7 +18,7 @@ from engine.config import EngineConfig
 from engine.names import CATALOG_SCHEMA
 from engine.secrets_box import SecretBox
 from engine.security_db import SecurityDatabase, move_legacy_rows
-from stages.native import Setting, open_locked
+from stages.duckdb_sandbox import Setting, open_locked
 
 # DuckDB's own checkpoint_threshold default. DuckDB checkpoints by itself only at a write's commit
 # that finds no other transaction open; a session reading a large result postpones that until the

@@ -20,7 +20,7 @@ from typing import Any
 
 import duckdb
 
-from stages.native import open_locked
+from stages.duckdb_sandbox import open_locked
 
 log = logging.getLogger("stageflight")
 

@@ -8,42 +8,12 @@ relational API with paths it validated itself, and hands the result over as an A
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-import duckdb
 import pyarrow as pa
 
+from stages.duckdb_sandbox import open_locked
 from stages.storage.local import LocalBackend
-
-Setting = str | bool | int | float | list[str]
-
-# security.md §1.2: no extension loading or installing, no persistent or unredacted secrets,
-# no Python replacement scans.
-_LOCKED_SETTINGS: dict[str, Setting] = {
-    "autoload_known_extensions": False,
-    "autoinstall_known_extensions": False,
-    "allow_community_extensions": False,
-    "allow_unsigned_extensions": False,
-    "allow_persistent_secrets": False,
-    "allow_unredacted_secrets": False,
-    "python_enable_replacements": False,
-}
-
-
-def open_locked(
-    database: str, settings: Mapping[str, Setting] | None = None, allowed_directory: str | None = None
-) -> duckdb.DuckDBPyConnection:
-    """Open a DuckDB instance with external access off and its configuration locked.
-
-    ``allowed_directory`` is the only host directory SQL on it may reach (DuckDB adds its own
-    database, WAL and temp files); it can only be set before access is switched off.
-    """
-    con = duckdb.connect(database, config={**_LOCKED_SETTINGS, **(settings or {})})
-    if allowed_directory is not None:
-        con.execute(f"SET allowed_directories = ['{allowed_directory.replace(chr(39), chr(39) * 2)}']")
-    con.execute("SET enable_external_access = false")
-    con.execute("SET lock_configuration = true")
-    return con
 
 
 class NativeParquetReader:
