@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import adbc_driver_manager.dbapi as dbapi
 import pytest
 
@@ -86,7 +88,10 @@ def test_current_catalog_and_schema(server):
 
 def test_reserved_schema_cannot_be_selected_as_session_option(server):
     with connect(server) as conn:
-        with pytest.raises(dbapi.Error):
+        # The driver reports the server's ERROR_INVALID_VALUE result for the option in its own words.
+        with pytest.raises(
+            dbapi.ProgrammingError, match=r"Could not set option\(s\) 'schema' \(invalid value\)"
+        ):
             conn.adbc_current_db_schema = "__stageflight"
         assert conn.adbc_current_db_schema == "main"
 
@@ -109,13 +114,14 @@ def test_create_alter_drop_show_users(server):
         with pytest.raises(dbapi.Error, match="User does not exist: carol"):
             cur.execute("DROP USER carol")
         cur.execute("DROP USER IF EXISTS carol")
-    with pytest.raises(dbapi.ProgrammingError):
+    with pytest.raises(dbapi.ProgrammingError, match="Invalid user name or password"):
         connect(server, user="carol", password="carol-pw")
 
 
 @pytest.mark.parametrize("name", ["../admin", "a-b", "1abc", "x y", "bob;drop", "é"])
 def test_unsafe_user_names_are_refused(root_conn, name):
-    with root_conn.cursor() as cur, pytest.raises(dbapi.Error):
+    expected = f"Invalid user name '{name}': use letters, digits and '_' (not starting with a digit)"
+    with root_conn.cursor() as cur, pytest.raises(dbapi.Error, match=re.escape(expected)):
         cur.execute(f"CREATE USER \"{name}\" IDENTIFIED BY 'pw'")
 
 
@@ -132,6 +138,9 @@ def test_user_management_needs_root(server, make_user):
                 cur.execute(sql)
         # Changing one's own password is allowed.
         cur.execute(f"ALTER USER {name} IDENTIFIED BY 'mine-2'")
+    with connect(server, user=name, password="mine-2") as conn, conn.cursor() as cur:
+        cur.execute("SELECT 1")
+        assert cur.fetchall() == [(1,)]
 
 
 def test_root_cannot_be_dropped(root_conn):
@@ -146,5 +155,5 @@ def test_catalog_schema_is_unreachable(root_conn):
             "SELECT password_hash FROM __stageflight.users",
             "DROP SCHEMA __stageflight CASCADE",
         ]:
-            with pytest.raises(dbapi.Error):
+            with pytest.raises(dbapi.Error, match="Schema __stageflight is reserved"):
                 cur.execute(sql)

@@ -153,7 +153,7 @@ def test_missing_table_gives_clean_message(root_conn):
 def test_server_keeps_serving_after_errors(root_conn):
     with root_conn.cursor() as cur:
         for _ in range(3):
-            with pytest.raises(dbapi.Error):
+            with pytest.raises(dbapi.OperationalError, match="Table with name missing_again does not exist"):
                 cur.execute("SELECT * FROM missing_again")
         cur.execute("SELECT 'still here'")
         assert cur.fetchall() == [("still here",)]
@@ -165,11 +165,10 @@ def test_cancel_interrupts_running_query(server):
     started = time.monotonic()
     timer = threading.Timer(0.5, cur.adbc_cancel)
     timer.start()
-    with pytest.raises(dbapi.Error) as err:
+    with pytest.raises(dbapi.OperationalError, match="^CANCELLED: "):
         cur.execute("SELECT count(*) FROM range(100000000000) a")
         cur.fetchall()
     timer.cancel()
-    assert "CANCELLED" in str(err.value) or "cancel" in str(err.value).lower()
     assert time.monotonic() - started < 20
     # The session still works after the interrupt.
     cur2 = conn.cursor()
