@@ -363,7 +363,7 @@ def test_upload_targets() -> None:
     assert upload_targets([one], "@~") == ["@~/a.csv"]
     assert upload_targets([one], "@s1") == ["@s1/a.csv"]
     assert upload_targets([one, two], "@~/dir") == ["@~/dir/a.csv", "@~/dir/b.csv"]
-    with pytest.raises(CliError):
+    with pytest.raises(CliError, match=r"'dir/' is not a stage location \(expected @~/path or @stage/path\)"):
         upload_targets([one], "dir/")
 
 

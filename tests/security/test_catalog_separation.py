@@ -72,7 +72,7 @@ def test_security_database_is_out_of_the_user_instance_reach(server: RunningServ
         assert not any(p and p.endswith("security.duckdb") for p in paths)
         tables = {r[0] for r in cur.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         assert not tables & {"users", "stage_grants", "global_grants", "url_generations"}
-        with pytest.raises(duckdb.PermissionException):
+        with pytest.raises(duckdb.PermissionException, match="file system operations are disabled"):
             cur.execute("SELECT content FROM read_blob(?)", [str(security_path)])
         # Refused either way: the file is in use by the other instance (DuckDB checks that first),
         # and external access is off.
@@ -81,7 +81,7 @@ def test_security_database_is_out_of_the_user_instance_reach(server: RunningServ
         names = {r[0] for r in cur.execute("SELECT database_name FROM duckdb_databases()").fetchall()}
         assert "sec" not in names
         key_file = server.engine.config.server_key_path
-        with pytest.raises(duckdb.PermissionException):
+        with pytest.raises(duckdb.PermissionException, match="file system operations are disabled"):
             cur.execute("SELECT content FROM read_blob(?)", [str(key_file)])
     finally:
         cur.close()
