@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import re
 import threading
 import tracemalloc
 from datetime import UTC, datetime, timedelta
@@ -194,7 +195,7 @@ class StorageContract:
 
     def test_directory_is_not_a_file(self, backend: StorageBackend) -> None:
         put(backend, "d/f.csv")
-        with pytest.raises(StorageError):
+        with pytest.raises(StorageError, match="^File does not exist: d$"):
             backend.stat("d")
         assert not backend.exists("d")
 
@@ -278,28 +279,29 @@ class StorageContract:
 
     @pytest.mark.parametrize("key", UNSAFE_KEYS)
     def test_unsafe_keys_refused_everywhere(self, backend: StorageBackend, key: str) -> None:
+        refused = re.escape(f"Invalid stage path '{key}': ")  # by the key check, before any I/O
         for operation in (backend.stat, backend.open_input, backend.open_input_stream, backend.open_output):
-            with pytest.raises(BadStagePath):
+            with pytest.raises(BadStagePath, match=refused):
                 operation(key)
-        with pytest.raises(BadStagePath):
+        with pytest.raises(BadStagePath, match=refused):
             backend.delete([key])
 
     def test_bad_key_in_batch_refused_before_any_delete(self, seeded: StorageBackend) -> None:
-        with pytest.raises(BadStagePath):
+        with pytest.raises(BadStagePath, match=re.escape("Invalid stage path 's/../top/a': '..' segments")):
             seeded.delete(["s/a.csv", "s/../top/a"])
         assert seeded.exists("s/a.csv")
 
     @pytest.mark.parametrize("prefix", ["/abs", "a/../", "../", "a//b", "x%2f"])
     def test_unsafe_prefix_refused(self, backend: StorageBackend, prefix: str) -> None:
-        with pytest.raises(BadStagePath):
+        with pytest.raises(BadStagePath, match="^Invalid stage path '"):
             backend.list_files(prefix)
-        with pytest.raises(BadStagePath):
+        with pytest.raises(BadStagePath, match="^Invalid stage path '"):
             backend.delete_prefix(prefix)
 
     def test_presign_returns_request_or_none(self, backend: StorageBackend) -> None:
         result = backend.presign("stage/user/alice/f.csv", "GET", 3600, None)
         assert result is None or isinstance(result, PresignedRequest)
-        with pytest.raises(BadStagePath):
+        with pytest.raises(BadStagePath, match=re.escape("Invalid stage path '../x': '..' segments")):
             backend.presign("../x", "GET", 3600, None)
 
     def test_bytes_written_by_io_copy(self, backend: StorageBackend) -> None:

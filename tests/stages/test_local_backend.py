@@ -114,7 +114,7 @@ def test_symlinked_stage_root_component_refused(
 ) -> None:
     (storage_root / "stage").mkdir()
     (storage_root / "stage" / "user").symlink_to(outside_dir, target_is_directory=True)
-    with pytest.raises(BadStagePath):
+    with pytest.raises(BadStagePath, match="refusing to follow a symbolic link in storage"):
         local_backend.stat("stage/user/secret.csv")
     assert keys(local_backend, "stage/") == []
 
@@ -151,9 +151,9 @@ def test_traversal_refused_before_any_io(local_backend: LocalBackend, storage_ro
         local_backend.open_output,
         local_backend.filesystem_and_path,
     ):
-        with pytest.raises(BadStagePath):
+        with pytest.raises(BadStagePath, match=re.escape(f"Invalid stage path '{key}': ")):
             operation(key)
-    with pytest.raises(BadStagePath):
+    with pytest.raises(BadStagePath, match=re.escape(f"Invalid stage path '{key}': ")):
         local_backend.delete([key])
 
 
@@ -191,7 +191,7 @@ def test_long_name_gets_a_short_temp_name(local_backend: LocalBackend) -> None:
 
 
 def test_failed_write_removes_created_directories(local_backend: LocalBackend, storage_root: Path) -> None:
-    with pytest.raises(RuntimeError), local_backend.open_output("new/deep/dir/f.csv"):
+    with pytest.raises(RuntimeError, match="^fail$"), local_backend.open_output("new/deep/dir/f.csv"):
         raise RuntimeError("fail")
     assert os.listdir(storage_root) == []
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -42,7 +43,9 @@ def test_user_stage() -> None:
 
 @pytest.mark.parametrize("user", ["../admin", "a/b", "", "1x", "a.b", "a b", "é", "a" * 65, "~"])
 def test_user_stage_refuses_unsafe_user_names(user: str) -> None:
-    with pytest.raises(BadStagePath):
+    with pytest.raises(
+        BadStagePath, match=re.escape(f"User name '{user}' cannot be used as a stage path segment")
+    ):
         user_stage(user)
 
 
@@ -59,7 +62,7 @@ def test_table_stage() -> None:
 
 @pytest.mark.parametrize(("schema", "table"), [("main", "../x"), ("a/b", "t"), ("main", ""), ("..", "t")])
 def test_table_stage_refuses_unsafe_names(schema: str, table: str) -> None:
-    with pytest.raises(BadStagePath):
+    with pytest.raises(BadStagePath, match="^Bad table stage '"):
         table_stage(schema, table)
 
 
@@ -81,14 +84,14 @@ def test_internal_stage_fields() -> None:
 
 @pytest.mark.parametrize("name", ["", "1s", "a-b", "a/b", "..", "~", "a" * 129])
 def test_internal_stage_refuses_bad_names(name: str) -> None:
-    with pytest.raises(BadStagePath):
+    with pytest.raises(BadStagePath, match=re.escape(f"Invalid stage name '{name}'")):
         internal_stage(name)
 
 
 def test_url_only_for_external() -> None:
-    with pytest.raises(BadStagePath):
+    with pytest.raises(BadStagePath, match=r"Only external stages have \(and need\) a URL"):
         Stage(name="s", kind=StageKind.INTERNAL, url="s3://b/")
-    with pytest.raises(BadStagePath):
+    with pytest.raises(BadStagePath, match=r"Only external stages have \(and need\) a URL"):
         Stage(name="s", kind=StageKind.EXTERNAL)
 
 
@@ -105,9 +108,9 @@ def test_stage_is_immutable_and_hashable() -> None:
     stage = internal_stage("s1", file_format=options)
     options["type"] = "parquet"  # the caller's dict is copied
     assert stage.file_format["TYPE"] == "csv"
-    with pytest.raises(TypeError):
+    with pytest.raises(TypeError, match="does not support item assignment"):
         stage.file_format["TYPE"] = "x"  # type: ignore[index]
-    with pytest.raises(dataclasses.FrozenInstanceError):
+    with pytest.raises(dataclasses.FrozenInstanceError, match="cannot assign to field 'name'"):
         stage.name = "other"  # type: ignore[misc]
     assert {stage: 1}[internal_stage("s1", file_format={"TYPE": "csv"})] == 1
 

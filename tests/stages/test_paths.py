@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -161,7 +162,7 @@ def test_location_helpers() -> None:
     assert parse_stage_ref("@%orders").table_parts() == (None, "orders")
     assert parse_stage_ref("@%sales.orders").table_parts() == ("sales", "orders")
     assert not parse_stage_ref("@s").is_table_stage
-    with pytest.raises(BadStagePath):
+    with pytest.raises(BadStagePath, match="Not a table stage: @s"):
         parse_stage_ref("@s").table_parts()
 
 
@@ -178,7 +179,7 @@ def test_clean_rel_path(rel: str, cleaned: str) -> None:
 
 def test_key_limit_is_bytes() -> None:
     assert clean_rel_path("a" * MAX_KEY_BYTES) == "a" * MAX_KEY_BYTES
-    with pytest.raises(BadStagePath):
+    with pytest.raises(BadStagePath, match=f"longer than {MAX_KEY_BYTES} bytes"):
         clean_rel_path("a" * (MAX_KEY_BYTES + 1))
 
 
@@ -187,9 +188,24 @@ def test_validate_key_accepts(key: str) -> None:
     assert validate_key(key) == key
 
 
-@pytest.mark.parametrize("key", ["", "/a", "a/", "a//b", "a/../b", "./a", "a/./b", "a%b"])
-def test_validate_key_refuses(key: str) -> None:
-    with pytest.raises(BadStagePath):
+_NOT_A_FILE_KEY = "a file key must be relative and must not end with '/'"
+
+
+@pytest.mark.parametrize(
+    ("key", "reason"),
+    [
+        ("", _NOT_A_FILE_KEY),
+        ("/a", _NOT_A_FILE_KEY),
+        ("a/", _NOT_A_FILE_KEY),
+        ("a//b", "empty segments ('//') are not allowed"),
+        ("a/../b", "'..' segments are not allowed"),
+        ("./a", "'.' segments are not allowed"),
+        ("a/./b", "'.' segments are not allowed"),
+        ("a%b", "character '%' is not allowed"),
+    ],
+)
+def test_validate_key_refuses(key: str, reason: str) -> None:
+    with pytest.raises(BadStagePath, match=re.escape(f"Invalid stage path '{key}': {reason}")):
         validate_key(key)
 
 
@@ -198,9 +214,21 @@ def test_validate_prefix_accepts_partial_last_segment(prefix: str) -> None:
     assert validate_prefix(prefix) == prefix
 
 
-@pytest.mark.parametrize("prefix", ["/a", "a//", "a/../", "a/..", "a./b", "x:y", "../"])
-def test_validate_prefix_refuses(prefix: str) -> None:
-    with pytest.raises(BadStagePath):
+@pytest.mark.parametrize(
+    ("prefix", "reason"),
+    [
+        ("/a", "a prefix must be relative"),
+        ("a//", "empty segments ('//') are not allowed"),
+        ("a/../", "'..' segments are not allowed"),
+        ("a/..", "'..' segments are not allowed"),
+        ("a./b", "segment 'a.' ends with a dot"),
+        ("x:y", "character ':' is not allowed"),
+        ("../", "'..' segments are not allowed"),
+    ],
+)
+def test_validate_prefix_refuses(prefix: str, reason: str) -> None:
+    # The message quotes the prefix up to the segment that is wrong.
+    with pytest.raises(BadStagePath, match="^Invalid stage path '.*': " + re.escape(reason)):
         validate_prefix(prefix)
 
 
@@ -212,22 +240,28 @@ def test_join_key() -> None:
 
 
 @pytest.mark.parametrize(
-    ("prefix", "rel"),
+    ("prefix", "rel", "reason"),
     [
-        ("stage/user/alice", "x"),
-        ("stage/user/alice/", "../bob/x"),
-        ("stage/../", "x"),
-        ("stage/user/alice/", "a" * 1010),
-    ],  # only the joined key is over the limit
+        ("stage/user/alice", "x", "'stage/user/alice': a storage prefix must end with '/'"),
+        ("stage/user/alice/", "../bob/x", "'../bob/x': '..' segments are not allowed"),
+        ("stage/../", "x", "'stage/../': '..' segments are not allowed"),
+        (
+            "stage/user/alice/",
+            "a" * 1010,
+            f"longer than {MAX_KEY_BYTES} bytes",
+        ),  # only the joined key is too long
+    ],
 )
-def test_join_key_refuses(prefix: str, rel: str) -> None:
-    with pytest.raises(BadStagePath):
+def test_join_key_refuses(prefix: str, rel: str, reason: str) -> None:
+    with pytest.raises(BadStagePath, match=re.escape(reason)):
         join_key(prefix, rel)
 
 
 def test_relative_name() -> None:
     assert relative_name("stage/user/alice/", "stage/user/alice/d/x.csv") == "d/x.csv"
-    with pytest.raises(BadStagePath):
+    with pytest.raises(
+        BadStagePath, match=re.escape("Key 'stage/user/alice2/x.csv' is outside prefix 'stage/user/alice/'")
+    ):
         relative_name("stage/user/alice/", "stage/user/alice2/x.csv")
 
 

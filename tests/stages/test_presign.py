@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.client
 import os
+import re
 import socket
 import stat
 import threading
@@ -170,21 +171,21 @@ def test_signature_binds_every_field() -> None:
 
 
 @pytest.mark.parametrize(
-    ("method", "key", "expire", "content_type", "error"),
+    ("method", "key", "expire", "content_type", "error", "message"),
     [
-        ("DELETE", KEY, 60, None, PresignError),
-        ("GET", KEY, 0, None, PresignError),
-        ("GET", KEY, 7 * 24 * 3600 + 1, None, PresignError),
-        ("PUT", KEY, 60, "text/csv\r\nX-Evil: 1", PresignError),
-        ("PUT", KEY, 60, "text/é", PresignError),
-        ("GET", "stage/user/alice/../bob/x", 60, None, BadStagePath),
-        ("GET", "/etc/passwd", 60, None, BadStagePath),
+        ("DELETE", KEY, 60, None, PresignError, "Cannot presign method 'DELETE' (only GET and PUT)"),
+        ("GET", KEY, 0, None, PresignError, "Expiry must be between 1 and 604800 seconds"),
+        ("GET", KEY, 7 * 24 * 3600 + 1, None, PresignError, "Expiry must be between 1 and 604800 seconds"),
+        ("PUT", KEY, 60, "text/csv\r\nX-Evil: 1", PresignError, "CONTENT_TYPE must be printable ASCII"),
+        ("PUT", KEY, 60, "text/é", PresignError, "CONTENT_TYPE must be printable ASCII"),
+        ("GET", "stage/user/alice/../bob/x", 60, None, BadStagePath, "'..' segments are not allowed"),
+        ("GET", "/etc/passwd", 60, None, BadStagePath, "a file key must be relative"),
     ],
 )
 def test_sign_refuses(
-    method: str, key: str, expire: int, content_type: str | None, error: type[Exception]
+    method: str, key: str, expire: int, content_type: str | None, error: type[Exception], message: str
 ) -> None:
-    with pytest.raises(error):
+    with pytest.raises(error, match=re.escape(message)):
         PresignSigner(b"k" * SECRET_BYTES).sign(method, key, expire, content_type)
 
 

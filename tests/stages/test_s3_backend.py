@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import socket
 import urllib.error
 import urllib.request
@@ -180,7 +181,7 @@ def test_foreign_objects_are_not_listed(moto_s3: MotoServer, bucket: str, s3: S3
 
 
 def test_aborted_small_write_leaves_nothing(moto_s3: MotoServer, bucket: str, s3: S3Backend) -> None:
-    with pytest.raises(RuntimeError), s3.open_output("a/small.csv") as out:
+    with pytest.raises(RuntimeError, match="^boom$"), s3.open_output("a/small.csv") as out:
         out.write(b"partial")
         raise RuntimeError("boom")
     assert _object_keys(moto_s3, bucket, s3.root) == []
@@ -188,7 +189,7 @@ def test_aborted_small_write_leaves_nothing(moto_s3: MotoServer, bucket: str, s3
 
 def test_aborted_multipart_write_leaves_nothing(moto_s3: MotoServer, bucket: str, s3: S3Backend) -> None:
     put(s3, "a/big.bin", b"old")
-    with pytest.raises(RuntimeError), s3.open_output("a/big.bin") as out:
+    with pytest.raises(RuntimeError, match="^boom$"), s3.open_output("a/big.bin") as out:
         for _ in range(3):  # > one part: a multipart upload is in progress when we fail
             out.write(b"z" * PART_SIZE)
         assert _pending_uploads(moto_s3, bucket, s3.root) == [s3.root + "a/big.bin"]
@@ -199,7 +200,7 @@ def test_aborted_multipart_write_leaves_nothing(moto_s3: MotoServer, bucket: str
 
 
 def test_close_inside_the_block_does_not_publish(s3: S3Backend) -> None:
-    with pytest.raises(RuntimeError), s3.open_output("c.csv") as out:
+    with pytest.raises(RuntimeError, match="^boom$"), s3.open_output("c.csv") as out:
         out.write(b"data")
         out.close()
         raise RuntimeError("boom")
@@ -309,11 +310,11 @@ def test_unsafe_keys_refused_before_any_request(bucket: str) -> None:
             backend.open_output,
             backend.filesystem_and_path,
         ):
-            with pytest.raises(BadStagePath):
+            with pytest.raises(BadStagePath, match=re.escape(f"Invalid stage path '{key}': ")):
                 operation(key)
-        with pytest.raises(BadStagePath):
+        with pytest.raises(BadStagePath, match=re.escape(f"Invalid stage path '{key}': ")):
             backend.presign(key, "GET", 60)
-        with pytest.raises(BadStagePath):
+        with pytest.raises(BadStagePath, match=re.escape(f"Invalid stage path '{key}': ")):
             backend.delete(["ok.csv", key])
 
 
@@ -330,7 +331,7 @@ class TestAuthEnforced:
         put(backend, "d/é x+y.csv", b"abc")
         with backend.open_output("d/big.bin") as out:  # multipart: create, parts, complete
             out.write(b"q" * (PART_SIZE + 10))
-        with pytest.raises(RuntimeError), backend.open_output("d/aborted.bin") as out:
+        with pytest.raises(RuntimeError, match="^boom$"), backend.open_output("d/aborted.bin") as out:
             out.write(b"q" * (PART_SIZE + 10))
             raise RuntimeError("boom")
         assert keys(backend, "d/") == ["d/big.bin", "d/é x+y.csv"]
