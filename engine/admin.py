@@ -2,20 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pyarrow as pa
 
 from engine.errors import PermissionDenied
-from engine.plans import Plan, static_query, static_update
+from engine.plans import Plan, RunContext, static_query, static_update
 from engine.tokens import TokenCursor
 from engine.users import USERS_SCHEMA, check_user_name
 
-if TYPE_CHECKING:
-    from engine.session import Session
 
-
-def _require_admin(session: Session, what: str) -> None:
+def _require_admin(session: RunContext, what: str) -> None:
     if not session.is_admin:
         raise PermissionDenied(
             f"Permission denied: {what} requires the root user (current user: {session.user})"
@@ -53,11 +48,11 @@ def _create_user(cur: TokenCursor) -> Plan:
     password = _password_clause(cur)
     cur.finish()
 
-    def action(session: Session) -> None:
+    def action(session: RunContext) -> None:
         _require_admin(session, "CREATE USER")
         session.engine.users.create(name, password, if_not_exists=if_not_exists)
 
-    return static_update(f"CREATE USER {name}", action)
+    return static_update(action)
 
 
 def _alter_user(cur: TokenCursor) -> Plan:
@@ -65,13 +60,13 @@ def _alter_user(cur: TokenCursor) -> Plan:
     password = _password_clause(cur)
     cur.finish()
 
-    def action(session: Session) -> None:
+    def action(session: RunContext) -> None:
         if name != session.user:
             _require_admin(session, "ALTER USER of another user")
         session.engine.users.alter_password(name, password)
         session.engine.on_password_changed(name)
 
-    return static_update(f"ALTER USER {name}", action)
+    return static_update(action)
 
 
 def _drop_user(cur: TokenCursor) -> Plan:
@@ -79,16 +74,16 @@ def _drop_user(cur: TokenCursor) -> Plan:
     name = check_user_name(cur.identifier("a user name"))
     cur.finish()
 
-    def action(session: Session) -> None:
+    def action(session: RunContext) -> None:
         _require_admin(session, "DROP USER")
         session.engine.users.drop(name, if_exists=if_exists)
 
-    return static_update(f"DROP USER {name}", action)
+    return static_update(action)
 
 
 def _show_users() -> Plan:
-    def produce(session: Session) -> pa.Table:
+    def produce(session: RunContext) -> pa.Table:
         _require_admin(session, "SHOW USERS")
         return session.engine.users.list()
 
-    return static_query("SHOW USERS", USERS_SCHEMA, produce)
+    return static_query(USERS_SCHEMA, produce)

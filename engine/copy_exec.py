@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
@@ -16,11 +16,11 @@ from engine.copy_sql import CopyLoad
 from engine.dialect import stage_refs
 from engine.errors import EngineError, StatementRejected, duckdb_error_text
 from engine.names import quote_ident, reject_reserved
-from engine.plans import Params, Plan
+from engine.plans import Params, Plan, RunContext
 from engine.results import Result
 from engine.sql_plan import positional_columns
 from engine.stage_catalog import StagePrivilege
-from engine.stage_service import Resolved
+from engine.stage_service import ResolvedStage
 from engine.table_identity import history_key_for
 from stages.batching import read_ahead
 from stages.conversion import JSON_FIELD_METADATA
@@ -28,9 +28,6 @@ from stages.fast_parquet import ParquetLayout, arrow_stream, inspect_parquet
 from stages.paths import join_key, relative_name
 from stages.scan import scan_files
 from stages.storage.base import StagedFile
-
-if TYPE_CHECKING:
-    from engine.session import Session
 
 log = logging.getLogger("stageflight")
 
@@ -85,14 +82,14 @@ def plan_load(load: CopyLoad) -> Plan:
         else (None if load.validation_mode else LOAD_SCHEMA)
     )
 
-    def run(session: Session, params: Params) -> Result:
+    def run(session: RunContext, params: Params) -> Result:
         return Result.of_table(CopyLoader(session, load).run())
 
-    return Plan(description="COPY INTO table", is_query=True, run=run, schema=schema)
+    return Plan(is_query=True, run=run, schema=schema)
 
 
 class CopyLoader:
-    def __init__(self, session: Session, load: CopyLoad) -> None:
+    def __init__(self, session: RunContext, load: CopyLoad) -> None:
         from stages.on_error import parse_on_error
 
         self.session = session
@@ -116,7 +113,7 @@ class CopyLoader:
                 f"Number of columns in select list ({len(transform.expressions)}) does not match that of "
                 f"the corresponding table ({len(target)})"
             )
-        options = session.engine.stages.file_format(session, self.load.file_format, resolved)
+        options = session.engine.stages.file_format(self.load.file_format, resolved)
         history_key = history_key_for(session, self.catalog, self.schema_name, self.table)
         candidates = self._select_files(resolved, history_key)
         mode = self.load.validation_mode
@@ -181,7 +178,7 @@ class CopyLoader:
             defaults[name] = value.column(0)[0]
         return defaults
 
-    def _select_files(self, resolved: Resolved, history_key: str) -> list[Candidate]:
+    def _select_files(self, resolved: ResolvedStage, history_key: str) -> list[Candidate]:
         stages = self.session.engine.stages
         if self.load.files is not None:
             candidates = []
@@ -215,7 +212,9 @@ class CopyLoader:
         with self.session.exclusive() as cur:
             return self.session.engine.load_history.loaded(on_cursor(cur), history_key)
 
-    def _reader(self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema) -> Any:
+    def _reader(
+        self, resolved: ResolvedStage, c: Candidate, options: dict[str, str], target: pa.Schema
+    ) -> Any:
         from stages.readers import open_file_reader
 
         return open_file_reader(
@@ -232,7 +231,7 @@ class CopyLoader:
 
     def _load_files(
         self,
-        resolved: Resolved,
+        resolved: ResolvedStage,
         candidates: list[Candidate],
         options: dict[str, str],
         target: pa.Schema,
@@ -272,7 +271,7 @@ class CopyLoader:
     def _insert_batch(
         self,
         cur: Any,
-        resolved: Resolved,
+        resolved: ResolvedStage,
         batch: list[Candidate],
         options: dict[str, str],
         target: pa.Schema,
@@ -306,7 +305,7 @@ class CopyLoader:
                 loaded.append(c)
 
     def _fast_layout(
-        self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema
+        self, resolved: ResolvedStage, c: Candidate, options: dict[str, str], target: pa.Schema
     ) -> ParquetLayout | None:
         """How the fast path reads the file, when it can take it (see :mod:`stages.fast_parquet`).
 
@@ -334,7 +333,7 @@ class CopyLoader:
     def _insert_fast(
         self,
         cur: Any,
-        resolved: Resolved,
+        resolved: ResolvedStage,
         group: list[Candidate],
         layout: ParquetLayout,
         options: dict[str, str],
@@ -372,7 +371,12 @@ class CopyLoader:
             loaded.append(c)
 
     def _explain_failure(
-        self, resolved: Resolved, c: Candidate, options: dict[str, str], target: pa.Schema, exc: Exception
+        self,
+        resolved: ResolvedStage,
+        c: Candidate,
+        options: dict[str, str],
+        target: pa.Schema,
+        exc: Exception,
     ) -> EngineError | None:
         """The careful reader's message for the file if it fails there, else None."""
         try:
@@ -386,7 +390,7 @@ class CopyLoader:
     def _load_transformed(
         self,
         transform: exp.Select,
-        resolved: Resolved,
+        resolved: ResolvedStage,
         candidates: list[Candidate],
         options: dict[str, str],
         target: pa.Schema,
@@ -428,7 +432,7 @@ class CopyLoader:
 
     def _validate(
         self,
-        resolved: Resolved,
+        resolved: ResolvedStage,
         candidates: list[Candidate],
         options: dict[str, str],
         target: pa.Schema,

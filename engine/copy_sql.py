@@ -11,7 +11,7 @@ from sqlglot.tokens import TokenType
 from engine import guard
 from engine.dialect import StageRef, stage_refs
 from engine.errors import StatementRejected
-from engine.file_formats import parse_options_list
+from engine.sql.options import parse_options_list
 from engine.tokens import TokenCursor
 from stages.formats import normalize_format_options
 from stages.paths import parse_stage_ref

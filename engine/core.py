@@ -10,15 +10,16 @@ from typing import Any
 
 import duckdb
 
+from engine.catalog.file_formats import FileFormats
 from engine.catalog.load_history import LoadHistory
+from engine.catalog.table_owners import OWNERS_TABLE
 from engine.config import EngineConfig
-from engine.database import CATALOG_SCHEMA, Database, first_row
-from engine.file_formats import FileFormats
+from engine.database import CATALOG_SCHEMA, Database
+from engine.plans import RunContext
 from engine.presign_binding import scopes_for, stamp, why_revoked
 from engine.session import Session
 from engine.stage_catalog import StageCatalog, StagePrivilege
-from engine.stage_service import Resolved, StageService
-from engine.table_identity import OWNERS_TABLE
+from engine.stage_service import ResolvedStage, StageAccess
 from engine.users import ROOT_USER, UserDirectory
 
 log = logging.getLogger("stageflight")
@@ -37,8 +38,12 @@ class Engine:
         self.stage_catalog = StageCatalog(self.db)
         self.file_formats = FileFormats(self.db)
         self.load_history = LoadHistory(config.load_history_retention_days)
-        self.stages = StageService(
-            self.stage_catalog, config.stage_root, self._table_exists, config.storage_options
+        self.stages = StageAccess(
+            self.stage_catalog,
+            self.file_formats,
+            config.stage_root,
+            config.storage_options,
+            batch_rows=config.batch_rows,
         )
         self._credential_listeners: list[Callable[[str, bool], None]] = []
         self._meta_lock = threading.Lock()
@@ -83,16 +88,6 @@ class Engine:
                 cur.execute(sql, [ROOT_USER, name])
 
     # -- stages ------------------------------------------------------------------------
-    def _table_exists(self, schema: str, table: str) -> bool:
-        with self.metadata_cursor() as cur:
-            row = first_row(
-                cur,
-                "SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() "
-                "AND schema_name = ? AND table_name = ?",
-                [schema, table],
-            )
-        return row is not None
-
     def enable_local_presign(self, base_url: str) -> Any:
         """Sign URLs served by the HTTP side at ``base_url``; returns the request handler to mount."""
         from stages.presign import PresignedFiles, PresignSigner
@@ -109,7 +104,9 @@ class Engine:
             self.stages.storage, signer, binding_check=lambda binding: why_revoked(security, binding)
         )
 
-    def presign_target(self, session: Session, ref: str, privilege: StagePrivilege) -> tuple[Resolved, str]:
+    def presign_target(
+        self, session: RunContext, ref: str, privilege: StagePrivilege
+    ) -> tuple[ResolvedStage, str]:
         """Resolve ``ref`` for a presigned URL, with the URL's binding (engine.presign_binding).
 
         The privilege is checked again after the generations are read: a REVOKE or DROP in

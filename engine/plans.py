@@ -1,46 +1,120 @@
-"""A planned statement: what prepare reports about it and how to run it on a session."""
+"""A planned statement, and what it may use while it runs.
+
+Plans are closures over a :class:`RunContext`, never over the concrete ``Session`` or ``Engine``:
+a planner can be read, typed and tested against these two Protocols alone. ``Session`` and
+``Engine`` satisfy them structurally (neither is imported here, not even for type checking).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 
 from engine.results import Result
 
 if TYPE_CHECKING:
-    from engine.session import Session
+    import duckdb
+
+    from engine.catalog.file_formats import FileFormats
+    from engine.catalog.load_history import LoadHistory
+    from engine.config import EngineConfig
+    from engine.database import Database
+    from engine.stage_catalog import StageCatalog, StagePrivilege
+    from engine.stage_service import ResolvedStage, StageAccess
+    from engine.users import UserDirectory
 
 Params = Sequence[Any] | None
+
+
+class EngineServices(Protocol):
+    """What plans and sessions use of the engine: its configuration, database and catalog."""
+
+    config: EngineConfig
+    db: Database
+    users: UserDirectory
+    stage_catalog: StageCatalog
+    stages: StageAccess
+    file_formats: FileFormats
+    load_history: LoadHistory
+
+    def on_password_changed(self, name: str) -> None: ...
+
+    def presign_target(
+        self, ctx: RunContext, ref: str, privilege: StagePrivilege
+    ) -> tuple[ResolvedStage, str]: ...
+
+    def metadata_cursor(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+
+
+class RunContext(Protocol):
+    """What a plan may use while it runs: the caller, its cursor and transaction, its stages."""
+
+    engine: EngineServices
+    user: str
+    is_admin: bool
+    in_transaction: bool
+
+    def resolve_stage(self, ref: str, privilege: StagePrivilege) -> ResolvedStage: ...
+
+    def current_schema(self) -> str: ...
+
+    def exclusive(self) -> AbstractContextManager[duckdb.DuckDBPyConnection]: ...
+
+    def statement_transaction(self, cur: duckdb.DuckDBPyConnection) -> AbstractContextManager[None]: ...
+
+    def after_commit(self, action: Callable[[], object]) -> None: ...
+
+    def transaction_ended(self, committed: bool) -> None: ...
+
+    def begin(self) -> None: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
+
+    def run_duckdb(
+        self, sql: str, params: Params, *, is_query: bool, transaction: str | None = None
+    ) -> Result: ...
+
+    def run_internal(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]: ...
+
+    def describe_query(self, sql: str, param_count: int) -> pa.Schema: ...
+
+    def register_arrow(self, data: pa.RecordBatchReader | pa.Table) -> str: ...
+
+    def register_insert_source(self, schema: pa.Schema, batches: Iterable[pa.RecordBatch]) -> str: ...
+
+    def unregister_all(self, names: list[str]) -> None: ...
 
 
 @dataclass(frozen=True)
 class Plan:
     """One statement ready to run. ``schema`` is the result schema when known before running."""
 
-    description: str
     is_query: bool
-    run: Callable[[Session, Params], Result]
+    run: Callable[[RunContext, Params], Result]
     schema: pa.Schema | None = None
     param_count: int = 0
     # Computes the result schema on demand (may touch the session's cursor).
-    describe: Callable[[Session], pa.Schema | None] | None = field(default=None, repr=False)
+    describe: Callable[[RunContext], pa.Schema | None] | None = field(default=None, repr=False)
 
 
-def static_query(description: str, schema: pa.Schema, produce: Callable[[Session], pa.Table]) -> Plan:
+def static_query(schema: pa.Schema, produce: Callable[[RunContext], pa.Table]) -> Plan:
     """A server-built result (SHOW USERS, LIST @stage ...) with a schema known up front."""
 
-    def run(session: Session, params: Params) -> Result:
-        return Result.of_table(produce(session).cast(schema))
+    def run(ctx: RunContext, params: Params) -> Result:
+        return Result.of_table(produce(ctx).cast(schema))
 
-    return Plan(description=description, is_query=True, run=run, schema=schema)
+    return Plan(is_query=True, run=run, schema=schema)
 
 
-def static_update(description: str, action: Callable[[Session], int | None]) -> Plan:
-    def run(session: Session, params: Params) -> Result:
-        count = action(session)
+def static_update(action: Callable[[RunContext], int | None]) -> Plan:
+    def run(ctx: RunContext, params: Params) -> Result:
+        count = action(ctx)
         return Result.update(-1 if count is None else count)
 
-    return Plan(description=description, is_query=False, run=run)
+    return Plan(is_query=False, run=run)

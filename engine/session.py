@@ -2,38 +2,26 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
 
-from engine import guard
-from engine.admin import parse_user_statement
-from engine.copy_exec import plan_load
-from engine.copy_sql import CopyLoad, CopyUnload, parse_copy
+from engine.catalog.table_owners import table_for_stage
 from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected, duckdb_error_text
-from engine.file_formats import parse_file_format_statement
-from engine.plans import Params, Plan
+from engine.names import quote_ident, reject_reserved
+from engine.plans import EngineServices, Params, Plan
 from engine.results import Result
-from engine.sql_plan import plan_sql
 from engine.stage_catalog import StagePrivilege
-from engine.stage_service import Resolved
-from engine.stage_sql import parse_stage_statement
-from engine.statement_bounds import bounded_tokens, check_size, check_tokens
-from engine.table_identity import table_for_stage
-from engine.tokens import first_word, tokenize, tokens_reused
-from engine.unload import plan_unload
+from engine.stage_service import ResolvedStage
+from engine.statements import plan_statements
 from stages.batching import coalesce
-
-if TYPE_CHECKING:
-    from engine.core import Engine
 
 T = TypeVar("T")
 
@@ -47,79 +35,14 @@ class Prepared:
     param_count: int
 
 
-# Statements the engine answers itself start with one of these words; anything else goes
-# straight to the SQL allowlist (saves tokenizing every SELECT four more times).
-_SPECIAL_FIRST_WORDS = {
-    "CREATE",
-    "ALTER",
-    "DROP",
-    "SHOW",
-    "LIST",
-    "LS",
-    "REMOVE",
-    "RM",
-    "PRESIGN",
-    "DESC",
-    "DESCRIBE",
-    "GRANT",
-    "REVOKE",
-    "VACUUM",
-    "COPY",
-}
-
-
 def parameter_rows(data: pa.Table | pa.RecordBatch) -> list[Sequence[Any]]:
     """Bound parameters arrive as Arrow columns (one row per execution); DuckDB takes rows."""
     columns = [col.to_pylist() for col in data.columns]
     return [list(row) for row in zip(*columns, strict=True)] if columns else []
 
 
-# Plans of plain SQL depend on its text alone, so repeated statements (BI dashboards, re-executed
-# queries) skip parsing and checking. Long texts (bulk INSERT ... VALUES) are not kept.
-_PLAN_CACHE_SIZE = 512
-_PLAN_CACHE_MAX_CHARS = 4096
-
-
-@functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
-def _plan_checked_sql(sql: str) -> tuple[Plan, ...]:
-    check_tokens(tokenize(sql))  # short, but may still nest too deeply
-    return tuple(plan_sql(tree) for tree in guard.validate(sql))
-
-
-def plan_statements(sql: str) -> list[Plan]:
-    """Every path (plain, special, prepared, Flight SQL query and update) plans through here,
-    so the bounds are checked before any parser sees the text."""
-    check_size(sql)
-    bounded = False
-    if first_word(sql) in _SPECIAL_FIRST_WORDS:
-        tokens = bounded_tokens(sql)
-        bounded = True
-        with tokens_reused(sql, tokens):
-            special = _plan_special(sql)
-        if special is not None:
-            return [special]
-    if len(sql) <= _PLAN_CACHE_MAX_CHARS:
-        return list(_plan_checked_sql(sql))
-    if not bounded:
-        check_tokens(tokenize(sql))
-    return [plan_sql(tree) for tree in guard.validate(sql)]
-
-
-def _plan_special(sql: str) -> Plan | None:
-    for parse in (parse_user_statement, parse_stage_statement, parse_file_format_statement):
-        special = parse(sql)
-        if special is not None:
-            return special
-    copy = parse_copy(sql)
-    if isinstance(copy, CopyLoad):
-        return plan_load(copy)
-    if isinstance(copy, CopyUnload):
-        return plan_unload(copy)
-    return None
-
-
 class Session:
-    def __init__(self, engine: Engine, user: str) -> None:
+    def __init__(self, engine: EngineServices, user: str) -> None:
         self.engine = engine
         self.user = user
         self.is_admin = engine.users.is_admin(user)
@@ -312,9 +235,13 @@ class Session:
         except duckdb.Error as exc:
             raise EngineError(duckdb_error_text(str(exc))) from None
 
-    def resolve_stage(self, ref: str, privilege: StagePrivilege) -> Resolved:
+    def resolve_stage(self, ref: str, privilege: StagePrivilege) -> ResolvedStage:
         return self.engine.stages.resolve(
-            ref, self.user, self.is_admin, privilege, find_table=lambda s, t: table_for_stage(self, s, t)
+            ref,
+            self.user,
+            self.is_admin,
+            privilege,
+            find_table=lambda s, t: table_for_stage(self.run_internal, s, t),
         )
 
     # -- ingest, transactions, options ------------------------------------------------
@@ -365,8 +292,6 @@ class Session:
         return str(row[0]), str(row[1])
 
     def use(self, catalog: str | None, schema: str | None) -> None:
-        from engine.names import quote_ident, reject_reserved
-
         current_catalog, current_schema = self.current_catalog_and_schema()
         catalog = catalog or current_catalog
         schema = schema or current_schema

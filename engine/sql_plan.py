@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import pyarrow as pa
 from sqlglot import exp
 
@@ -11,13 +9,11 @@ from engine import guard
 from engine.catalog.load_history import LoadHistory
 from engine.dialect import stage_options, stage_refs
 from engine.errors import StatementRejected
-from engine.plans import Params, Plan
+from engine.plans import Params, Plan, RunContext
 from engine.results import Result
+from engine.stage_catalog import StagePrivilege
 from engine.table_identity import check_rename, history_key_for, track_table_changes
 from stages.paths import parse_stage_ref
-
-if TYPE_CHECKING:
-    from engine.session import Session
 
 
 def _param_count(tree: exp.Expression) -> int:
@@ -68,7 +64,7 @@ def plan_sql(tree: exp.Expression) -> Plan:
     renamed = _renamed(tree)
     tracked = changes_tables(tree)
 
-    def run_statement(session: Session, params_in: Params) -> Result:
+    def run_statement(session: RunContext, params_in: Params) -> Result:
         if renamed is not None:
             check_rename(session, *renamed)
         result = session.run_duckdb(sql, params_in, is_query=is_query, transaction=transaction)
@@ -77,7 +73,7 @@ def plan_sql(tree: exp.Expression) -> Plan:
             LoadHistory.clear(session.run_internal, [history_key_for(session, *t) for t in truncated])
         return result
 
-    def run(session: Session, params_in: Params) -> Result:
+    def run(session: RunContext, params_in: Params) -> Result:
         if tracked:
             return track_table_changes(session, lambda: run_statement(session, params_in))
         result = run_statement(session, params_in)
@@ -85,13 +81,12 @@ def plan_sql(tree: exp.Expression) -> Plan:
             session.transaction_ended(committed=isinstance(tree, exp.Commit))
         return result
 
-    def describe(session: Session) -> pa.Schema | None:
+    def describe(session: RunContext) -> pa.Schema | None:
         if not isinstance(tree, exp.Select | exp.SetOperation):
             return None
         return session.describe_query(sql, params)
 
     return Plan(
-        description=sql[:200],
         is_query=is_query,
         run=run,
         param_count=params,
@@ -109,16 +104,21 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
     with_metadata = any(i.name.upper().startswith("METADATA$") for i in tree.find_all(exp.Identifier))
     tracked = changes_tables(tree)
 
-    def run(session: Session, params_in: Params) -> Result:
+    def run(session: RunContext, params_in: Params) -> Result:
         bound = tree.copy()
         names: list[str] = []
         try:
+            stages = session.engine.stages
             for ref in stage_refs(bound):
-                reader = session.engine.stages.scan(session, ref.name, stage_options(ref), with_metadata)
+                resolved = session.resolve_stage(ref.name, StagePrivilege.READ)
+                reader = stages.scan(resolved, stage_options(ref), with_metadata)
                 names.append(session.register_arrow(reader))
                 ref.replace(exp.to_identifier(names[-1]))
             for call in stage_functions(bound):
-                answer = session.engine.stages.table_function(session, call.this.name, _kwargs(call.this))
+                function = call.this.name
+                location, values = stages.table_function_args(function, _kwargs(call.this))
+                resolved = session.resolve_stage(location, StagePrivilege.READ)
+                answer = stages.table_function(function, resolved, values)
                 names.append(session.register_arrow(answer))
                 call.set("this", exp.to_identifier(names[-1]))
             positional_columns(bound)
@@ -145,7 +145,7 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
             result.on_close = close
         return result
 
-    return Plan(description="query on staged files", is_query=is_query, run=run, param_count=params)
+    return Plan(is_query=is_query, run=run, param_count=params)
 
 
 def positional_columns(tree: exp.Expression) -> None:

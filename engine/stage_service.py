@@ -17,6 +17,7 @@ from typing import Any
 import pyarrow as pa
 from sqlglot import exp
 
+from engine.catalog.file_formats import FileFormats
 from engine.errors import ObjectAlreadyExists, PermissionDenied, StatementRejected
 from engine.stage_catalog import StageCatalog, StagePrivilege
 from stages.errors import StageError, StageNotFound
@@ -64,7 +65,7 @@ _COPY_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
-class Resolved:
+class ResolvedStage:
     stage: Stage
     location: StageLocation
     backend: StorageBackend
@@ -84,19 +85,22 @@ def format_last_modified(when: datetime) -> str:
     return utc.strftime("%Y-%m-%d %H:%M:%S.") + f"{utc.microsecond // 1000:03d} +0000"
 
 
-class StageService:
+class StageAccess:
     def __init__(
         self,
         catalog: StageCatalog,
+        file_formats: FileFormats,
         storage_root: str,
-        table_exists: Callable[[str, str], bool],
         storage_options: Mapping[str, str] | None = None,
+        *,
+        batch_rows: int,
     ) -> None:
         self.catalog = catalog
+        self._file_formats = file_formats
+        self._batch_rows = batch_rows
         self.storage = load_backend(storage_root, storage_options or {})
         self._external_backends: dict[tuple[str, str, tuple[tuple[str, str], ...]], StorageBackend] = {}
         self._backends_lock = threading.Lock()
-        self._table_exists = table_exists
         self.local_signer: LocalSigner | None = None
         self.native_parquet = (
             NativeParquetReader(self.storage) if isinstance(self.storage, LocalBackend) else None
@@ -111,34 +115,28 @@ class StageService:
         user: str,
         is_admin: bool,
         privilege: StagePrivilege,
-        current_schema: str = "main",
-        find_table: TableFinder | None = None,
-    ) -> Resolved:
+        find_table: TableFinder,
+    ) -> ResolvedStage:
         location = parse_stage_ref(ref)
         if location.is_user_stage:
-            return Resolved(user_stage(user), location, self.storage)
+            return ResolvedStage(user_stage(user), location, self.storage)
         if location.is_table_stage:
-            stage = self._table_stage(location, user, is_admin, current_schema, find_table)
-            return Resolved(stage, location, self.storage)
+            stage = self._table_stage(location, user, is_admin, find_table)
+            return ResolvedStage(stage, location, self.storage)
         stage = self.catalog.get(location.stage_name)
         self.catalog.require(stage, user, is_admin, privilege)
-        return Resolved(stage, location, self.backend_for(stage))
+        return ResolvedStage(stage, location, self.backend_for(stage))
 
     def _table_stage(
         self,
         location: StageLocation,
         user: str,
         is_admin: bool,
-        current_schema: str,
-        find_table: TableFinder | None,
+        find_table: TableFinder,
     ) -> Stage:
         """``@%t``: the stage of the table ``t`` names, open to its owner and root only (as Snowflake)."""
         schema, table = location.table_parts()
-        if find_table is not None:
-            found = find_table(schema, table)
-        else:  # no session to resolve with: the named schema, and no owner known (root's)
-            schema = schema or current_schema
-            found = (schema, table, None) if self._table_exists(schema, table) else None
+        found = find_table(schema, table)
         if found is None:
             named = f"{schema}.{table}" if schema else table
             raise StageError(f"Table stage @%{table}: table {named} does not exist")
@@ -186,12 +184,12 @@ class StageService:
         next(iter(self.backend_for(stage).list_files("")), None)
 
     # -- LIST / REMOVE / PRESIGN -------------------------------------------------------
-    def list_files(self, resolved: Resolved, pattern: str | None) -> list[tuple[str, StagedFile]]:
+    def list_files(self, resolved: ResolvedStage, pattern: str | None) -> list[tuple[str, StagedFile]]:
         regex = compile_pattern(pattern) if pattern is not None else None
         files = resolved.backend.list_files(resolved.location_key)
         return list(filter_listing(files, resolved.root_key, resolved.location.path, regex))
 
-    def list_table(self, resolved: Resolved, pattern: str | None) -> pa.Table:
+    def list_table(self, resolved: ResolvedStage, pattern: str | None) -> pa.Table:
         rows = [
             {
                 "name": name,
@@ -204,7 +202,7 @@ class StageService:
         ]
         return pa.Table.from_pylist(rows, schema=LIST_SCHEMA)
 
-    def remove(self, resolved: Resolved, pattern: str | None) -> int:
+    def remove(self, resolved: ResolvedStage, pattern: str | None) -> int:
         keys = [f.key for _, f in self.list_files(resolved, pattern)]
         removed = 0
         for start in range(0, len(keys), 1000):  # batches, as Databend and S3 DeleteObjects do
@@ -213,7 +211,7 @@ class StageService:
 
     def presign(
         self,
-        resolved: Resolved,
+        resolved: ResolvedStage,
         upload: bool,
         expire: int,
         content_type: str | None,
@@ -237,30 +235,34 @@ class StageService:
         headers = {"Content-Type": content_type} if content_type and upload else {}
         return _presign_row(method, headers, self.local_signer(method, key, expire, content_type, binding))
 
-    def file_format(
-        self, session: Any, statement_format: Mapping[str, str], resolved: Resolved
-    ) -> dict[str, str]:
+    def file_format(self, statement_format: Mapping[str, str], resolved: ResolvedStage) -> dict[str, str]:
         """Statement FILE_FORMAT > stage FILE_FORMAT > Parquet (Databend's precedence)."""
-        formats = session.engine.file_formats
         for options in (statement_format, resolved.stage.file_format):
             if options:
-                return normalize_format_options(formats.resolve(options))
+                return normalize_format_options(self._file_formats.resolve(options))
         return {"TYPE": DEFAULT_FORMAT}
 
-    def _query_format(self, session: Any, resolved: Resolved, fmt: Any) -> dict[str, str]:
+    def _query_format(self, resolved: ResolvedStage, fmt: Any) -> dict[str, str]:
         """``FILE_FORMAT => 'CSV'`` names a type or a named format; absent, the stage's format applies."""
         if not isinstance(fmt, str):
-            return self.file_format(session, {}, resolved)
+            return self.file_format({}, resolved)
         named = {"TYPE": fmt.upper()} if fmt.upper() in FORMAT_TYPES else {"FORMAT_NAME": fmt}
-        return self.file_format(session, named, resolved)
+        return self.file_format(named, resolved)
 
-    def table_function(self, session: Any, name: str, args: Mapping[str, Any]) -> pa.Table:
-        """``INFER_SCHEMA(LOCATION => '@...', ...)`` and ``LIST_STAGE(LOCATION => '@...', ...)``."""
+    @staticmethod
+    def table_function_args(name: str, args: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        """The LOCATION and the argument values of ``INFER_SCHEMA(...)`` / ``LIST_STAGE(...)``."""
         values = {k.upper(): _literal(v) for k, v in args.items()}
         location = values.get("LOCATION")
         if not isinstance(location, str) or not location.startswith("@"):
             raise StatementRejected(f"{name.upper()} needs LOCATION => '@stage[/path]'")
-        resolved = session.resolve_stage(location, StagePrivilege.READ)
+        return location, values
+
+    def table_function(self, name: str, resolved: ResolvedStage, values: Mapping[str, Any]) -> pa.Table:
+        """``INFER_SCHEMA(LOCATION => '@...', ...)`` and ``LIST_STAGE(LOCATION => '@...', ...)``.
+
+        ``values`` come from :meth:`table_function_args`; ``resolved`` is their LOCATION.
+        """
         pattern = values.get("PATTERN") if isinstance(values.get("PATTERN"), str) else None
         if name.upper() == "LIST_STAGE":
             return self.list_table(resolved, pattern)
@@ -274,20 +276,19 @@ class StageService:
         return infer_schema(
             resolved.backend,
             [(n, f.key) for n, f in listed],
-            self._query_format(session, resolved, values.get("FILE_FORMAT")),
+            self._query_format(resolved, values.get("FILE_FORMAT")),
             int(max_files) if max_files else None,
         )
 
     def scan(
-        self, session: Any, ref: str, options: Mapping[str, Any], with_metadata: bool = True
+        self, resolved: ResolvedStage, options: Mapping[str, Any], with_metadata: bool = True
     ) -> pa.RecordBatchReader:
-        """``SELECT ... FROM @ref (FILE_FORMAT => ..., PATTERN => ..., FILES => (...))``."""
-        resolved = session.resolve_stage(ref, StagePrivilege.READ)
+        """``SELECT ... FROM @ref (FILE_FORMAT => ..., PATTERN => ..., FILES => (...))`` (ref resolved)."""
         values = {k: _literal(v) for k, v in options.items()}
         unknown = sorted(set(values) - {"FILE_FORMAT", "PATTERN", "FILES"})
         if unknown:
             raise StatementRejected(f"Unknown stage option {unknown[0]}: use FILE_FORMAT, PATTERN or FILES")
-        file_format = self._query_format(session, resolved, values.get("FILE_FORMAT"))
+        file_format = self._query_format(resolved, values.get("FILE_FORMAT"))
         pattern = values.get("PATTERN")
         listed = self.list_files(resolved, pattern if isinstance(pattern, str) else None)
         wanted = values.get("FILES")
@@ -302,7 +303,7 @@ class StageService:
             resolved.backend,
             [(n, f.key) for n, f in listed],
             file_format,
-            session.engine.config.batch_rows,
+            self._batch_rows,
             with_metadata,
         )
 

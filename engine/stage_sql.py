@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 from sqlglot.tokens import TokenType
 
 from engine.errors import PermissionDenied, StatementRejected
 from engine.external import check_endpoint, check_url, normalize_connection, storage_params
-from engine.file_formats import parse_options_list
-from engine.plans import Plan, static_query, static_update
+from engine.plans import Plan, RunContext, static_query, static_update
+from engine.sql.options import parse_options_list
 from engine.stage_catalog import StagePrivilege
 from engine.stage_service import LIST_SCHEMA, PRESIGN_SCHEMA, require_owner
 from engine.tokens import TokenCursor
@@ -19,9 +18,6 @@ from engine.users import check_user_name
 from stages.formats import normalize_format_options
 from stages.model import Stage, StageKind, external_stage, internal_stage
 from stages.paths import STAGE_NAME_RE, parse_stage_ref
-
-if TYPE_CHECKING:
-    from engine.session import Session
 
 CREATE_STAGE_PRIVILEGE = "CREATE STAGE"
 
@@ -118,11 +114,11 @@ def _list(cur: TokenCursor) -> Plan:
     pattern = _pattern(cur)
     cur.finish()
 
-    def produce(session: Session) -> pa.Table:
+    def produce(session: RunContext) -> pa.Table:
         resolved = session.resolve_stage(ref, StagePrivilege.READ)
         return session.engine.stages.list_table(resolved, pattern)
 
-    return static_query(f"LIST {ref}", LIST_SCHEMA, produce)
+    return static_query(LIST_SCHEMA, produce)
 
 
 def _remove(cur: TokenCursor) -> Plan:
@@ -130,11 +126,11 @@ def _remove(cur: TokenCursor) -> Plan:
     pattern = _pattern(cur)
     cur.finish()
 
-    def action(session: Session) -> int:
+    def action(session: RunContext) -> int:
         resolved = session.resolve_stage(ref, StagePrivilege.WRITE)
         return session.engine.stages.remove(resolved, pattern)
 
-    return static_update(f"REMOVE {ref}", action)
+    return static_update(action)
 
 
 def _presign(cur: TokenCursor) -> Plan:
@@ -155,12 +151,12 @@ def _presign(cur: TokenCursor) -> Plan:
         else:
             raise StatementRejected(f"Unknown PRESIGN option: {cur.advance().text}")
 
-    def produce(session: Session) -> pa.Table:
+    def produce(session: RunContext) -> pa.Table:
         privilege = StagePrivilege.WRITE if upload else StagePrivilege.READ
         resolved, binding = session.engine.presign_target(session, ref, privilege)
         return session.engine.stages.presign(resolved, upload, expire, content_type, binding)
 
-    return static_query(f"PRESIGN {ref}", PRESIGN_SCHEMA, produce)
+    return static_query(PRESIGN_SCHEMA, produce)
 
 
 # -- DDL ------------------------------------------------------------------------------------
@@ -198,7 +194,7 @@ def _create_stage(cur: TokenCursor) -> Plan:
     if connection and url is None:
         raise StatementRejected("CONNECTION needs URL = 's3://bucket/path/'")
 
-    def action(session: Session) -> None:
+    def action(session: RunContext) -> None:
         engine = session.engine
         if not (session.is_admin or engine.stage_catalog.has_global(session.user, CREATE_STAGE_PRIVILEGE)):
             raise PermissionDenied(
@@ -224,10 +220,10 @@ def _create_stage(cur: TokenCursor) -> Plan:
             validate=None if url is None else lambda s: _check_external(session, s),
         )
 
-    return static_update(f"CREATE STAGE {name}", action)
+    return static_update(action)
 
 
-def _check_external(session: Session, stage: Stage) -> None:
+def _check_external(session: RunContext, stage: Stage) -> None:
     """The endpoint must be allowed, and URL and credentials must work (one listing)."""
     check_endpoint(stage.connection.get("ENDPOINT_URL"), session.engine.config.allowed_endpoints)
     session.engine.stages.check_external(stage)
@@ -238,10 +234,10 @@ def _drop_stage(cur: TokenCursor) -> Plan:
     name = _stage_name(cur, "dropped")
     cur.finish()
 
-    def action(session: Session) -> None:
+    def action(session: RunContext) -> None:
         session.engine.stages.drop_stage(name, session.user, session.is_admin, if_exists=if_exists)
 
-    return static_update(f"DROP STAGE {name}", action)
+    return static_update(action)
 
 
 def _alter_stage(cur: TokenCursor) -> Plan:
@@ -278,7 +274,7 @@ def _alter_stage(cur: TokenCursor) -> Plan:
     else:
         raise StatementRejected("ALTER STAGE needs SET or UNSET")
 
-    def action(session: Session) -> None:
+    def action(session: RunContext) -> None:
         catalog = session.engine.stage_catalog
         if not catalog.exists(name) and if_exists:
             return
@@ -286,7 +282,7 @@ def _alter_stage(cur: TokenCursor) -> Plan:
         require_owner(stage, session.user, session.is_admin, "alter")
         catalog.update(name, file_format=file_format, comment=comment, unset_comment=unset_comment)
 
-    return static_update(f"ALTER STAGE {name}", action)
+    return static_update(action)
 
 
 def _stage_row(stage: Stage) -> dict[str, object]:
@@ -311,22 +307,22 @@ def _desc_stage(cur: TokenCursor) -> Plan:
     name = _stage_name(cur, "described")
     cur.finish()
 
-    def produce(session: Session) -> pa.Table:
+    def produce(session: RunContext) -> pa.Table:
         stage = session.engine.stage_catalog.get(name)
         return pa.Table.from_pylist([_stage_row(stage)], schema=STAGES_SCHEMA)
 
-    return static_query(f"DESC STAGE {name}", STAGES_SCHEMA, produce)
+    return static_query(STAGES_SCHEMA, produce)
 
 
 def _show_stages(cur: TokenCursor) -> Plan:
     like = cur.string("a LIKE pattern") if cur.accept("LIKE") else None
     cur.finish()
 
-    def produce(session: Session) -> pa.Table:
+    def produce(session: RunContext) -> pa.Table:
         rows = [_stage_row(s) for s in session.engine.stage_catalog.list(like)]
         return pa.Table.from_pylist(rows, schema=STAGES_SCHEMA)
 
-    return static_query("SHOW STAGES", STAGES_SCHEMA, produce)
+    return static_query(STAGES_SCHEMA, produce)
 
 
 def _grant(cur: TokenCursor) -> Plan:
@@ -341,7 +337,7 @@ def _grant(cur: TokenCursor) -> Plan:
         grantee = check_user_name(cur.identifier("a user name"))
         cur.finish()
 
-        def global_action(session: Session) -> None:
+        def global_action(session: RunContext) -> None:
             if not session.is_admin:
                 raise PermissionDenied("Permission denied: only root may grant CREATE STAGE")
             catalog = session.engine.stage_catalog
@@ -350,7 +346,7 @@ def _grant(cur: TokenCursor) -> Plan:
             else:
                 catalog.revoke_global(grantee, CREATE_STAGE_PRIVILEGE)
 
-        return static_update(f"GRANT CREATE STAGE {grantee}", global_action)
+        return static_update(global_action)
     privileges: list[StagePrivilege] = []
     while True:
         word = cur.identifier("READ, WRITE or ALL").upper()
@@ -370,7 +366,7 @@ def _grant(cur: TokenCursor) -> Plan:
     grantee = check_user_name(cur.identifier("a user name"))
     cur.finish()
 
-    def action(session: Session) -> None:
+    def action(session: RunContext) -> None:
         engine = session.engine
         stage = engine.stage_catalog.get(name)
         require_owner(stage, session.user, session.is_admin, "grant privileges on")
@@ -381,7 +377,7 @@ def _grant(cur: TokenCursor) -> Plan:
         else:
             engine.stage_catalog.revoke(name, grantee, privileges)
 
-    return static_update(f"{'GRANT' if granting else 'REVOKE'} ON STAGE {name}", action)
+    return static_update(action)
 
 
 def _vacuum(cur: TokenCursor) -> Plan:
@@ -391,7 +387,7 @@ def _vacuum(cur: TokenCursor) -> Plan:
         cur.expect("DAYS")
     cur.finish()
 
-    def produce(session: Session) -> pa.Table:
+    def produce(session: RunContext) -> pa.Table:
         if not session.is_admin:
             raise PermissionDenied("Permission denied: VACUUM USER STAGES requires the root user")
         retention = days if days is not None else session.engine.config.user_stage_retention_days
@@ -403,4 +399,4 @@ def _vacuum(cur: TokenCursor) -> Plan:
         files, size = session.engine.stages.vacuum_user_stages(retention)
         return pa.table({"removed_files": [files], "removed_bytes": [size]}, schema=VACUUM_SCHEMA)
 
-    return static_query("VACUUM USER STAGES", VACUUM_SCHEMA, produce)
+    return static_query(VACUUM_SCHEMA, produce)

@@ -1,8 +1,7 @@
-"""Who owns a table, and what follows a table (not its name) across DDL.
+"""What follows a table (not its name) across DDL: its owner row, load history and table stage.
 
-A table stage ``@%t`` belongs to its table's owner: the user who created the table (root for
-tables created before owners were recorded). The load history and the table-stage files belong
-to the table itself: a dropped or replaced table takes them along, a renamed one keeps them.
+The load history and the table-stage files belong to the table itself: a dropped or replaced
+table takes them along, a renamed one keeps them.
 
 Which tables a statement dropped, created or renamed is read from DuckDB, not from the statement
 text: the tables (with DuckDB's ``table_oid``) are listed before and after it, in one transaction.
@@ -16,84 +15,37 @@ import functools
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from engine.catalog.load_history import LoadHistory, RunSQL, on_cursor
+from engine.catalog.table_owners import OWNERS_TABLE, find_table
 from engine.database import CATALOG_SCHEMA
 from engine.errors import StatementRejected
+from engine.plans import RunContext
 from engine.presign_binding import stage_scope
 from stages.errors import StorageError
 from stages.model import Stage, table_stage
 from stages.paths import STAGE_NAME_RE
 from stages.storage.base import StagedFile, StorageBackend
 
-if TYPE_CHECKING:
-    from engine.session import Session
-
 log = logging.getLogger("stageflight")
 
-OWNERS_TABLE = f"{CATALOG_SCHEMA}.table_owners"
 _SAME_NAME = "lower(schema_name) = lower(?) AND lower(table_name) = lower(?)"
 
 T = TypeVar("T")
 Name = tuple[str, str]  # (schema, table) as DuckDB spells them
 
 
-@dataclass(frozen=True)
-class TableInfo:
-    schema: str
-    table: str
-    owner: str | None  # None: created before owners were recorded, so root's
-    temporary: bool = False
-
-
-def find_table(
-    session: Session, schema: str | None, table: str, *, temporary: bool = True
-) -> TableInfo | None:
-    """The table ``[schema.]table`` means in this session, as DuckDB resolves it.
-
-    A bare name is looked up along the search path: temporary tables, then the session's schemas
-    (``SET schema``/``search_path``), then ``main``. Runs on the session's cursor, so a table the
-    session created in its open transaction is found too.
-    """
-    rows = session.run_internal(
-        "SELECT t.temporary, t.schema_name, t.table_name, o.owner, current_schemas(false) "
-        f"FROM duckdb_tables() t LEFT JOIN {OWNERS_TABLE} o ON NOT t.temporary "
-        "AND lower(o.schema_name) = lower(t.schema_name) AND lower(o.table_name) = lower(t.table_name) "
-        "WHERE lower(t.table_name) = lower(?) AND (t.temporary OR t.database_name = current_database()) "
-        "AND t.schema_name <> ?",
-        [table, CATALOG_SCHEMA],
-    )
-    found = [
-        TableInfo(schema=r[1], table=r[2], owner=r[3], temporary=bool(r[0]))
-        for r in rows
-        if temporary or not r[0]
-    ]
-    if schema is not None:
-        return next((f for f in found if not f.temporary and f.schema.lower() == schema.lower()), None)
-    if not found:
-        return None
-    order = ["\0temp"] + [str(s).lower() for s in rows[0][4] or []] + ["main"]
-
-    def rank(info: TableInfo) -> int:
-        key = "\0temp" if info.temporary else info.schema.lower()
-        return order.index(key) if key in order else len(order)
-
-    best = min(found, key=rank)
-    return best if rank(best) < len(order) else None
-
-
-def history_key_for(session: Session, catalog: str | None, schema: str | None, table: str) -> str:
+def history_key_for(session: RunContext, catalog: str | None, schema: str | None, table: str) -> str:
     """The load-history key of the table a COPY names (the table DuckDB loads into)."""
-    info = find_table(session, schema, table) if catalog is None else None
+    info = find_table(session.run_internal, schema, table) if catalog is None else None
     if info is None or info.temporary:
         return LoadHistory.key(schema or session.current_schema(), table)
     return LoadHistory.key(info.schema, info.table)
 
 
 # -- following DDL ---------------------------------------------------------------------------
-def track_table_changes(session: Session, run: Callable[[], T]) -> T:
+def track_table_changes(session: RunContext, run: Callable[[], T]) -> T:
     """Run a statement that may drop, create or rename tables, and keep owners, history and
     table-stage files with the tables.
 
@@ -119,11 +71,11 @@ def track_table_changes(session: Session, run: Callable[[], T]) -> T:
     return result
 
 
-def check_rename(session: Session, schema: str | None, table: str, new_name: str) -> None:
+def check_rename(session: RunContext, schema: str | None, table: str, new_name: str) -> None:
     """Refuse a rename that would strand the table-stage files (the new name cannot name a stage)."""
     if STAGE_NAME_RE.match(new_name):
         return
-    info = find_table(session, schema, table)
+    info = find_table(session.run_internal, schema, table)
     stage = _stage_of((info.schema, info.table)) if info is not None and not info.temporary else None
     if stage is not None and next(iter(session.engine.stages.storage.list_files(stage.prefix)), None):
         raise StatementRejected(
@@ -132,7 +84,7 @@ def check_rename(session: Session, schema: str | None, table: str, new_name: str
         )
 
 
-def _tables(session: Session) -> dict[int, Name]:
+def _tables(session: RunContext) -> dict[int, Name]:
     rows = session.run_internal(
         "SELECT table_oid, schema_name, table_name FROM duckdb_tables() "
         "WHERE database_name = current_database() AND NOT temporary AND schema_name <> ?",
@@ -145,7 +97,7 @@ def _key(name: Name) -> str:
     return LoadHistory.key(*name)
 
 
-def _follow(session: Session, before: dict[int, Name], after: dict[int, Name]) -> None:
+def _follow(session: RunContext, before: dict[int, Name], after: dict[int, Name]) -> None:
     dropped = [name for oid, name in before.items() if oid not in after]
     created = [name for oid, name in after.items() if oid not in before]
     renamed = [(before[oid], after[oid]) for oid in before.keys() & after.keys() if before[oid] != after[oid]]
@@ -232,12 +184,3 @@ def _move_stage(engine: Any, old: Name, new: Name) -> None:
                 raise
             cur.execute("COMMIT")
     engine.stages.storage.delete([old_file.key for old_file, _ in moved])
-
-
-def table_for_stage(session: Session, schema: str | None, table: str) -> tuple[str, str, str | None] | None:
-    """What a table-stage reference ``@%[schema.]table`` names: (schema, table, owner) or None.
-
-    Temporary tables have no table stage, so a bare name skips them.
-    """
-    info = find_table(session, schema, table, temporary=False)
-    return None if info is None else (info.schema, info.table, info.owner)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
@@ -13,13 +12,10 @@ from engine import guard
 from engine.copy_sql import CopyUnload
 from engine.errors import EngineError, StatementRejected
 from engine.names import quote_ident, reject_reserved
-from engine.plans import Params, Plan
+from engine.plans import Params, Plan, RunContext
 from engine.results import Result
 from engine.stage_catalog import StagePrivilege
 from stages.errors import StageError
-
-if TYPE_CHECKING:
-    from engine.session import Session
 
 UNLOAD_SCHEMA = pa.schema(
     [
@@ -40,10 +36,10 @@ UNLOAD_DETAILED_SCHEMA = pa.schema(
 def plan_unload(unload: CopyUnload) -> Plan:
     schema = UNLOAD_DETAILED_SCHEMA if unload.detailed_output else UNLOAD_SCHEMA
 
-    def run(session: Session, params: Params) -> Result:
+    def run(session: RunContext, params: Params) -> Result:
         return Result.of_table(_run_unload(session, unload))
 
-    return Plan(description="COPY INTO stage", is_query=True, run=run, schema=schema)
+    return Plan(is_query=True, run=run, schema=schema)
 
 
 def _source_sql(unload: CopyUnload) -> tuple[str, bool]:
@@ -60,11 +56,11 @@ def _source_sql(unload: CopyUnload) -> tuple[str, bool]:
     return guard.regenerate(trees[0]), bool(trees[0].args.get("order"))
 
 
-def _run_unload(session: Session, unload: CopyUnload) -> pa.Table:
+def _run_unload(session: RunContext, unload: CopyUnload) -> pa.Table:
     from stages.writers import unload as write_files
 
     resolved = session.resolve_stage(unload.target, StagePrivilege.WRITE)
-    options = session.engine.stages.file_format(session, unload.file_format, resolved)
+    options = session.engine.stages.file_format(unload.file_format, resolved)
     sql, ordered = _source_sql(unload)
     writers = 1 if ordered else session.engine.config.threads or os.cpu_count() or 1
     counted = {"rows": 0, "bytes": 0}

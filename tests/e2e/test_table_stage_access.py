@@ -6,7 +6,7 @@ import adbc_driver_flightsql.dbapi as dbapi
 import pyarrow as pa
 import pytest
 
-from engine.table_identity import OWNERS_TABLE
+from engine.catalog.table_owners import OWNERS_TABLE
 from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, get, put, query
 

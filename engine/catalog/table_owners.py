@@ -1,0 +1,66 @@
+"""Who owns a table: the ``table_owners`` table, and the table a name means in a session.
+
+A table stage ``@%t`` belongs to its table's owner: the user who created the table (root for
+tables created before owners were recorded). The rows follow the tables through DDL
+(:mod:`engine.statements.table_identity`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from engine.catalog.load_history import RunSQL
+from engine.names import CATALOG_SCHEMA
+
+OWNERS_TABLE = f"{CATALOG_SCHEMA}.table_owners"
+
+
+@dataclass(frozen=True)
+class TableInfo:
+    schema: str
+    table: str
+    owner: str | None  # None: created before owners were recorded, so root's
+    temporary: bool = False
+
+
+def find_table(run: RunSQL, schema: str | None, table: str, *, temporary: bool = True) -> TableInfo | None:
+    """The table ``[schema.]table`` means in this session, as DuckDB resolves it.
+
+    A bare name is looked up along the search path: temporary tables, then the session's schemas
+    (``SET schema``/``search_path``), then ``main``. ``run`` is the session's (its cursor and
+    transaction), so a table the session created in its open transaction is found too.
+    """
+    rows = run(
+        "SELECT t.temporary, t.schema_name, t.table_name, o.owner, current_schemas(false) "
+        f"FROM duckdb_tables() t LEFT JOIN {OWNERS_TABLE} o ON NOT t.temporary "
+        "AND lower(o.schema_name) = lower(t.schema_name) AND lower(o.table_name) = lower(t.table_name) "
+        "WHERE lower(t.table_name) = lower(?) AND (t.temporary OR t.database_name = current_database()) "
+        "AND t.schema_name <> ?",
+        [table, CATALOG_SCHEMA],
+    )
+    found = [
+        TableInfo(schema=r[1], table=r[2], owner=r[3], temporary=bool(r[0]))
+        for r in rows
+        if temporary or not r[0]
+    ]
+    if schema is not None:
+        return next((f for f in found if not f.temporary and f.schema.lower() == schema.lower()), None)
+    if not found:
+        return None
+    order = ["\0temp"] + [str(s).lower() for s in rows[0][4] or []] + ["main"]
+
+    def rank(info: TableInfo) -> int:
+        key = "\0temp" if info.temporary else info.schema.lower()
+        return order.index(key) if key in order else len(order)
+
+    best = min(found, key=rank)
+    return best if rank(best) < len(order) else None
+
+
+def table_for_stage(run: RunSQL, schema: str | None, table: str) -> tuple[str, str, str | None] | None:
+    """What a table-stage reference ``@%[schema.]table`` names: (schema, table, owner) or None.
+
+    Temporary tables have no table stage, so a bare name skips them.
+    """
+    info = find_table(run, schema, table, temporary=False)
+    return None if info is None else (info.schema, info.table, info.owner)

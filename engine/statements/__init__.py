@@ -1,0 +1,87 @@
+"""Trees to plans: one dispatch point for every statement text, and the plan cache.
+
+Statements the engine answers itself (users, stages, file formats, COPY) are read by the
+``TokenCursor`` parsers; everything else goes through the SQL allowlist to DuckDB. Planners
+return :class:`engine.plans.Plan` closures typed against ``RunContext``; nothing here knows the
+session or the engine.
+"""
+
+from __future__ import annotations
+
+import functools
+
+from engine import guard
+from engine.admin import parse_user_statement
+from engine.copy_exec import plan_load
+from engine.copy_sql import CopyLoad, CopyUnload, parse_copy
+from engine.file_formats import parse_file_format_statement
+from engine.plans import Plan
+from engine.sql_plan import plan_sql
+from engine.stage_sql import parse_stage_statement
+from engine.statement_bounds import bounded_tokens, check_size, check_tokens
+from engine.tokens import first_word, tokenize, tokens_reused
+from engine.unload import plan_unload
+
+# Statements the engine answers itself start with one of these words; anything else goes
+# straight to the SQL allowlist (saves tokenizing every SELECT four more times).
+_SPECIAL_FIRST_WORDS = {
+    "CREATE",
+    "ALTER",
+    "DROP",
+    "SHOW",
+    "LIST",
+    "LS",
+    "REMOVE",
+    "RM",
+    "PRESIGN",
+    "DESC",
+    "DESCRIBE",
+    "GRANT",
+    "REVOKE",
+    "VACUUM",
+    "COPY",
+}
+
+
+# Plans of plain SQL depend on its text alone, so repeated statements (BI dashboards, re-executed
+# queries) skip parsing and checking. Long texts (bulk INSERT ... VALUES) are not kept.
+_PLAN_CACHE_SIZE = 512
+_PLAN_CACHE_MAX_CHARS = 4096
+
+
+@functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
+def _plan_checked_sql(sql: str) -> tuple[Plan, ...]:
+    check_tokens(tokenize(sql))  # short, but may still nest too deeply
+    return tuple(plan_sql(tree) for tree in guard.validate(sql))
+
+
+def plan_statements(sql: str) -> list[Plan]:
+    """Every path (plain, special, prepared, Flight SQL query and update) plans through here,
+    so the bounds are checked before any parser sees the text."""
+    check_size(sql)
+    bounded = False
+    if first_word(sql) in _SPECIAL_FIRST_WORDS:
+        tokens = bounded_tokens(sql)
+        bounded = True
+        with tokens_reused(sql, tokens):
+            special = _plan_special(sql)
+        if special is not None:
+            return [special]
+    if len(sql) <= _PLAN_CACHE_MAX_CHARS:
+        return list(_plan_checked_sql(sql))
+    if not bounded:
+        check_tokens(tokenize(sql))
+    return [plan_sql(tree) for tree in guard.validate(sql)]
+
+
+def _plan_special(sql: str) -> Plan | None:
+    for parse in (parse_user_statement, parse_stage_statement, parse_file_format_statement):
+        special = parse(sql)
+        if special is not None:
+            return special
+    copy = parse_copy(sql)
+    if isinstance(copy, CopyLoad):
+        return plan_load(copy)
+    if isinstance(copy, CopyUnload):
+        return plan_unload(copy)
+    return None
