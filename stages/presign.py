@@ -149,9 +149,7 @@ class PresignSigner:
     ) -> bool:
         return hmac.compare_digest(sig, self._mac(method, key, expires, content_type, binding))
 
-    def _mac(
-        self, method: str, key: str, expires: int, content_type: str | None, binding: str | None
-    ) -> str:
+    def _mac(self, method: str, key: str, expires: int, content_type: str | None, binding: str | None) -> str:
         # Fields are newline-separated: no field can contain a newline (keys refuse control
         # characters, content types and bindings are printable ASCII), so the encoding is
         # unambiguous. The binding is a sixth field only when present.
