@@ -10,17 +10,17 @@ from typing import Any
 
 import duckdb
 
+from engine.catalog.database import CATALOG_SCHEMA, Database
 from engine.catalog.file_formats import FileFormats
 from engine.catalog.load_history import LoadHistory
+from engine.catalog.presign_binding import scopes_for, stamp, why_revoked
+from engine.catalog.stages import StageCatalog, StagePrivilege
 from engine.catalog.table_owners import OWNERS_TABLE
+from engine.catalog.users import ROOT_USER, UserDirectory
 from engine.config import EngineConfig
-from engine.database import CATALOG_SCHEMA, Database
 from engine.plans import RunContext
-from engine.presign_binding import scopes_for, stamp, why_revoked
 from engine.session import Session
-from engine.stage_catalog import StageCatalog, StagePrivilege
-from engine.stage_service import ResolvedStage, StageAccess
-from engine.users import ROOT_USER, UserDirectory
+from engine.stage_access import ResolvedStage, StageAccess
 
 log = logging.getLogger("stageflight")
 
@@ -107,7 +107,7 @@ class Engine:
     def presign_target(
         self, session: RunContext, ref: str, privilege: StagePrivilege
     ) -> tuple[ResolvedStage, str]:
-        """Resolve ``ref`` for a presigned URL, with the URL's binding (engine.presign_binding).
+        """Resolve ``ref`` for a presigned URL, with the URL's binding (engine.catalog.presign_binding).
 
         The privilege is checked again after the generations are read: a REVOKE or DROP in
         between either fails that check or moves a generation past the one the URL carries.

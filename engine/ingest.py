@@ -10,7 +10,7 @@ import pyarrow as pa
 from engine.errors import ObjectAlreadyExists, ObjectNotFound
 from engine.names import qualified, reject_reserved
 from engine.session import Session
-from engine.table_identity import track_table_changes
+from engine.statements.table_identity import track_table_changes
 
 
 class IfMissing(Enum):

@@ -19,13 +19,13 @@ from engine.results import Result
 if TYPE_CHECKING:
     import duckdb
 
+    from engine.catalog.database import Database
     from engine.catalog.file_formats import FileFormats
     from engine.catalog.load_history import LoadHistory
+    from engine.catalog.stages import StageCatalog, StagePrivilege
+    from engine.catalog.users import UserDirectory
     from engine.config import EngineConfig
-    from engine.database import Database
-    from engine.stage_catalog import StageCatalog, StagePrivilege
-    from engine.stage_service import ResolvedStage, StageAccess
-    from engine.users import UserDirectory
+    from engine.stage_access import ResolvedStage, StageAccess
 
 Params = Sequence[Any] | None
 

@@ -13,13 +13,13 @@ from typing import Any, TypeVar
 import duckdb
 import pyarrow as pa
 
+from engine.catalog.stages import StagePrivilege
 from engine.catalog.table_owners import table_for_stage
 from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected, duckdb_error_text
 from engine.names import quote_ident, reject_reserved
 from engine.plans import EngineServices, Params, Plan
 from engine.results import Result
-from engine.stage_catalog import StagePrivilege
-from engine.stage_service import ResolvedStage
+from engine.stage_access import ResolvedStage
 from engine.statements import plan_statements
 from stages.batching import coalesce
 

@@ -18,8 +18,8 @@ import pyarrow as pa
 from sqlglot import exp
 
 from engine.catalog.file_formats import FileFormats
+from engine.catalog.stages import StageCatalog, StagePrivilege
 from engine.errors import ObjectAlreadyExists, PermissionDenied, StatementRejected
-from engine.stage_catalog import StageCatalog, StagePrivilege
 from stages.errors import StageError, StageNotFound
 from stages.formats import DEFAULT_FORMAT, FORMAT_TYPES, normalize_format_options
 from stages.infer import infer_schema
@@ -56,7 +56,7 @@ MAX_PRESIGN_EXPIRE = 7 * 24 * 3600
 _DDL_LOCK_STRIPES = 64
 
 # (method, key, expire seconds, content type, binding) -> URL served by the server's HTTP side.
-# The binding (engine.presign_binding) ties the URL to its issuer's user, stage and grant.
+# The binding (engine.catalog.presign_binding) ties the URL to its issuer's user, stage and grant.
 LocalSigner = Callable[[str, str, int, str | None, str | None], str]
 # (schema or None, table) of a table-stage reference -> (schema, table, owner or None) of the table
 # the session means by it, or None when there is no such table.

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import pyarrow.flight as flight
 
-from engine.core import Engine
+from engine import Engine
 from flight.config import ServerConfig
 from flight.http import HttpSide
 from flight.server import StageflightServer

@@ -9,7 +9,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
-from flight import app, client_cli
+from client import cli as client_cli
+from flight import app
 from flight.config import ServerConfig, load_config
 
 USAGE = """usage: stageflight <command> [options]

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from engine.config import EngineConfig
+from engine import EngineConfig
 
 ENV_PREFIX = "STAGEFLIGHT_"
 DEFAULT_PORT = 31337

@@ -19,15 +19,15 @@ from contextlib import contextmanager
 import pyarrow.flight as flight
 from google.protobuf.message import DecodeError
 
-from engine.errors import (
+from engine import (
     AuthenticationFailed,
     EngineError,
     PermissionDenied,
     QueryCancelled,
+    StageError,
     without_traceback,
 )
 from flight.commands import MalformedMessage
-from stages.errors import StageError
 
 log = logging.getLogger("stageflight")
 

@@ -12,12 +12,17 @@ import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf.message import Message
 
-from engine import metadata
-from engine.core import Engine
-from engine.errors import StatementRejected
-from engine.ingest import IfExists, IfMissing, IngestTarget, ingest
-from engine.results import Result
-from engine.session import parameter_rows
+from engine import (
+    Engine,
+    IfExists,
+    IfMissing,
+    IngestTarget,
+    Result,
+    StatementRejected,
+    ingest,
+    metadata,
+    parameter_rows,
+)
 from flight import commands as cmd
 from flight import sqlinfo
 from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore

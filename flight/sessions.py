@@ -21,11 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.core import Engine
-from engine.errors import EngineError
-from engine.results import Result
-from engine.session import Prepared, Session
-from engine.users import ROOT_USER
+from engine import ROOT_USER, Engine, EngineError, Prepared, Result, Session
 from flight.auth import Activity
 from flight.errors import ClientError
 
@@ -243,14 +239,6 @@ class SessionRegistry:
     def _close_session(fs: FlightSession) -> None:
         fs.prepared.clear()
         fs.engine_session.close()
-
-    def close_user(self, user: str) -> None:
-        with self._lock:
-            keys = [k for k, v in self._sessions.items() if v.user == user]
-            for k in [k for k, v in self._sleeping.items() if v.user == user]:
-                del self._sleeping[k]
-        for k in keys:
-            self.close(k)
 
     def count(self) -> int:
         with self._lock:

@@ -1,9 +1,9 @@
-"""Print engine/allowed_functions.py: the functions user SQL may call, from the installed DuckDB.
+"""Print engine/sql/allowed_functions.py: the functions user SQL may call, from the installed DuckDB.
 
 Run after a DuckDB upgrade, review the diff line by line, and commit it:
 
-    .venv/bin/python scripts/list_functions.py > engine/allowed_functions.py
-    git diff engine/allowed_functions.py
+    .venv/bin/python scripts/list_functions.py > engine/sql/allowed_functions.py
+    git diff engine/sql/allowed_functions.py
 
 The list is positive: a function DuckDB adds later is refused until it is reviewed here. It
 starts from the scalar, aggregate, window and macro functions of ``duckdb_functions()`` (table

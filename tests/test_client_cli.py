@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from flight import app, client_cli
+from client import cli as client_cli
+from client.cli import CliError, Progress, Signed, format_table, local_destination, upload_targets
+from flight import app
 from flight import cli as flight_cli
-from flight.client_cli import CliError, Progress, Signed, format_table, local_destination, upload_targets
 from tests.conftest import ROOT_PASSWORD, connect
 
 MiB = 1 << 20

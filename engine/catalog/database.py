@@ -1,7 +1,7 @@
 """The user-facing DuckDB instance: opened, given its catalog schema, then locked before any user connects.
 
-Password hashes and grants live apart, in the security database (engine.security_db), and
-external stages' credentials are sealed with a key kept outside both files (engine.secrets_box).
+Password hashes and grants live apart, in the security database (engine.catalog.security_db), and
+external stages' credentials are sealed with a key kept outside both files (engine.catalog.secrets_box).
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from typing import Any
 
 import duckdb
 
+from engine.catalog.secrets_box import SecretBox
+from engine.catalog.security_db import SecurityDatabase, move_legacy_rows
 from engine.config import EngineConfig
 from engine.names import CATALOG_SCHEMA
-from engine.secrets_box import SecretBox
-from engine.security_db import SecurityDatabase, move_legacy_rows
 from stages.duckdb_sandbox import Setting, open_locked
 
 # DuckDB's own checkpoint_threshold default. DuckDB checkpoints by itself only at a write's commit
@@ -51,7 +51,7 @@ _CATALOG_DDL = [
         last_modified TIMESTAMPTZ NOT NULL,
         loaded_at TIMESTAMPTZ NOT NULL DEFAULT now(),
         PRIMARY KEY (table_name, file_key))""",
-    # Who created each table (owns its table stage @%t); engine.table_identity keeps it.
+    # Who created each table (owns its table stage @%t); engine.statements.table_identity keeps it.
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.table_owners (
         table_id VARCHAR PRIMARY KEY,
         schema_name VARCHAR NOT NULL,

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 import duckdb
 import pyarrow as pa
 
-from engine.database import Database, first_row
+from engine.catalog.database import Database, first_row
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, PermissionDenied
 from engine.names import CATALOG_SCHEMA
 from stages.formats import FORMAT_TYPES

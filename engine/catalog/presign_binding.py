@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from engine.security_db import SecurityDatabase
+from engine.catalog.security_db import SecurityDatabase
 from stages.model import Stage, StageKind
 
 

@@ -1,7 +1,7 @@
 """Named stages (the main database's reserved schema) and stage privileges (the security database).
 
 The user stage ``@~`` is never stored: it is built in memory for the calling user. An external
-stage's CONNECTION is stored sealed with the server key (engine.secrets_box).
+stage's CONNECTION is stored sealed with the server key (engine.catalog.secrets_box).
 
 The two databases share no transaction, so removals go grants first: DROP STAGE deletes the
 grants (and moves the stage's URL generation on) before the stage row, and CREATE STAGE clears
@@ -20,11 +20,11 @@ from typing import Any
 
 import duckdb
 
-from engine.database import CATALOG_SCHEMA, Database, first_row
+from engine.catalog.database import CATALOG_SCHEMA, Database, first_row
+from engine.catalog.presign_binding import grant_scope, stage_scope
+from engine.catalog.secrets_box import CannotDecrypt, SecretBox
 from engine.errors import ObjectAlreadyExists, PermissionDenied
 from engine.external import UnreadableCredentials
-from engine.presign_binding import grant_scope, stage_scope
-from engine.secrets_box import CannotDecrypt, SecretBox
 from stages.errors import StageNotFound
 from stages.model import Stage, StageKind
 

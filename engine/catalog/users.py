@@ -6,10 +6,10 @@ from collections.abc import Callable
 
 import pyarrow as pa
 
-from engine import passwords
-from engine.database import Database, first_row
+from engine.catalog import passwords
+from engine.catalog.database import Database, first_row
+from engine.catalog.presign_binding import user_scope
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
-from engine.presign_binding import user_scope
 
 # User names become storage path segments (stage/user/<name>/): the stage layer's rule.
 from stages.paths import USER_NAME_RE

@@ -11,9 +11,9 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from engine.names import RESERVED_PREFIXES
+from engine.names import CATALOG_SCHEMA, RESERVED_PREFIXES
 
-RESERVED_SCHEMA = "__stageflight"
+RESERVED_SCHEMA = CATALOG_SCHEMA  # the server's own catalog tables
 """The server's own schema; hidden from every metadata answer."""
 
 

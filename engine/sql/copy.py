@@ -8,11 +8,11 @@ from dataclasses import dataclass, field
 from sqlglot import exp
 from sqlglot.tokens import TokenType
 
-from engine import guard
-from engine.dialect import StageRef, stage_refs
 from engine.errors import StatementRejected
+from engine.sql import guard
+from engine.sql.dialect import StageRef, stage_refs
 from engine.sql.options import parse_options_list
-from engine.tokens import TokenCursor
+from engine.sql.tokens import TokenCursor
 from stages.formats import normalize_format_options
 from stages.paths import parse_stage_ref
 
@@ -22,7 +22,7 @@ MAX_FILES_LIMIT = 15000
 
 
 @dataclass
-class CopyLoad:
+class CopyIntoTable:
     table: list[str]
     columns: list[str] | None
     source: str
@@ -41,7 +41,7 @@ class CopyLoad:
 
 
 @dataclass
-class CopyUnload:
+class CopyIntoStage:
     target: str
     source_table: list[str] | None
     source_query: str | None
@@ -96,7 +96,7 @@ def _parenthesised_sql(cur: TokenCursor) -> str:
     return cur.sql[open_tok.end + 1 : cur.tokens[cur.pos - 1].start]
 
 
-def parse_copy(sql: str) -> CopyLoad | CopyUnload | None:
+def parse_copy(sql: str) -> CopyIntoTable | CopyIntoStage | None:
     cur = TokenCursor(sql)
     if not cur.accept("COPY", "INTO"):
         return None
@@ -108,7 +108,7 @@ def parse_copy(sql: str) -> CopyLoad | CopyUnload | None:
     return _load(cur)
 
 
-def _load(cur: TokenCursor) -> CopyLoad:
+def _load(cur: TokenCursor) -> CopyIntoTable:
     table = _qualified_name(cur)
     columns = None
     if cur.peek() is not None and cur.peek().token_type == TokenType.L_PAREN:  # type: ignore[union-attr]
@@ -118,7 +118,7 @@ def _load(cur: TokenCursor) -> CopyLoad:
             columns.append(cur.identifier("a column name"))
         cur.expect_type(TokenType.R_PAREN, "')' after the column list")
     cur.expect("FROM")
-    load = CopyLoad(table=table, columns=columns, source="")
+    load = CopyIntoTable(table=table, columns=columns, source="")
     nxt = cur.peek()
     if nxt is not None and nxt.token_type == TokenType.L_PAREN:
         load.transform_sql = _parenthesised_sql(cur)
@@ -157,7 +157,7 @@ def transform_stage(sql: str) -> str:
     return staged[0]
 
 
-def _load_options(cur: TokenCursor, load: CopyLoad) -> None:
+def _load_options(cur: TokenCursor, load: CopyIntoTable) -> None:
     while not cur.at_end():
         name = cur.identifier("a COPY option").upper()
         if name == "FILES":
@@ -204,15 +204,15 @@ def _load_options(cur: TokenCursor, load: CopyLoad) -> None:
         normalize_format_options(load.file_format)
 
 
-def _unload(cur: TokenCursor) -> CopyUnload:
+def _unload(cur: TokenCursor) -> CopyIntoStage:
     target = cur.stage_ref()
     parse_stage_ref(target)
     cur.expect("FROM")
     nxt = cur.peek()
     if nxt is not None and nxt.token_type == TokenType.L_PAREN:
-        unload = CopyUnload(target=target, source_table=None, source_query=_parenthesised_sql(cur))
+        unload = CopyIntoStage(target=target, source_table=None, source_query=_parenthesised_sql(cur))
     else:
-        unload = CopyUnload(target=target, source_table=_qualified_name(cur), source_query=None)
+        unload = CopyIntoStage(target=target, source_table=_qualified_name(cur), source_query=None)
     while not cur.at_end():
         name = cur.identifier("a COPY option").upper()
         if name == "FILE_FORMAT":
@@ -236,3 +236,23 @@ def _unload(cur: TokenCursor) -> CopyUnload:
     if unload.file_format and "FORMAT_NAME" not in unload.file_format:
         unload.file_format = normalize_format_options(unload.file_format)
     return unload
+
+
+def parse_transform(sql: str) -> exp.Select:
+    """The SELECT of ``COPY INTO t FROM (SELECT ... FROM @stage)``: a projection of one stage only."""
+    trees = guard.validate(sql)
+    if len(trees) != 1 or not isinstance(trees[0], exp.Select):
+        raise StatementRejected("COPY transform must be one SELECT: (SELECT $1, $2 ... FROM @stage [alias])")
+    select = trees[0]
+    if len(stage_refs(select)) != 1 or select.args.get("joins"):
+        raise StatementRejected("COPY transform must read exactly one stage and nothing else")
+    for clause in ("where", "group", "order", "having", "qualify", "limit", "distinct"):
+        if select.args.get(clause):
+            raise StatementRejected(
+                f"COPY transform supports only a projection: {clause.upper()} is not allowed"
+            )
+    if any(isinstance(node, exp.AggFunc | exp.Window) for node in select.find_all(exp.AggFunc, exp.Window)):
+        raise StatementRejected(
+            "COPY transform supports only a projection: aggregates and windows are not allowed"
+        )
+    return select

@@ -5,7 +5,7 @@ instance-wide secrets and ATTACH ':memory:' (security.md §1.3), so this module 
 not a convenience. It is an allowlist: a statement passes only if its root is a known-safe kind
 and every node below it (CTEs, subqueries, lambdas, RETURNING, DEFAULT, CHECK) is acceptable;
 every function it calls, as written and as regenerated, is on the reviewed list in
-engine/allowed_functions.py. DuckDB later runs only :func:`regenerate` output, one statement at a
+engine/sql/allowed_functions.py. DuckDB later runs only :func:`regenerate` output, one statement at a
 time, never the user's text, with reads of catalog views filtered (engine/catalog_views.py).
 """
 
@@ -20,11 +20,11 @@ from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, SqlglotError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from engine.allowed_functions import ALLOWED_FUNCTIONS, SPECIAL_FORMS, TYPE_NAMES
-from engine.catalog_views import hide_reserved_catalog
-from engine.dialect import StageDuckDB, StageRef
 from engine.errors import StatementRejected
 from engine.names import RESERVED_PREFIXES
+from engine.sql.allowed_functions import ALLOWED_FUNCTIONS, SPECIAL_FORMS, TYPE_NAMES
+from engine.sql.catalog_views import hide_reserved_catalog
+from engine.sql.dialect import StageDuckDB, StageRef
 
 MAX_SQL_BYTES = 1_048_576
 
@@ -38,7 +38,7 @@ _FILE_SUFFIXES = frozenset(
 # infer_schema and list_stage are answered by the engine (stage-aware, privilege-checked) and replaced
 # by registered Arrow tables before DuckDB sees the statement.
 _TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "infer_schema", "list_stage"})
-# What a statement may call: the reviewed allowlist (engine/allowed_functions.py), never a deny list.
+# What a statement may call: the reviewed allowlist (engine/sql/allowed_functions.py), never a deny list.
 _CALLABLE = ALLOWED_FUNCTIONS | SPECIAL_FORMS
 # Functions whose first argument names a catalog object: only a literal, which the literal check sees.
 _NAMED_OBJECT_ARG = frozenset({"nextval", "currval", "setval"})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlglot.tokens import TokenType
 
-from engine.tokens import TokenCursor
+from engine.sql.tokens import TokenCursor
 
 
 def parse_options_list(cur: TokenCursor, what: str) -> dict[str, str]:

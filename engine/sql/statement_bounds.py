@@ -11,8 +11,8 @@ from __future__ import annotations
 from sqlglot.tokens import Token, TokenType
 
 from engine.errors import StatementRejected
-from engine.guard import MAX_SQL_BYTES
-from engine.tokens import tokenize
+from engine.sql.guard import MAX_SQL_BYTES
+from engine.sql.tokens import tokenize
 
 # About 3 s of parsing and checking; a 10,000-row, 4-column INSERT ... VALUES is 100,003 tokens.
 MAX_TOKENS = 150_000

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import functools
 
-from engine import guard
-from engine.admin import parse_user_statement
-from engine.copy_exec import plan_load
-from engine.copy_sql import CopyLoad, CopyUnload, parse_copy
-from engine.file_formats import parse_file_format_statement
 from engine.plans import Plan
-from engine.sql_plan import plan_sql
-from engine.stage_sql import parse_stage_statement
-from engine.statement_bounds import bounded_tokens, check_size, check_tokens
-from engine.tokens import first_word, tokenize, tokens_reused
-from engine.unload import plan_unload
+from engine.sql import guard
+from engine.sql.copy import CopyIntoStage, CopyIntoTable, parse_copy
+from engine.sql.statement_bounds import bounded_tokens, check_size, check_tokens
+from engine.sql.tokens import first_word, tokenize, tokens_reused
+from engine.statements.copy_into_stage import plan_copy_into_stage
+from engine.statements.copy_into_table import plan_copy_into_table
+from engine.statements.file_formats import plan_file_format_statement
+from engine.statements.query import plan_query
+from engine.statements.stages import plan_stage_statement
+from engine.statements.users import plan_user_statement
 
 # Statements the engine answers itself start with one of these words; anything else goes
 # straight to the SQL allowlist (saves tokenizing every SELECT four more times).
@@ -52,7 +52,7 @@ _PLAN_CACHE_MAX_CHARS = 4096
 @functools.lru_cache(maxsize=_PLAN_CACHE_SIZE)
 def _plan_checked_sql(sql: str) -> tuple[Plan, ...]:
     check_tokens(tokenize(sql))  # short, but may still nest too deeply
-    return tuple(plan_sql(tree) for tree in guard.validate(sql))
+    return tuple(plan_query(tree) for tree in guard.validate(sql))
 
 
 def plan_statements(sql: str) -> list[Plan]:
@@ -71,17 +71,17 @@ def plan_statements(sql: str) -> list[Plan]:
         return list(_plan_checked_sql(sql))
     if not bounded:
         check_tokens(tokenize(sql))
-    return [plan_sql(tree) for tree in guard.validate(sql)]
+    return [plan_query(tree) for tree in guard.validate(sql)]
 
 
 def _plan_special(sql: str) -> Plan | None:
-    for parse in (parse_user_statement, parse_stage_statement, parse_file_format_statement):
+    for parse in (plan_user_statement, plan_stage_statement, plan_file_format_statement):
         special = parse(sql)
         if special is not None:
             return special
     copy = parse_copy(sql)
-    if isinstance(copy, CopyLoad):
-        return plan_load(copy)
-    if isinstance(copy, CopyUnload):
-        return plan_unload(copy)
+    if isinstance(copy, CopyIntoTable):
+        return plan_copy_into_table(copy)
+    if isinstance(copy, CopyIntoStage):
+        return plan_copy_into_stage(copy)
     return None

@@ -8,13 +8,13 @@ from collections.abc import Iterator
 
 import pyarrow as pa
 
-from engine import guard
-from engine.copy_sql import CopyUnload
+from engine.catalog.stages import StagePrivilege
 from engine.errors import EngineError, StatementRejected
 from engine.names import quote_ident, reject_reserved
 from engine.plans import Params, Plan, RunContext
 from engine.results import Result
-from engine.stage_catalog import StagePrivilege
+from engine.sql import guard
+from engine.sql.copy import CopyIntoStage
 from stages.errors import StageError
 
 UNLOAD_SCHEMA = pa.schema(
@@ -33,16 +33,16 @@ UNLOAD_DETAILED_SCHEMA = pa.schema(
 )
 
 
-def plan_unload(unload: CopyUnload) -> Plan:
+def plan_copy_into_stage(unload: CopyIntoStage) -> Plan:
     schema = UNLOAD_DETAILED_SCHEMA if unload.detailed_output else UNLOAD_SCHEMA
 
     def run(session: RunContext, params: Params) -> Result:
-        return Result.of_table(_run_unload(session, unload))
+        return Result.of_table(_run_copy_into_stage(session, unload))
 
     return Plan(is_query=True, run=run, schema=schema)
 
 
-def _source_sql(unload: CopyUnload) -> tuple[str, bool]:
+def _source_sql(unload: CopyIntoStage) -> tuple[str, bool]:
     """The query to unload, and whether it orders its rows (then one file is written at a time)."""
     if unload.source_table is not None:
         reject_reserved(*unload.source_table)
@@ -56,7 +56,7 @@ def _source_sql(unload: CopyUnload) -> tuple[str, bool]:
     return guard.regenerate(trees[0]), bool(trees[0].args.get("order"))
 
 
-def _run_unload(session: RunContext, unload: CopyUnload) -> pa.Table:
+def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage) -> pa.Table:
     from stages.writers import unload as write_files
 
     resolved = session.resolve_stage(unload.target, StagePrivilege.WRITE)

@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import logging
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 from sqlglot import exp
 
-from engine import guard
 from engine.catalog.load_history import LoadHistory, on_cursor, same_file
-from engine.copy_sql import CopyLoad
-from engine.dialect import stage_refs
-from engine.errors import EngineError, StatementRejected, duckdb_error_text
+from engine.catalog.stages import StagePrivilege
+from engine.errors import EngineError, StatementRejected
 from engine.names import quote_ident, reject_reserved
 from engine.plans import Params, Plan, RunContext
 from engine.results import Result
-from engine.sql_plan import positional_columns
-from engine.stage_catalog import StagePrivilege
-from engine.stage_service import ResolvedStage
-from engine.table_identity import history_key_for
+from engine.sql import guard
+from engine.sql.copy import CopyIntoTable, parse_transform
+from engine.sql.dialect import stage_refs
+from engine.stage_access import ResolvedStage
+from engine.statements.copy_report import (
+    LOAD_SCHEMA,
+    VALIDATION_ERRORS_SCHEMA,
+    Candidate,
+    file_row,
+    load_error,
+)
+from engine.statements.query import positional_columns
+from engine.statements.table_identity import history_key_for
 from stages.batching import read_ahead
 from stages.conversion import JSON_FIELD_METADATA
 from stages.fast_parquet import ParquetLayout, arrow_stream, inspect_parquet
@@ -37,31 +43,6 @@ BATCH_BYTES = 64 << 20
 # Batches the fast Parquet path decodes ahead of DuckDB's scan (each up to batch_rows rows).
 READ_AHEAD_BATCHES = 2
 
-LOAD_SCHEMA = pa.schema(
-    [
-        pa.field("File", pa.string(), nullable=False),
-        pa.field("Rows_loaded", pa.int32(), nullable=False),
-        pa.field("Errors_seen", pa.int32(), nullable=False),
-        pa.field("First_error", pa.string()),
-        pa.field("First_error_line", pa.int32()),
-    ]
-)
-VALIDATION_ERRORS_SCHEMA = pa.schema(
-    [
-        pa.field("file", pa.string(), nullable=False),
-        pa.field("line", pa.int32()),
-        pa.field("error", pa.string(), nullable=False),
-        pa.field("errors_seen", pa.int32(), nullable=False),
-    ]
-)
-
-
-@dataclass
-class Candidate:
-    name: str  # relative to the stage root, as LIST shows it
-    file: StagedFile
-
-
 # Column defaults that give a new value per row cannot be evaluated once for a whole COPY.
 _PER_ROW_DEFAULT = re.compile(r"\b(nextval|random|uuid|gen_random_uuid|uuidv4|uuidv7)\s*\(", re.I)
 
@@ -75,7 +56,7 @@ def _split_table(parts: list[str]) -> tuple[str | None, str | None, str]:
 
 
 # -- load ----------------------------------------------------------------------------------
-def plan_load(load: CopyLoad) -> Plan:
+def plan_copy_into_table(load: CopyIntoTable) -> Plan:
     schema = (
         VALIDATION_ERRORS_SCHEMA
         if load.validation_mode == "RETURN_ERRORS"
@@ -83,13 +64,13 @@ def plan_load(load: CopyLoad) -> Plan:
     )
 
     def run(session: RunContext, params: Params) -> Result:
-        return Result.of_table(CopyLoader(session, load).run())
+        return Result.of_table(CopyIntoTableRun(session, load).run())
 
     return Plan(is_query=True, run=run, schema=schema)
 
 
-class CopyLoader:
-    def __init__(self, session: RunContext, load: CopyLoad) -> None:
+class CopyIntoTableRun:
+    def __init__(self, session: RunContext, load: CopyIntoTable) -> None:
         from stages.on_error import parse_on_error
 
         self.session = session
@@ -105,7 +86,7 @@ class CopyLoader:
 
     def run(self) -> pa.Table:
         session = self.session
-        transform = _parse_transform(self.load.transform_sql) if self.load.transform_sql is not None else None
+        transform = parse_transform(self.load.transform_sql) if self.load.transform_sql is not None else None
         resolved = session.resolve_stage(self.load.source, StagePrivilege.READ)
         target = self._target_schema()
         if transform is not None and len(transform.expressions) != len(target):
@@ -292,12 +273,12 @@ class CopyLoader:
             for _, _, stats in opened:
                 if stats.abort is not None:  # the reader's own words, not DuckDB's re-wrapping
                     raise EngineError(str(stats.abort)) from None
-            raise _load_error(exc, batch[0] if len(batch) == 1 else None) from None
+            raise load_error(exc, batch[0] if len(batch) == 1 else None) from None
         finally:
             self.session.unregister_all([name])
         for c, _, stats in opened:
             rows.append(
-                _file_row(c, stats.rows_loaded, stats.errors_seen, stats.first_error, stats.first_error_line)
+                file_row(c, stats.rows_loaded, stats.errors_seen, stats.first_error, stats.first_error_line)
             )
             if stats.rows_loaded or not stats.errors_seen:
                 self._record(cur, history_key, c.file)
@@ -361,12 +342,12 @@ class CopyLoader:
                 precise = self._explain_failure(resolved, c, options, target, exc)
                 if precise is not None:
                     raise precise from None
-            raise _load_error(exc, group[0] if len(group) == 1 else None) from None
+            raise load_error(exc, group[0] if len(group) == 1 else None) from None
         finally:
             self.session.unregister_all([name])
         # ABORT semantics: every row of every file went in, so the footers give the counts.
         for c in group:
-            rows.append(_file_row(c, self._footer_rows[c.file.key]))
+            rows.append(file_row(c, self._footer_rows[c.file.key]))
             self._record(cur, history_key, c.file)
             loaded.append(c)
 
@@ -418,10 +399,10 @@ class CopyLoader:
                     count = cur.execute(f"INSERT INTO {self.sql_name} ({columns}) {guard.regenerate(bound)}")
                     loaded_rows = int((count.fetchall() or [(0,)])[0][0])
                 except Exception as exc:
-                    raise _load_error(exc, c) from None
+                    raise load_error(exc, c) from None
                 finally:
                     session.unregister_all([name])
-                rows.append(_file_row(c, loaded_rows))
+                rows.append(file_row(c, loaded_rows))
                 self._record(cur, history_key, c.file)
         return rows, list(candidates)
 
@@ -470,50 +451,3 @@ class CopyLoader:
             if not remaining:
                 break
         return pa.Table.from_batches(batches, schema=target)
-
-
-def _file_row(
-    c: Candidate,
-    rows_loaded: int,
-    errors_seen: int = 0,
-    first_error: str | None = None,
-    first_error_line: int | None = None,
-) -> dict[str, Any]:
-    """One row of COPY's output (LOAD_SCHEMA)."""
-    return {
-        "File": c.name,
-        "Rows_loaded": rows_loaded,
-        "Errors_seen": errors_seen,
-        "First_error": first_error,
-        "First_error_line": first_error_line,
-    }
-
-
-def _parse_transform(sql: str) -> exp.Select:
-    trees = guard.validate(sql)
-    if len(trees) != 1 or not isinstance(trees[0], exp.Select):
-        raise StatementRejected("COPY transform must be one SELECT: (SELECT $1, $2 ... FROM @stage [alias])")
-    select = trees[0]
-    if len(stage_refs(select)) != 1 or select.args.get("joins"):
-        raise StatementRejected("COPY transform must read exactly one stage and nothing else")
-    for clause in ("where", "group", "order", "having", "qualify", "limit", "distinct"):
-        if select.args.get(clause):
-            raise StatementRejected(
-                f"COPY transform supports only a projection: {clause.upper()} is not allowed"
-            )
-    if any(isinstance(node, exp.AggFunc | exp.Window) for node in select.find_all(exp.AggFunc, exp.Window)):
-        raise StatementRejected(
-            "COPY transform supports only a projection: aggregates and windows are not allowed"
-        )
-    return select
-
-
-def _load_error(exc: Exception, c: Candidate | None) -> EngineError:
-    text = duckdb_error_text(str(exc))
-    # An abort raised inside the reader reaches us through DuckDB's Arrow scan; keep its own words.
-    marker = "abort after"
-    if marker in text:
-        text = text[text.index(marker) :]
-    elif c is not None and c.name not in text:
-        text = f"{text} (file '{c.name}')"
-    return EngineError(text)

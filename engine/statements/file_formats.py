@@ -10,12 +10,12 @@ from sqlglot.tokens import TokenType
 from engine.catalog.file_formats import SHOW_SCHEMA
 from engine.errors import StatementRejected
 from engine.plans import Plan, RunContext, static_query, static_update
-from engine.tokens import TokenCursor
+from engine.sql.tokens import TokenCursor
 from stages.formats import FORMAT_TYPES, normalize_format_options
 from stages.paths import STAGE_NAME_RE
 
 
-def parse_file_format_statement(sql: str) -> Plan | None:
+def plan_file_format_statement(sql: str) -> Plan | None:
     cur = TokenCursor(sql)
     if cur.words_ahead("CREATE", "FILE", "FORMAT") or cur.words_ahead(
         "CREATE", "OR", "REPLACE", "FILE", "FORMAT"

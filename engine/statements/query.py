@@ -5,14 +5,14 @@ from __future__ import annotations
 import pyarrow as pa
 from sqlglot import exp
 
-from engine import guard
 from engine.catalog.load_history import LoadHistory
-from engine.dialect import stage_options, stage_refs
+from engine.catalog.stages import StagePrivilege
 from engine.errors import StatementRejected
 from engine.plans import Params, Plan, RunContext
 from engine.results import Result
-from engine.stage_catalog import StagePrivilege
-from engine.table_identity import check_rename, history_key_for, track_table_changes
+from engine.sql import guard
+from engine.sql.dialect import stage_options, stage_refs
+from engine.statements.table_identity import check_rename, history_key_for, track_table_changes
 from stages.paths import parse_stage_ref
 
 
@@ -52,7 +52,7 @@ def _kwargs(call: exp.Anonymous) -> dict[str, exp.Expression]:
     return args
 
 
-def plan_sql(tree: exp.Expression) -> Plan:
+def plan_query(tree: exp.Expression) -> Plan:
     if stage_refs(tree) or stage_functions(tree):
         return _plan_with_stages(tree)
     sql = guard.regenerate(tree)

@@ -7,14 +7,14 @@ import json
 import pyarrow as pa
 from sqlglot.tokens import TokenType
 
+from engine.catalog.stages import StagePrivilege
+from engine.catalog.users import check_user_name
 from engine.errors import PermissionDenied, StatementRejected
 from engine.external import check_endpoint, check_url, normalize_connection, storage_params
 from engine.plans import Plan, RunContext, static_query, static_update
 from engine.sql.options import parse_options_list
-from engine.stage_catalog import StagePrivilege
-from engine.stage_service import LIST_SCHEMA, PRESIGN_SCHEMA, require_owner
-from engine.tokens import TokenCursor
-from engine.users import check_user_name
+from engine.sql.tokens import TokenCursor
+from engine.stage_access import LIST_SCHEMA, PRESIGN_SCHEMA, require_owner
 from stages.formats import normalize_format_options
 from stages.model import Stage, StageKind, external_stage, internal_stage
 from stages.paths import STAGE_NAME_RE, parse_stage_ref
@@ -46,7 +46,7 @@ VACUUM_SCHEMA = pa.schema(
 )
 
 
-def parse_stage_statement(sql: str) -> Plan | None:
+def plan_stage_statement(sql: str) -> Plan | None:
     cur = TokenCursor(sql)
     first = cur.peek()
     if first is not None and first.text.upper() == "VACUUM":

@@ -17,12 +17,12 @@ import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+from engine.catalog.database import CATALOG_SCHEMA
 from engine.catalog.load_history import LoadHistory, RunSQL, on_cursor
+from engine.catalog.presign_binding import stage_scope
 from engine.catalog.table_owners import OWNERS_TABLE, find_table
-from engine.database import CATALOG_SCHEMA
 from engine.errors import StatementRejected
 from engine.plans import RunContext
-from engine.presign_binding import stage_scope
 from stages.errors import StorageError
 from stages.model import Stage, table_stage
 from stages.paths import STAGE_NAME_RE

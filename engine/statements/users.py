@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from engine.catalog.users import USERS_SCHEMA, check_user_name
 from engine.errors import PermissionDenied
 from engine.plans import Plan, RunContext, static_query, static_update
-from engine.tokens import TokenCursor
-from engine.users import USERS_SCHEMA, check_user_name
+from engine.sql.tokens import TokenCursor
 
 
 def _require_admin(session: RunContext, what: str) -> None:
@@ -17,7 +17,7 @@ def _require_admin(session: RunContext, what: str) -> None:
         )
 
 
-def parse_user_statement(sql: str) -> Plan | None:
+def plan_user_statement(sql: str) -> Plan | None:
     """Plan a user-management statement, or None when ``sql`` is not one."""
     cur = TokenCursor(sql)
     if cur.accept("CREATE", "USER"):

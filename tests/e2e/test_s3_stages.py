@@ -202,7 +202,7 @@ def test_storage_root_on_s3(start_server, moto_s3):
 
 
 def test_cli_put_get_on_s3_root(start_server, moto_s3, tmp_path, monkeypatch):
-    from flight import client_cli
+    from client import cli as client_cli
     from tests.conftest import ROOT_PASSWORD
 
     bucket = make_bucket(moto_s3)

@@ -12,7 +12,7 @@ from pathlib import Path
 import adbc_driver_manager.dbapi as dbapi
 import pytest
 
-from engine.database import CATALOG_SCHEMA
+from engine.catalog.database import CATALOG_SCHEMA
 from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, get, http_status, presign, put, query
 

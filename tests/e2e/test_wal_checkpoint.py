@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from engine.database import CHECKPOINT_WAL_BYTES
+from engine.catalog.database import CHECKPOINT_WAL_BYTES
 from flight.app import RunningServer
 from tests.conftest import connect
 

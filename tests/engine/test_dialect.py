@@ -7,7 +7,7 @@ import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
-from engine.dialect import StageDuckDB, StageRef, stage_options, stage_refs
+from engine.sql.dialect import StageDuckDB, StageRef, stage_options, stage_refs
 
 
 def _parse(sql: str) -> list[exp.Expr]:

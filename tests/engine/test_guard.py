@@ -9,9 +9,9 @@ import duckdb
 import pytest
 from sqlglot import exp
 
-from engine import guard
-from engine.dialect import stage_refs
 from engine.errors import StatementRejected
+from engine.sql import guard
+from engine.sql.dialect import stage_refs
 
 ALLOWED = [
     "SELECT 1",

@@ -19,7 +19,7 @@ import adbc_driver_manager.dbapi as dbapi
 import duckdb
 import pytest
 
-from engine import passwords
+from engine.catalog import passwords
 from flight.app import RunningServer
 from tests.conftest import ROOT_PASSWORD, _start, connect
 from tests.e2e.stage_helpers import execute, put, query

@@ -17,9 +17,9 @@ import duckdb
 import pytest
 from sqlglot import exp
 
-from engine import allowed_functions, guard
-from engine.allowed_functions import ALLOWED_FUNCTIONS, SPECIAL_FORMS, TYPE_NAMES
 from engine.errors import StatementRejected
+from engine.sql import allowed_functions, guard
+from engine.sql.allowed_functions import ALLOWED_FUNCTIONS, SPECIAL_FORMS, TYPE_NAMES
 from tests.conftest import connect
 
 REPO = Path(__file__).resolve().parents[2]

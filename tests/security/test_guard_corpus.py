@@ -6,8 +6,8 @@ import re
 
 import pytest
 
-from engine import guard
 from engine.errors import StatementRejected
+from engine.sql import guard
 from tests.security.escape_corpus import ALLOWED_QUERIES, ESCAPE_ATTEMPTS
 
 

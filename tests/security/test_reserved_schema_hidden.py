@@ -10,8 +10,8 @@ from __future__ import annotations
 import adbc_driver_manager.dbapi as dbapi
 import pytest
 
-from engine import guard
 from engine.errors import StatementRejected
+from engine.sql import guard
 from tests.conftest import connect
 
 TABLE = "hidden_check_orders"

@@ -26,11 +26,11 @@ import pytest
 from sqlglot.errors import TokenError
 from sqlglot.tokens import TokenType
 
-from engine.dialect import StageDuckDB
 from engine.errors import StatementRejected
-from engine.guard import MAX_SQL_BYTES
-from engine.statement_bounds import MAX_NESTING, MAX_TOKENS, bounded_tokens
-from engine.tokens import first_word
+from engine.sql.dialect import StageDuckDB
+from engine.sql.guard import MAX_SQL_BYTES
+from engine.sql.statement_bounds import MAX_NESTING, MAX_TOKENS, bounded_tokens
+from engine.sql.tokens import first_word
 from tests.conftest import ROOT_PASSWORD, connect
 from tests.e2e.stage_helpers import execute, put, query
 from tests.flight.rawclient import RawClient
