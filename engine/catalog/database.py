@@ -16,6 +16,7 @@ import duckdb
 
 from engine.catalog.secrets_box import SecretBox
 from engine.catalog.security_db import SecurityDatabase, move_legacy_rows
+from engine.catalog.transactions import transaction_on
 from engine.config import EngineConfig
 from engine.names import CATALOG_SCHEMA
 from stages.duckdb_sandbox import Setting, open_locked
@@ -121,14 +122,8 @@ class Database:
 
     @contextmanager
     def server_transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.server_cursor() as cur:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+        with self.server_cursor() as cur, transaction_on(cur):
+            yield cur
 
     def checkpoint_if_due(self) -> bool:
         """Checkpoint once the WAL outgrows DuckDB's threshold; True when a checkpoint ran.

@@ -20,6 +20,7 @@ from typing import Any
 
 import duckdb
 
+from engine.catalog.transactions import transaction_on
 from stages.duckdb_sandbox import open_locked
 
 log = logging.getLogger("stageflight")
@@ -71,14 +72,8 @@ class SecurityDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.cursor() as cur:
-            cur.execute("BEGIN TRANSACTION")
-            try:
-                yield cur
-            except BaseException:
-                cur.execute("ROLLBACK")
-                raise
-            cur.execute("COMMIT")
+        with self.cursor() as cur, transaction_on(cur):
+            yield cur
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.cursor() as cur:
