@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
 
@@ -20,12 +20,10 @@ from stages.conversion import (
     is_json_field,
     null_if_array,
 )
+from stages.file_read import CAREFUL_ROWS, FileRead
 from stages.formats import MISSING_FIELD_CHOICES, NULL_FIELD_CHOICES, compression_codec, open_stream
-from stages.on_error import ErrorSink
 from stages.options import choice_option, null_if_option
-from stages.storage.base import StorageBackend
 
-_CAREFUL_ROWS = 65536  # records per chunk on the per-line path
 _JSON_BLOCK_BYTES = 8 << 20  # NDJSON is read in blocks of whole lines; each is fast or careful
 _NON_BLANK_LINE = re.compile(rb"^[ \t\r\f\v]*[^\s]", re.M)
 _BLANK_LINE_INSIDE = re.compile(rb"\n[ \t\r\f\v]*\n")
@@ -41,33 +39,25 @@ class NdjsonFile:
     line, and parses values by its own rules.
     """
 
-    def __init__(
-        self,
-        backend: StorageBackend,
-        key: str,
-        options: Mapping[str, str],
-        target: pa.Schema,
-        sink: ErrorSink,
-        case_sensitive: bool,
-        defaults: Mapping[str, pa.Scalar],
-    ) -> None:
-        self.backend, self.key, self.target, self.sink = backend, key, target, sink
-        self.codec = compression_codec(options, key)
-        self.case_sensitive = case_sensitive
+    def __init__(self, file: FileRead) -> None:
+        self.file, self.target = file, file.target
+        options = file.options
+        self.codec = compression_codec(options, file.key)
+        self.case_sensitive = file.case_sensitive
         self.missing = choice_option(options, "MISSING_FIELD_AS", "ERROR", MISSING_FIELD_CHOICES)
         null_field = choice_option(options, "NULL_FIELD_AS", "NULL", NULL_FIELD_CHOICES)
         # Python values that stand in for a missing key / an explicit null (FIELD_DEFAULT: the default).
-        values = [_default_value(f, defaults.get(f.name)) for f in target]
+        values = [_default_value(f, file.defaults.get(f.name)) for f in self.target]
         self.missing_values = values if self.missing == "FIELD_DEFAULT" else [None] * len(values)
         self.null_values = values if null_field == "FIELD_DEFAULT" else [None] * len(values)
-        self.keys = [f.name if case_sensitive else f.name.lower() for f in target]
-        self.fast_types = _json_fast_types(target)
+        self.keys = [f.name if self.case_sensitive else f.name.lower() for f in self.target]
+        self.fast_types = _json_fast_types(self.target)
         self.null_if = frozenset(null_if_option(options))  # JSON strings that load as NULL
         self.null_if_array = null_if_array(sorted(self.null_if))
 
     def batches(self) -> Iterator[pa.RecordBatch]:
         line = 1  # the first line of the next block
-        with open_stream(self.backend, self.key, self.codec) as stream:
+        with open_stream(self.file.backend, self.file.key, self.codec) as stream:
             for block in _line_blocks(stream, _JSON_BLOCK_BYTES):
                 fast = self._fast(block) if self.fast_types is not None else None
                 if fast is not None:
@@ -110,8 +100,8 @@ class NdjsonFile:
     def _careful(self, block: bytes, first_line: int) -> Iterator[pa.RecordBatch]:
         text = block.decode("utf-8", errors="replace").split("\n")
         lines = [(n, s) for n, s in enumerate(text, start=first_line) if s.strip()]
-        for start in range(0, len(lines), _CAREFUL_ROWS):
-            batch = emit_chunk(self._chunk(lines[start : start + _CAREFUL_ROWS]), self.target, self.sink)
+        for start in range(0, len(lines), CAREFUL_ROWS):
+            batch = emit_chunk(self._chunk(lines[start : start + CAREFUL_ROWS]), self.target, self.file.sink)
             if batch is not None:
                 yield batch
 
