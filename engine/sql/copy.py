@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 from sqlglot import exp
@@ -73,6 +74,80 @@ def _int(cur: TokenCursor, name: str) -> int:
 def _word(cur: TokenCursor, name: str) -> str:
     cur.expect_type(TokenType.EQ, f"'=' after {name}")
     return cur.option_value().strip("'").upper()
+
+
+def _file_list(cur: TokenCursor, name: str) -> list[str]:
+    cur.expect_type(TokenType.EQ, f"'=' after {name}")
+    cur.expect_type(TokenType.L_PAREN, f"'(' after {name} =")
+    files = []
+    while not cur.accept_type(TokenType.R_PAREN):
+        files.append(cur.string("a quoted file name"))
+        cur.accept_type(TokenType.COMMA)
+    return files
+
+
+def _pattern(cur: TokenCursor, name: str) -> str:
+    cur.expect_type(TokenType.EQ, f"'=' after {name}")
+    return cur.string("PATTERN as a quoted regular expression")
+
+
+def _max_files(cur: TokenCursor, name: str) -> int:
+    value = _int(cur, name)
+    if not 0 < value < MAX_FILES_LIMIT:
+        raise StatementRejected(f"MAX_FILES must be between 1 and {MAX_FILES_LIMIT - 1}")
+    return value
+
+
+def _column_match_mode(cur: TokenCursor, name: str) -> str:
+    value = _word(cur, name)
+    if value not in ("CASE_SENSITIVE", "CASE_INSENSITIVE"):
+        raise StatementRejected("COLUMN_MATCH_MODE must be one of CASE_SENSITIVE | CASE_INSENSITIVE")
+    return value
+
+
+def _validation_mode(cur: TokenCursor, name: str) -> str:
+    value = _word(cur, name)
+    if not _VALIDATION_RE.match(value):
+        raise StatementRejected("VALIDATION_MODE must be RETURN_ERRORS, RETURN_ALL_ERRORS or RETURN_<n>_ROWS")
+    return value
+
+
+_OptionReader = Callable[[TokenCursor, str], object]
+# How each option's value is read; it sets the field of its name in lower case. Each reader checks
+# the value as it reads it, so the first bad option is the one reported.
+_LOAD_OPTIONS: dict[str, _OptionReader] = {
+    "FILES": _file_list,
+    "PATTERN": _pattern,
+    "FILE_FORMAT": parse_options_list,
+    "ON_ERROR": _word,
+    "MAX_FILES": _max_files,
+    "SIZE_LIMIT": _int,
+    "COLUMN_MATCH_MODE": _column_match_mode,
+    "VALIDATION_MODE": _validation_mode,
+    **dict.fromkeys(("PURGE", "FORCE", "RETURN_FAILED_ONLY"), _bool),
+}
+_UNLOAD_OPTIONS: dict[str, _OptionReader] = {
+    "FILE_FORMAT": parse_options_list,
+    "MAX_FILE_SIZE": _int,
+    **dict.fromkeys(("SINGLE", "OVERWRITE", "USE_RAW_PATH", "INCLUDE_QUERY_ID", "DETAILED_OUTPUT"), _bool),
+}
+_UNLOAD_UNSUPPORTED = ("PARTITION", "VALIDATION_MODE")
+
+
+def _read_options(
+    cur: TokenCursor,
+    into: CopyIntoTable | CopyIntoStage,
+    options: Mapping[str, _OptionReader],
+    unsupported: tuple[str, ...] = (),
+) -> None:
+    """Read ``NAME = value`` options to the end of the statement into the fields of ``into``."""
+    while not cur.at_end():
+        name = cur.identifier("a COPY option").upper()
+        if name in unsupported:
+            raise StatementRejected(f"COPY INTO @stage option {name} is not supported")
+        if name not in options:
+            raise StatementRejected(f"Unknown COPY option: {name}")
+        setattr(into, name.lower(), options[name](cur, name))
 
 
 def _qualified_name(cur: TokenCursor) -> list[str]:
@@ -158,46 +233,7 @@ def transform_stage(sql: str) -> str:
 
 
 def _load_options(cur: TokenCursor, load: CopyIntoTable) -> None:
-    while not cur.at_end():
-        name = cur.identifier("a COPY option").upper()
-        if name == "FILES":
-            cur.expect_type(TokenType.EQ, "'=' after FILES")
-            cur.expect_type(TokenType.L_PAREN, "'(' after FILES =")
-            load.files = []
-            while not cur.accept_type(TokenType.R_PAREN):
-                load.files.append(cur.string("a quoted file name"))
-                cur.accept_type(TokenType.COMMA)
-        elif name == "PATTERN":
-            cur.expect_type(TokenType.EQ, "'=' after PATTERN")
-            load.pattern = cur.string("PATTERN as a quoted regular expression")
-        elif name == "FILE_FORMAT":
-            load.file_format = parse_options_list(cur, "FILE_FORMAT")
-        elif name == "ON_ERROR":
-            load.on_error = _word(cur, name)
-        elif name == "MAX_FILES":
-            load.max_files = _int(cur, name)
-            if not 0 < load.max_files < MAX_FILES_LIMIT:
-                raise StatementRejected(f"MAX_FILES must be between 1 and {MAX_FILES_LIMIT - 1}")
-        elif name == "SIZE_LIMIT":
-            load.size_limit = _int(cur, name)
-        elif name == "PURGE":
-            load.purge = _bool(cur, name)
-        elif name == "FORCE":
-            load.force = _bool(cur, name)
-        elif name == "RETURN_FAILED_ONLY":
-            load.return_failed_only = _bool(cur, name)
-        elif name == "COLUMN_MATCH_MODE":
-            load.column_match_mode = _word(cur, name)
-            if load.column_match_mode not in ("CASE_SENSITIVE", "CASE_INSENSITIVE"):
-                raise StatementRejected("COLUMN_MATCH_MODE must be one of CASE_SENSITIVE | CASE_INSENSITIVE")
-        elif name == "VALIDATION_MODE":
-            load.validation_mode = _word(cur, name)
-            if not _VALIDATION_RE.match(load.validation_mode):
-                raise StatementRejected(
-                    "VALIDATION_MODE must be RETURN_ERRORS, RETURN_ALL_ERRORS or RETURN_<n>_ROWS"
-                )
-        else:
-            raise StatementRejected(f"Unknown COPY option: {name}")
+    _read_options(cur, load, _LOAD_OPTIONS)
     if load.file_format and "FORMAT_NAME" not in load.file_format:
         load.file_format = normalize_format_options(load.file_format)
     elif load.file_format:
@@ -213,26 +249,7 @@ def _unload(cur: TokenCursor) -> CopyIntoStage:
         unload = CopyIntoStage(target=target, source_table=None, source_query=_parenthesised_sql(cur))
     else:
         unload = CopyIntoStage(target=target, source_table=_qualified_name(cur), source_query=None)
-    while not cur.at_end():
-        name = cur.identifier("a COPY option").upper()
-        if name == "FILE_FORMAT":
-            unload.file_format = parse_options_list(cur, "FILE_FORMAT")
-        elif name == "SINGLE":
-            unload.single = _bool(cur, name)
-        elif name == "MAX_FILE_SIZE":
-            unload.max_file_size = _int(cur, name)
-        elif name == "OVERWRITE":
-            unload.overwrite = _bool(cur, name)
-        elif name == "USE_RAW_PATH":
-            unload.use_raw_path = _bool(cur, name)
-        elif name == "INCLUDE_QUERY_ID":
-            unload.include_query_id = _bool(cur, name)
-        elif name == "DETAILED_OUTPUT":
-            unload.detailed_output = _bool(cur, name)
-        elif name in ("PARTITION", "VALIDATION_MODE"):
-            raise StatementRejected(f"COPY INTO @stage option {name} is not supported")
-        else:
-            raise StatementRejected(f"Unknown COPY option: {name}")
+    _read_options(cur, unload, _UNLOAD_OPTIONS, unsupported=_UNLOAD_UNSUPPORTED)
     if unload.file_format and "FORMAT_NAME" not in unload.file_format:
         unload.file_format = normalize_format_options(unload.file_format)
     return unload
