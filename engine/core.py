@@ -36,6 +36,7 @@ class Engine:
         self.db = Database(config)
         self.users = UserDirectory(self.db)
         self.stage_catalog = StageCatalog(self.db)
+        self.authorizer = self.stage_catalog.authorizer  # roles and grants (engine.catalog.authorizer)
         self.file_formats = FileFormats(self.db)
         self.load_history = LoadHistory(config.load_history_retention_days)
         self.stages = StageAccess(

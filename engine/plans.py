@@ -19,6 +19,7 @@ from engine.results import Result
 if TYPE_CHECKING:
     import duckdb
 
+    from engine.catalog.authorizer import Authorizer
     from engine.catalog.database import Database
     from engine.catalog.file_formats import FileFormats
     from engine.catalog.load_history import LoadHistory
@@ -40,6 +41,7 @@ class EngineServices(Protocol):
     stages: StageAccess
     file_formats: FileFormats
     load_history: LoadHistory
+    authorizer: Authorizer
 
     def on_password_changed(self, name: str) -> None: ...
 
@@ -56,6 +58,8 @@ class RunContext(Protocol):
     engine: EngineServices
     user: str
     is_admin: bool
+    current_role: str | None  # SET ROLE (the user's default role at connect)
+    secondary_roles_all: bool  # SET SECONDARY ROLES ALL (default) | NONE
     in_transaction: bool
 
     def resolve_stage(self, ref: str, privilege: StagePrivilege) -> ResolvedStage: ...

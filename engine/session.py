@@ -46,6 +46,8 @@ class Session:
         self.engine = engine
         self.user = user
         self.is_admin = engine.users.is_admin(user)
+        self.current_role: str | None = engine.users.default_role(user)  # SET ROLE changes it
+        self.secondary_roles_all = True  # SET SECONDARY ROLES ALL | NONE
         self.cursor = engine.db.cursor()
         # Held while a statement runs or a streamed result is open on the cursor. A plain Lock
         # because DoGet (another thread) releases what GetFlightInfo acquired.

@@ -1,4 +1,4 @@
-"""The security database: password hashes, grants and presigned-URL generations.
+"""The security database: password hashes, roles, grants, owners and presigned-URL generations.
 
 A DuckDB file of its own (``<data_dir>/security.duckdb``) opened by a separate, locked DuckDB
 instance that never runs user SQL. The user-facing instance has no path to it: the file is not
@@ -29,17 +29,46 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS users (
         name VARCHAR PRIMARY KEY,
         password_hash VARCHAR NOT NULL,
-        is_admin BOOLEAN NOT NULL DEFAULT false,
+        default_role VARCHAR,
         created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
-    """CREATE TABLE IF NOT EXISTS stage_grants (
-        stage VARCHAR NOT NULL,
+    # A data dir from before roles has users without default_role (and with is_admin: see
+    # migrate_privileges).
+    "ALTER TABLE users ADD COLUMN IF NOT EXISTS default_role VARCHAR",
+    """CREATE TABLE IF NOT EXISTS roles (
+        name VARCHAR PRIMARY KEY,
+        comment VARCHAR,
+        created_by VARCHAR,
+        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
+    # user -> role and role -> role (the hierarchy); `public` is every user's without a row.
+    """CREATE TABLE IF NOT EXISTS role_grants (
+        role VARCHAR NOT NULL,
+        grantee_kind VARCHAR NOT NULL,
         grantee VARCHAR NOT NULL,
+        granted_by VARCHAR,
+        PRIMARY KEY (role, grantee_kind, grantee))""",
+    # object_kind: global (object_id '*'), schema (its name, lower case), table (its uuid), stage.
+    """CREATE TABLE IF NOT EXISTS object_grants (
+        object_kind VARCHAR NOT NULL,
+        object_id VARCHAR NOT NULL,
         privilege VARCHAR NOT NULL,
-        PRIMARY KEY (stage, grantee, privilege))""",
-    """CREATE TABLE IF NOT EXISTS global_grants (
+        grantee_kind VARCHAR NOT NULL,
         grantee VARCHAR NOT NULL,
-        privilege VARCHAR NOT NULL,
-        PRIMARY KEY (grantee, privilege))""",
+        granted_by VARCHAR,
+        PRIMARY KEY (object_kind, object_id, privilege, grantee_kind, grantee))""",
+    # Transferred ownership (GRANT OWNERSHIP); without a row, the creator the main database
+    # records owns the object (root for objects from before owners were recorded).
+    """CREATE TABLE IF NOT EXISTS owners (
+        object_kind VARCHAR NOT NULL,
+        object_id VARCHAR NOT NULL,
+        owner_kind VARCHAR NOT NULL,
+        owner VARCHAR NOT NULL,
+        since TIMESTAMPTZ NOT NULL DEFAULT now(),
+        PRIMARY KEY (object_kind, object_id))""",
+    # Bumped in every transaction that changes access: caches of effective privileges key on it.
+    """CREATE TABLE IF NOT EXISTS catalog_version (
+        id BIGINT PRIMARY KEY,
+        version BIGINT NOT NULL)""",
+    "INSERT OR IGNORE INTO catalog_version VALUES (1, 0)",
     # A presigned URL carries the generations of what its authority rests on (user, stage,
     # grant); DROP USER, password changes, REVOKE and DROP STAGE bump them. Rows are never
     # deleted, so a re-created user or stage never gets back an old generation.
@@ -47,6 +76,11 @@ _DDL = [
         scope VARCHAR PRIMARY KEY,
         generation BIGINT NOT NULL)""",
 ]
+
+ACCOUNT_ADMIN = "account_admin"
+PUBLIC_ROLE = "public"
+BUILTIN_ROLES = (ACCOUNT_ADMIN, PUBLIC_ROLE)
+DEFAULT_SCHEMA = "main"
 
 # Tables that older releases kept in the main database's reserved schema, with their columns.
 LEGACY_TABLES: dict[str, str] = {
@@ -64,6 +98,7 @@ class SecurityDatabase:
             self._con.execute(ddl)
         self._cur = self._con.cursor()
         self._lock = threading.RLock()
+        migrate_privileges(self)
 
     @contextmanager
     def cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -99,6 +134,14 @@ class SecurityDatabase:
         found = dict(self.rows(sql, wanted))
         return {scope: int(found.get(scope, 0)) for scope in wanted}
 
+    @staticmethod
+    def bump_version(cur: duckdb.DuckDBPyConnection) -> None:
+        """Access changed (inside the caller's transaction): cached privileges are stale."""
+        cur.execute("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
+
+    def version(self) -> int:
+        return int(self.rows("SELECT version FROM catalog_version WHERE id = 1")[0][0])
+
     def close(self) -> None:
         with self._lock:
             self._cur.close()
@@ -126,10 +169,10 @@ def move_legacy_rows(main: duckdb.DuckDBPyConnection, schema: str, security: Sec
         for table in legacy:
             columns = LEGACY_TABLES[table]
             rows = main.execute(f"SELECT {columns} FROM {schema}.{table}").fetchall()
-            placeholders = ", ".join("?" for _ in columns.split(","))
             for row in rows:
-                cur.execute(f"INSERT OR IGNORE INTO {table} ({columns}) VALUES ({placeholders})", list(row))
+                _insert_legacy(cur, table, row)
             log.info("moved %d row(s) of %s.%s into the security database", len(rows), schema, table)
+        security.bump_version(cur)
     main.execute("BEGIN TRANSACTION")
     for table in legacy:
         main.execute(f"DROP TABLE {schema}.{table}")
@@ -137,3 +180,84 @@ def move_legacy_rows(main: duckdb.DuckDBPyConnection, schema: str, security: Sec
     # Rewrites the file without the dropped tables' blocks and empties the WAL that held them.
     main.execute("CHECKPOINT")
     return True
+
+
+def _insert_legacy(cur: duckdb.DuckDBPyConnection, table: str, row: tuple[Any, ...]) -> None:
+    """One row of an old table, in the form it has here now (rows already here are kept)."""
+    if table == "users":
+        name, password_hash, is_admin, created_on = row
+        cur.execute(
+            "INSERT OR IGNORE INTO users (name, password_hash, created_on) VALUES (?, ?, ?)",
+            [name, password_hash, created_on],
+        )
+        if is_admin:
+            cur.execute(_GRANT_ROLE, [ACCOUNT_ADMIN, name])
+    elif table == "stage_grants":
+        cur.execute(_GRANT_ON, ["stage", row[0], row[2], row[1]])
+    elif table == "global_grants":
+        cur.execute(_GRANT_ON, ["global", "*", row[1], row[0]])
+
+
+_GRANT_ROLE = "INSERT OR IGNORE INTO role_grants VALUES (?, 'user', ?, 'root')"
+_GRANT_ON = "INSERT OR IGNORE INTO object_grants VALUES (?, ?, ?, 'user', ?, 'root')"
+
+
+def _columns(cur: duckdb.DuckDBPyConnection, table: str) -> set[str]:
+    rows = cur.execute(
+        "SELECT column_name FROM duckdb_columns() WHERE database_name = current_database() "
+        "AND table_name = ?",
+        [table],
+    ).fetchall()
+    return {r[0] for r in rows}
+
+
+def migrate_privileges(security: SecurityDatabase) -> None:
+    """Bring a security database from before roles to the privilege tables, at every start.
+
+    stage_grants -> object_grants('stage'), global_grants -> object_grants('global', '*'),
+    users.is_admin -> membership of account_admin; the built-in roles and public's USAGE and
+    CREATE on ``main`` are seeded once. Copy first, then drop, each step in its own transaction
+    after the copy: a crash in between leaves both, and the next start copies again (rows already
+    here are kept) and drops. Idempotent.
+    """
+    with security.transaction() as cur:
+        present = {
+            r[0]
+            for r in cur.execute(
+                "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
+            ).fetchall()
+        }
+        seeded = cur.execute("SELECT count(*) FROM roles").fetchall()[0][0] > 0
+        for role in BUILTIN_ROLES:
+            cur.execute(
+                "INSERT OR IGNORE INTO roles (name, comment, created_by) VALUES (?, 'built-in', 'root')",
+                [role],
+            )
+        if not seeded:
+            for privilege in ("USAGE", "CREATE"):
+                cur.execute(
+                    "INSERT OR IGNORE INTO object_grants VALUES ('schema', ?, ?, 'role', ?, 'root')",
+                    [DEFAULT_SCHEMA, privilege, PUBLIC_ROLE],
+                )
+        if "stage_grants" in present:
+            for stage, grantee, privilege in cur.execute(
+                "SELECT stage, grantee, privilege FROM stage_grants"
+            ).fetchall():
+                cur.execute(_GRANT_ON, ["stage", stage, privilege, grantee])
+        if "global_grants" in present:
+            for grantee, privilege in cur.execute("SELECT grantee, privilege FROM global_grants").fetchall():
+                cur.execute(_GRANT_ON, ["global", "*", privilege, grantee])
+        had_admin_flag = "is_admin" in _columns(cur, "users")
+        if had_admin_flag:
+            for (name,) in cur.execute("SELECT name FROM users WHERE is_admin").fetchall():
+                cur.execute(_GRANT_ROLE, [ACCOUNT_ADMIN, name])
+        security.bump_version(cur)
+    # The copies are committed: the old forms go.
+    with security.cursor() as cur:
+        for table in ("stage_grants", "global_grants"):
+            if table in present:
+                cur.execute(f"DROP TABLE {table}")
+                log.info("moved %s into object_grants", table)
+        if had_admin_flag:
+            cur.execute("ALTER TABLE users DROP COLUMN is_admin")
+            log.info("moved users.is_admin into the account_admin role")

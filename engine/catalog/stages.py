@@ -1,4 +1,5 @@
-"""Named stages (the main database's reserved schema) and stage privileges (the security database).
+"""Named stages (the main database's reserved schema) and stage privileges (the security database's
+``object_grants`` rows of kind ``stage``, to users or roles).
 
 The user stage ``@~`` is never stored: it is built in memory for the calling user. An external
 stage's CONNECTION is stored sealed with the server key (engine.catalog.secrets_box).
@@ -20,8 +21,10 @@ from typing import Any
 
 import duckdb
 
+from engine.catalog.authorizer import Authorizer
 from engine.catalog.database import CATALOG_SCHEMA, Database, first_row
 from engine.catalog.presign_binding import grant_scope, stage_scope
+from engine.catalog.privileges import GLOBAL, STAGE, USER, Principal, PrivilegeStore
 from engine.catalog.secrets_box import CannotDecrypt, SecretBox
 from engine.errors import ObjectAlreadyExists, PermissionDenied
 from engine.external import UnreadableCredentials
@@ -30,7 +33,6 @@ from stages.model import Stage, StageKind
 
 log = logging.getLogger("stageflight")
 
-_GRANT_MATCH = "stage = ? AND grantee = ? AND privilege = ?"
 _COLUMNS = "name, kind, url, file_format, connection, comment, creator, created_on"
 
 
@@ -54,6 +56,8 @@ class StageCatalog:
     def __init__(self, db: Database) -> None:
         self._db = db
         self._box = db.secret_box
+        self.privileges = PrivilegeStore(db.security)
+        self.authorizer = Authorizer(self.privileges)
         self._seal_plaintext_connections()
 
     def _seal_plaintext_connections(self) -> None:
@@ -182,34 +186,48 @@ class StageCatalog:
         with security.transaction() as cur:
             security.bump(cur, stage_scope(name))
             if not keep_grants:
-                cur.execute("DELETE FROM stage_grants WHERE stage = ?", [name])
+                self.privileges.forget_object(cur, STAGE, name)
 
     # -- privileges ------------------------------------------------------------------
-    def grant(self, stage: str, grantee: str, privileges: Sequence[StagePrivilege]) -> None:
-        with self._db.security.transaction() as cur:
-            for privilege in privileges:
-                cur.execute(
-                    "INSERT OR IGNORE INTO stage_grants VALUES (?, ?, ?)", [stage, grantee, str(privilege)]
-                )
+    def grant(
+        self,
+        stage: str,
+        grantee: Principal | str,
+        privileges: Sequence[StagePrivilege],
+        granted_by: str = "root",
+    ) -> None:
+        who = _principal(grantee)
+        self.privileges.grant(STAGE, stage, [str(p) for p in privileges], who, granted_by)
 
-    def revoke(self, stage: str, grantee: str, privileges: Sequence[StagePrivilege]) -> None:
+    def revoke(self, stage: str, grantee: Principal | str, privileges: Sequence[StagePrivilege]) -> None:
+        who = _principal(grantee)
+        # URLs the grantee got through this grant end with it: for a role, those of every user
+        # holding the role.
+        users = [who] if who.kind == USER else self.privileges.members(who.name)
         security = self._db.security
         with security.transaction() as cur:
             for privilege in privileges:
-                # URLs the grantee got through this grant end with it.
-                security.bump(cur, grant_scope(stage, grantee, str(privilege)))
-                cur.execute(
-                    f"DELETE FROM stage_grants WHERE {_GRANT_MATCH}", [stage, grantee, str(privilege)]
-                )
+                for user in users:
+                    security.bump(cur, grant_scope(stage, user.name, str(privilege)))
+            self.privileges.revoke(STAGE, stage, [str(p) for p in privileges], who, cur)
+
+    def end_urls_of(self, users: Sequence[Principal]) -> None:
+        """Roles left ``users`` (REVOKE ROLE, DROP ROLE): their URLs for named stages resting on
+        a grant end (re-presigning is cheap; a URL resting on a grant still held is issued again)."""
+        names = [u.name for u in users if u.kind == USER]
+        if not names:
+            return
+        stages = [s.name for s in self.list()]
+        security = self._db.security
+        with security.transaction() as cur:
+            for stage in stages:
+                for user in names:
+                    for privilege in StagePrivilege:
+                        security.bump(cur, grant_scope(stage, user, str(privilege)))
 
     def has_privilege(self, stage: Stage, user: str, privilege: StagePrivilege) -> bool:
-        if stage.creator == user:
-            return True
-        with self._db.security.cursor() as cur:
-            row = first_row(
-                cur, f"SELECT 1 FROM stage_grants WHERE {_GRANT_MATCH}", [stage.name, user, str(privilege)]
-            )
-        return row is not None
+        principals = self.authorizer.principals(user)
+        return self.authorizer.allows_stage(principals, stage.name, str(privilege), stage.creator)
 
     def require(self, stage: Stage, user: str, is_admin: bool, privilege: StagePrivilege) -> None:
         if is_admin or self.has_privilege(stage, user, privilege):
@@ -219,23 +237,21 @@ class StageCatalog:
             f"for user {user}"
         )
 
-    def grant_global(self, grantee: str, privilege: str) -> None:
-        with self._db.security.cursor() as cur:
-            cur.execute("INSERT OR IGNORE INTO global_grants VALUES (?, ?)", [grantee, privilege])
+    def grant_global(self, grantee: Principal | str, privilege: str, granted_by: str = "root") -> None:
+        self.privileges.grant(GLOBAL, "*", [privilege], _principal(grantee), granted_by)
 
-    def revoke_global(self, grantee: str, privilege: str) -> None:
-        with self._db.security.cursor() as cur:
-            cur.execute("DELETE FROM global_grants WHERE grantee = ? AND privilege = ?", [grantee, privilege])
+    def revoke_global(self, grantee: Principal | str, privilege: str) -> None:
+        self.privileges.revoke(GLOBAL, "*", [privilege], _principal(grantee))
 
     def has_global(self, grantee: str, privilege: str) -> bool:
-        with self._db.security.cursor() as cur:
-            row = first_row(
-                cur, "SELECT 1 FROM global_grants WHERE grantee = ? AND privilege = ?", [grantee, privilege]
-            )
-        return row is not None
+        """Whether user ``grantee`` holds a global privilege, directly or through a role."""
+        return self.authorizer.allows_global(self.authorizer.principals(grantee), privilege)
 
     def forget_user(self, user: str) -> None:
         """Grants of a dropped user (DROP USER already removed them with the user; kept for callers)."""
         with self._db.security.transaction() as cur:
-            cur.execute("DELETE FROM stage_grants WHERE grantee = ?", [user])
-            cur.execute("DELETE FROM global_grants WHERE grantee = ?", [user])
+            self.privileges.forget_user(cur, user)
+
+
+def _principal(grantee: Principal | str) -> Principal:
+    return grantee if isinstance(grantee, Principal) else Principal(USER, grantee)

@@ -64,3 +64,46 @@ def table_for_stage(run: RunSQL, schema: str | None, table: str) -> tuple[str, s
     """
     info = find_table(run, schema, table, temporary=False)
     return None if info is None else (info.schema, info.table, info.owner)
+
+
+@dataclass(frozen=True)
+class TableIdentity:
+    """A table as grants name it: its uuid (None before one was recorded) and recorded owner."""
+
+    schema: str
+    table: str
+    table_id: str | None
+    owner: str  # root for tables created before owners were recorded
+
+
+def table_identity(run: RunSQL, schema: str | None, table: str) -> TableIdentity | None:
+    """The uuid and owner of the (non-temporary) table ``[schema.]table`` means in this session.
+
+    ``run`` is the session's, as for :func:`find_table`. A transferred ownership (GRANT
+    OWNERSHIP, kept in the security database) is the authorizer's to apply on top.
+    """
+    info = find_table(run, schema, table, temporary=False)
+    if info is None:
+        return None
+    rows = run(
+        f"SELECT table_id, owner FROM {OWNERS_TABLE} "
+        "WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)",
+        [info.schema, info.table],
+    )
+    if not rows:
+        return TableIdentity(info.schema, info.table, None, ROOT_OWNER)
+    return TableIdentity(info.schema, info.table, str(rows[0][0]), str(rows[0][1]))
+
+
+def table_names_by_id(run: RunSQL, table_ids: list[str]) -> dict[str, tuple[str, str]]:
+    """table uuid -> (schema, table) for the ids that still name a table row."""
+    if not table_ids:
+        return {}
+    marks = ", ".join("?" for _ in table_ids)
+    rows = run(
+        f"SELECT table_id, schema_name, table_name FROM {OWNERS_TABLE} WHERE table_id IN ({marks})", table_ids
+    )
+    return {str(r[0]): (str(r[1]), str(r[2])) for r in rows}
+
+
+ROOT_OWNER = "root"

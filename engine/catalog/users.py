@@ -9,6 +9,7 @@ import pyarrow as pa
 from engine.catalog import passwords
 from engine.catalog.database import Database, first_row
 from engine.catalog.presign_binding import user_scope
+from engine.catalog.privileges import ACCOUNT_ADMIN, USER, Principal, PrivilegeStore
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
 
 # User names become storage path segments (stage/user/<name>/): the stage layer's rule.
@@ -20,6 +21,7 @@ USERS_SCHEMA = pa.schema(
     [
         pa.field("name", pa.string(), nullable=False),
         pa.field("is_admin", pa.bool_(), nullable=False),
+        pa.field("default_role", pa.string()),
         pa.field("created_on", pa.timestamp("us", tz="UTC"), nullable=False),
     ]
 )
@@ -36,6 +38,7 @@ def check_user_name(name: str) -> str:
 class UserDirectory:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._privileges = PrivilegeStore(db.security)
         self._on_drop: list[Callable[[str], None]] = []
 
     def on_drop(self, hook: Callable[[str], None]) -> None:
@@ -51,9 +54,24 @@ class UserDirectory:
         return self._hash_of(name) is not None
 
     def is_admin(self, name: str) -> bool:
+        """Root, or a user holding account_admin (directly or through other roles)."""
+        if name == ROOT_USER:
+            return True
+        return self.exists(name) and self._privileges.is_member(name, ACCOUNT_ADMIN)
+
+    def default_role(self, name: str) -> str | None:
         with self._db.security.cursor() as cur:
-            row = first_row(cur, "SELECT is_admin FROM users WHERE name = ?", [name])
-        return bool(row and row[0])
+            row = first_row(cur, "SELECT default_role FROM users WHERE name = ?", [name])
+        return None if row is None or row[0] is None else str(row[0])
+
+    def set_default_role(self, name: str, role: str | None) -> None:
+        if not self.exists(name):
+            raise ObjectNotFound(f"User does not exist: {name}")
+        if role is not None:
+            self._privileges.require_role(role)
+        with self._db.security.transaction() as cur:
+            cur.execute("UPDATE users SET default_role = ? WHERE name = ?", [role, name])
+            self._db.security.bump_version(cur)
 
     def authenticate(self, name: str, password: str) -> bool:
         return passwords.verify_password(password, self._hash_of(name))
@@ -76,12 +94,13 @@ class UserDirectory:
             # Grants left by a DROP USER that raced a GRANT must not pass to the new user, nor
             # presigned URLs issued to the old one (its generation moves on).
             self._db.security.bump(cur, user_scope(name))
-            cur.execute("DELETE FROM stage_grants WHERE grantee = ?", [name])
-            cur.execute("DELETE FROM global_grants WHERE grantee = ?", [name])
-            cur.execute(
-                "INSERT INTO users (name, password_hash, is_admin) VALUES (?, ?, ?)",
-                [name, password_hash, is_admin],
-            )
+            self._privileges.forget_user(cur, name)
+            cur.execute("INSERT INTO users (name, password_hash) VALUES (?, ?)", [name, password_hash])
+            if is_admin:
+                cur.execute(
+                    "INSERT OR IGNORE INTO role_grants VALUES (?, ?, ?, ?)",
+                    [ACCOUNT_ADMIN, USER, name, ROOT_USER],
+                )
 
     def _set_hash(self, name: str, password_hash: str) -> None:
         with self._db.security.transaction() as cur:
@@ -109,18 +128,27 @@ class UserDirectory:
             if if_exists:
                 return
             raise ObjectNotFound(f"User does not exist: {name}")
-        # One transaction of the security database: the user's grants go with the user, and the
-        # URLs it was issued stop working.
+        # One transaction of the security database: the user's grants and role memberships go
+        # with the user, what it owned there passes to root, and the URLs it was issued stop working.
         with self._db.security.transaction() as cur:
             self._db.security.bump(cur, user_scope(name))
-            cur.execute("DELETE FROM stage_grants WHERE grantee = ?", [name])
-            cur.execute("DELETE FROM global_grants WHERE grantee = ?", [name])
+            self._privileges.forget_user(cur, name)
             cur.execute("DELETE FROM users WHERE name = ?", [name])
         for hook in self._on_drop:
             hook(name)
 
     def list(self) -> pa.Table:
-        rows = self._db.security.rows("SELECT name, is_admin, created_on FROM users ORDER BY name")
+        rows = self._db.security.rows("SELECT name, default_role, created_on FROM users ORDER BY name")
+        admins = {p.name for p in self._privileges.members(ACCOUNT_ADMIN)} | {ROOT_USER}
         return pa.Table.from_pylist(
-            [{"name": r[0], "is_admin": r[1], "created_on": r[2]} for r in rows], schema=USERS_SCHEMA
+            [
+                {"name": r[0], "is_admin": r[0] in admins, "default_role": r[1], "created_on": r[2]}
+                for r in rows
+            ],
+            schema=USERS_SCHEMA,
         )
+
+    def principal(self, name: str) -> Principal:
+        if not self.exists(name):
+            raise ObjectNotFound(f"User does not exist: {name}")
+        return Principal(USER, name)

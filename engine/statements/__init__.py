@@ -18,7 +18,9 @@ from engine.sql.tokens import first_word, tokenize, tokens_reused
 from engine.statements.copy_into_stage import plan_copy_into_stage
 from engine.statements.copy_into_table import plan_copy_into_table
 from engine.statements.file_formats import plan_file_format_statement
+from engine.statements.grants import plan_grant_statement
 from engine.statements.query import plan_query
+from engine.statements.roles import plan_role_statement
 from engine.statements.stages import plan_stage_statement
 from engine.statements.users import plan_user_statement
 
@@ -40,6 +42,7 @@ _SPECIAL_FIRST_WORDS = {
     "REVOKE",
     "VACUUM",
     "COPY",
+    "SET",  # SET ROLE, SET SECONDARY ROLES (any other SET goes on to the SQL allowlist)
 }
 
 
@@ -75,7 +78,14 @@ def plan_statements(sql: str) -> list[Plan]:
 
 
 def _plan_special(sql: str) -> Plan | None:
-    for parse in (plan_user_statement, plan_stage_statement, plan_file_format_statement):
+    parsers = (
+        plan_user_statement,
+        plan_stage_statement,
+        plan_file_format_statement,
+        plan_role_statement,
+        plan_grant_statement,
+    )
+    for parse in parsers:
         special = parse(sql)
         if special is not None:
             return special

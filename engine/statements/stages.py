@@ -7,14 +7,16 @@ import json
 import pyarrow as pa
 from sqlglot.tokens import TokenType
 
+from engine.catalog.privileges import USER
 from engine.catalog.stages import StagePrivilege
-from engine.catalog.users import check_user_name
 from engine.errors import PermissionDenied, StatementRejected
 from engine.external import check_endpoint, check_url, normalize_connection, storage_params
 from engine.plans import Plan, RunContext, static_query, static_update
 from engine.sql.options import parse_options_list
 from engine.sql.tokens import TokenCursor
 from engine.stage_access import LIST_SCHEMA, PRESIGN_SCHEMA, require_owner
+from engine.statements.grantees import grantee as parse_grantee
+from engine.statements.grantees import require_grantee
 from stages.formats import normalize_format_options
 from stages.model import Stage, StageKind, external_stage, internal_stage
 from stages.paths import STAGE_NAME_RE, parse_stage_ref
@@ -333,13 +335,13 @@ def _grant(cur: TokenCursor) -> Plan:
             while cur.peek() is not None and not cur.is_word("TO", "FROM"):
                 cur.advance()
         cur.expect("TO" if granting else "FROM")
-        cur.accept("USER")
-        grantee = check_user_name(cur.identifier("a user name"))
+        grantee = parse_grantee(cur)
         cur.finish()
 
         def global_action(session: RunContext) -> None:
             if not session.is_admin:
                 raise PermissionDenied("Permission denied: only root may grant CREATE STAGE")
+            require_grantee(session, grantee)
             catalog = session.engine.stage_catalog
             if granting:
                 catalog.grant_global(grantee, CREATE_STAGE_PRIVILEGE)
@@ -362,18 +364,18 @@ def _grant(cur: TokenCursor) -> Plan:
     cur.expect("ON", "STAGE")
     name = _stage_name(cur, "granted")
     cur.expect("TO" if granting else "FROM")
-    cur.accept("USER")
-    grantee = check_user_name(cur.identifier("a user name"))
+    grantee = parse_grantee(cur)
     cur.finish()
 
     def action(session: RunContext) -> None:
         engine = session.engine
         stage = engine.stage_catalog.get(name)
         require_owner(stage, session.user, session.is_admin, "grant privileges on")
-        if not engine.users.exists(grantee):
-            raise StatementRejected(f"User does not exist: {grantee}")
+        if grantee.kind == USER and not engine.users.exists(grantee.name):
+            raise StatementRejected(f"User does not exist: {grantee.name}")
+        require_grantee(session, grantee)
         if granting:
-            engine.stage_catalog.grant(name, grantee, privileges)
+            engine.stage_catalog.grant(name, grantee, privileges, session.user)
         else:
             engine.stage_catalog.revoke(name, grantee, privileges)
 

@@ -1,13 +1,19 @@
-"""User management statements: CREATE/ALTER/DROP USER, SHOW USERS (root only)."""
+"""User management statements: CREATE/ALTER/DROP USER, SHOW USERS (root only).
+
+User names may be written bare, double-quoted, single-quoted or as ``'name'@'%'`` (Databend's
+form): engine.statements.grantees reads them all.
+"""
 
 from __future__ import annotations
 
 import pyarrow as pa
+from sqlglot.tokens import TokenType
 
-from engine.catalog.users import USERS_SCHEMA, check_user_name
+from engine.catalog.users import USERS_SCHEMA
 from engine.errors import PermissionDenied
 from engine.plans import Plan, RunContext, static_query, static_update
 from engine.sql.tokens import TokenCursor
+from engine.statements.grantees import role_name, user_name
 
 
 def _require_admin(session: RunContext, what: str) -> None:
@@ -44,7 +50,7 @@ def _password_clause(cur: TokenCursor) -> str:
 
 def _create_user(cur: TokenCursor) -> Plan:
     if_not_exists = cur.accept("IF", "NOT", "EXISTS")
-    name = check_user_name(cur.identifier("a user name"))
+    name = user_name(cur)
     password = _password_clause(cur)
     cur.finish()
 
@@ -56,7 +62,9 @@ def _create_user(cur: TokenCursor) -> Plan:
 
 
 def _alter_user(cur: TokenCursor) -> Plan:
-    name = check_user_name(cur.identifier("a user name"))
+    name = user_name(cur)
+    if cur.accept("WITH"):
+        return _alter_default_role(cur, name)
     password = _password_clause(cur)
     cur.finish()
 
@@ -69,9 +77,24 @@ def _alter_user(cur: TokenCursor) -> Plan:
     return static_update(action)
 
 
+def _alter_default_role(cur: TokenCursor, name: str) -> Plan:
+    """``ALTER USER u WITH DEFAULT_ROLE = 'r'`` (Databend): the role new sessions of u start in."""
+    cur.expect("DEFAULT_ROLE")
+    cur.expect_type(TokenType.EQ, "'=' after DEFAULT_ROLE")
+    role = role_name(cur, "the default role's name")
+    cur.finish()
+
+    def action(session: RunContext) -> None:
+        if name != session.user:
+            _require_admin(session, "ALTER USER of another user")
+        session.engine.users.set_default_role(name, role)
+
+    return static_update(action)
+
+
 def _drop_user(cur: TokenCursor) -> Plan:
     if_exists = cur.accept("IF", "EXISTS")
-    name = check_user_name(cur.identifier("a user name"))
+    name = user_name(cur)
     cur.finish()
 
     def action(session: RunContext) -> None:
