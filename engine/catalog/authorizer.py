@@ -161,6 +161,12 @@ class Authorizer:
         if not self.allows_table(principals, schema, table, privilege, owner):
             raise PermissionDenied(f"Permission denied: {privilege} on {schema}.{table_name or table}")
 
+    def table_owner(self, table_id: str | None, recorded: str | None) -> Principal:
+        """A table's owner: a transferred ownership (GRANT OWNERSHIP) if any, else the recorded
+        creator (engine.catalog.table_owners.table_identity; None: root)."""
+        transferred = self.store.owner(TABLE, table_id) if table_id else None
+        return transferred or owner_principal(recorded)
+
     def schema_owner(self, schema: str) -> Principal:
         return self.store.owner(SCHEMA, schema.lower()) or ROOT
 

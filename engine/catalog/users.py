@@ -21,7 +21,6 @@ USERS_SCHEMA = pa.schema(
     [
         pa.field("name", pa.string(), nullable=False),
         pa.field("is_admin", pa.bool_(), nullable=False),
-        pa.field("default_role", pa.string()),
         pa.field("created_on", pa.timestamp("us", tz="UTC"), nullable=False),
     ]
 )
@@ -138,13 +137,10 @@ class UserDirectory:
             hook(name)
 
     def list(self) -> pa.Table:
-        rows = self._db.security.rows("SELECT name, default_role, created_on FROM users ORDER BY name")
+        rows = self._db.security.rows("SELECT name, created_on FROM users ORDER BY name")
         admins = {p.name for p in self._privileges.members(ACCOUNT_ADMIN)} | {ROOT_USER}
         return pa.Table.from_pylist(
-            [
-                {"name": r[0], "is_admin": r[0] in admins, "default_role": r[1], "created_on": r[2]}
-                for r in rows
-            ],
+            [{"name": r[0], "is_admin": r[0] in admins, "created_on": r[1]} for r in rows],
             schema=USERS_SCHEMA,
         )
 

@@ -178,7 +178,7 @@ def resolve_target(session: RunContext, target: Target) -> Resolved:
             f"INSERT INTO {OWNERS_TABLE} (table_id, schema_name, table_name, owner) VALUES (?, ?, ?, ?)",
             [table_id, found.schema, found.table, found.owner],
         )
-    owner = authorizer.store.owner(TABLE, table_id) or owner_principal(found.owner)
+    owner = authorizer.table_owner(table_id, found.owner)
     return Resolved(TABLE, table_id, f"{found.schema}.{found.table}", owner)
 
 
