@@ -125,14 +125,14 @@ class Engine:
                 continue
             try:
                 self.stages.vacuum_user_stages(retention)
-            except Exception:
+            except Exception:  # a background loop is its own boundary: log, keep collecting
                 log.exception("user-stage GC failed")
 
     def _sweep_temp_files(self, min_age_seconds: float) -> None:
         """Delete the hidden temp files of uploads and unloads killed mid-way (kill -9)."""
         try:
             removed = self.stages.storage.sweep_temp_files(min_age_seconds)
-        except Exception:
+        except Exception:  # a background loop is its own boundary: log, try again next round
             log.exception("temp-file sweep of the stage storage failed")
             return
         if removed:

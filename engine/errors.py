@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import duckdb
+import pyarrow as pa
 
 
 class EngineError(Exception):
@@ -53,3 +58,21 @@ def duckdb_error_text(text: str) -> str:
     text = without_traceback(text)
     failed = _FAILED_STREAM.search(text)
     return failed.group(1) if failed is not None else text
+
+
+@contextmanager
+def translated_errors(describe: Callable[[str], str] = duckdb_error_text) -> Iterator[None]:
+    """The engine's one translation of DuckDB and Arrow errors into errors the client reads.
+
+    ``describe`` turns the library's text into the client's message (COPY adds the file name).
+    The original error stays as ``__cause__`` for the server log. An interrupt (client cancel,
+    statement timeout) is a cancellation, wherever it stopped DuckDB. Anything else, such as a
+    TypeError from our own code, passes through to the Flight boundary, which logs it and answers
+    INTERNAL: a programming error must never look like the user's mistake.
+    """
+    try:
+        yield
+    except duckdb.InterruptException as exc:
+        raise QueryCancelled("Query cancelled") from exc
+    except (duckdb.Error, pa.ArrowException) as exc:
+        raise EngineError(describe(str(exc))) from exc

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from engine.catalog.stages import StagePrivilege
 from engine.catalog.table_owners import table_for_stage
-from engine.errors import EngineError, QueryCancelled, SessionBusy, StatementRejected, duckdb_error_text
+from engine.errors import EngineError, SessionBusy, StatementRejected, translated_errors
 from engine.names import quote_ident, reject_reserved
 from engine.plans import EngineServices, Params, Plan
 from engine.results import Result
@@ -52,12 +52,19 @@ class Session:
         # Held while a statement runs or a streamed result is open on the cursor. A plain Lock
         # because DoGet (another thread) releases what GetFlightInfo acquired.
         self._busy = threading.Lock()
+        # The thread inside exclusive() (a COPY, an unload): its nested calls (run_internal, stage
+        # resolution) reuse the lock it holds instead of waiting for themselves.
+        self._holder: int | None = None
+        self._nested = 0
         self.in_transaction = False
         self.closed = False
         self._after_commit: list[Callable[[], object]] = []
 
     # -- exclusivity -----------------------------------------------------------------
     def _acquire(self) -> None:
+        if self._holder == threading.get_ident():
+            self._nested += 1
+            return
         if not self._busy.acquire(timeout=self.engine.config.busy_wait_seconds):
             raise SessionBusy(
                 "Session busy: a large result is still open on this connection; fetch or close it first"
@@ -67,15 +74,24 @@ class Session:
             raise EngineError("Session is closed")
 
     def _release(self) -> None:
+        if self._nested:
+            self._nested -= 1
+            return
         self._busy.release()
 
     @contextmanager
     def exclusive(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        """The session's cursor, held for server-built work (COPY, unload)."""
+        """The session's cursor, held for server-built work (COPY, unload) from start to end."""
+        me = threading.get_ident()
+        if self._holder == me:
+            yield self.cursor
+            return
         self._acquire()
+        self._holder = me
         try:
             yield self.cursor
         finally:
+            self._holder = None
             self._release()
 
     @contextmanager
@@ -115,7 +131,7 @@ class Session:
         for action in actions:
             try:
                 action()
-            except Exception:
+            except Exception:  # the commit stands; a failed clean-up is logged, not the client's error
                 logging.getLogger("stageflight").exception("post-commit action failed")
         self.engine.db.checkpoint_if_due()
 
@@ -212,7 +228,8 @@ class Session:
         """Read a result completely when small; otherwise keep streaming it (session stays busy)."""
         head: list[pa.RecordBatch] = []
         size = 0
-        budget = self.engine.config.read_ahead_bytes
+        # Inside exclusive() the result is read whole: a stream would release the lock elsewhere.
+        budget = self.engine.config.read_ahead_bytes if self._holder is None else float("inf")
         while size < budget:
             try:
                 batch = self._duckdb(reader.read_next_batch)
@@ -223,19 +240,16 @@ class Session:
 
         def rest() -> Iterator[pa.RecordBatch]:
             yield from head
-            yield from reader
+            with translated_errors():
+                yield from reader
 
         return Result(schema=reader.schema, stream=rest(), on_close=self._release)
 
     @staticmethod
     def _duckdb(fn: Callable[[], T]) -> T:
         """Run ``fn`` and turn DuckDB's errors into engine errors with DuckDB's own text."""
-        try:
+        with translated_errors():
             return fn()
-        except duckdb.InterruptException:
-            raise QueryCancelled("Query cancelled") from None
-        except duckdb.Error as exc:
-            raise EngineError(duckdb_error_text(str(exc))) from None
 
     def resolve_stage(self, ref: str, privilege: StagePrivilege) -> ResolvedStage:
         return self.engine.stages.resolve(
@@ -264,7 +278,7 @@ class Session:
         for name in names:
             try:
                 self.cursor.unregister(name)
-            except Exception:  # noqa: S110 - an aborted transaction refuses; the name dies with it
+            except duckdb.Error:  # noqa: S110 - an aborted transaction refuses; the name dies with it
                 pass
 
     def begin(self) -> None:

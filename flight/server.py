@@ -14,6 +14,7 @@ from google.protobuf.message import Message
 
 from engine import (
     Engine,
+    EngineError,
     IfExists,
     IfMissing,
     IngestTarget,
@@ -100,7 +101,7 @@ class StageflightServer(flight.FlightServerBase):
                 for key in self.tokens.purge_expired():
                     self.registry.close(key)
                 self.registry.reap()
-            except Exception:
+            except Exception:  # a background loop is its own boundary: log, keep reaping
                 log.exception("reaper failed")
 
     def _revoke_user(self, user: str, dropped: bool) -> None:
@@ -451,7 +452,7 @@ class StageflightServer(flight.FlightServerBase):
         if wanted:
             try:
                 self._session(context).engine_session.use(wanted.get("catalog"), wanted.get("schema"))
-            except Exception:
+            except EngineError:
                 for key in wanted:
                     result.errors[key].value = cmd.SESSION_OPTION_INVALID_VALUE
         return [result.SerializeToString()]

@@ -200,7 +200,7 @@ class SessionRegistry:
         try:
             if sleeping.catalog is not None:
                 fs.engine_session.use(sleeping.catalog, sleeping.schema)
-        except Exception:  # the schema may have been dropped meanwhile: stay on the default one
+        except EngineError:  # the schema may have been dropped meanwhile: stay on the default one
             log.info("a woken session could not return to %s.%s", sleeping.catalog, sleeping.schema)
         if sleeping.transaction_id is not None:
             fs.engine_session.begin()

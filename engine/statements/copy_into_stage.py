@@ -9,13 +9,12 @@ from collections.abc import Iterator
 import pyarrow as pa
 
 from engine.catalog.stages import StagePrivilege
-from engine.errors import EngineError, StatementRejected
+from engine.errors import StatementRejected, translated_errors
 from engine.names import quote_ident, reject_reserved
 from engine.plans import Params, Plan, RunContext
 from engine.results import Result
 from engine.sql import guard
 from engine.sql.copy import CopyIntoStage
-from stages.errors import StageError
 
 UNLOAD_SCHEMA = pa.schema(
     [
@@ -65,10 +64,8 @@ def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage) -> pa.Table
     writers = 1 if ordered else session.engine.config.threads or os.cpu_count() or 1
     counted = {"rows": 0, "bytes": 0}
     with session.exclusive() as cur:
-        try:
+        with translated_errors():
             source = cur.sql(sql).to_arrow_reader(session.engine.config.batch_rows)
-        except Exception as exc:
-            raise EngineError(str(exc)) from None
 
         def counting() -> Iterator[pa.RecordBatch]:
             for batch in source:
@@ -77,7 +74,7 @@ def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage) -> pa.Table
                 yield batch
 
         reader = pa.RecordBatchReader.from_batches(source.schema, counting())
-        try:
+        with translated_errors():
             files = write_files(
                 reader,
                 resolved.backend,
@@ -92,10 +89,6 @@ def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage) -> pa.Table
                 include_query_id=unload.include_query_id,
                 writers=writers,
             )
-        except StageError:
-            raise
-        except Exception as exc:
-            raise EngineError(str(exc)) from None
     if unload.detailed_output:
         return pa.Table.from_pylist(
             [{"file_name": f.name, "file_size": f.size, "row_count": f.rows} for f in files],

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pyarrow as pa
 
-from engine.errors import EngineError, duckdb_error_text
+from engine.errors import duckdb_error_text
+from stages.errors import StageError
 from stages.storage.base import StagedFile
+
+# What reading a staged file can raise for a reason in the file or its options (not our code).
+READ_ERRORS = (StageError, pa.ArrowException, OverflowError, OSError)
 
 LOAD_SCHEMA = pa.schema(
     [
@@ -52,12 +57,17 @@ def file_row(
     }
 
 
-def load_error(exc: Exception, c: Candidate | None) -> EngineError:
-    text = duckdb_error_text(str(exc))
-    # An abort raised inside the reader reaches us through DuckDB's Arrow scan; keep its own words.
-    marker = "abort after"
-    if marker in text:
-        text = text[text.index(marker) :]
-    elif c is not None and c.name not in text:
-        text = f"{text} (file '{c.name}')"
-    return EngineError(text)
+def load_error_text(c: Candidate | None) -> Callable[[str], str]:
+    """How a failed INSERT of staged rows is worded: the reader's abort, or DuckDB's text plus the file."""
+
+    def describe(text: str) -> str:
+        text = duckdb_error_text(text)
+        # An abort raised inside the reader reaches us through DuckDB's Arrow scan; keep its own words.
+        marker = "abort after"
+        if marker in text:
+            return text[text.index(marker) :]
+        if c is not None and c.name not in text:
+            return f"{text} (file '{c.name}')"
+        return text
+
+    return describe

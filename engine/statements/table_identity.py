@@ -21,7 +21,7 @@ from engine.catalog.database import CATALOG_SCHEMA
 from engine.catalog.load_history import LoadHistory, RunSQL, on_cursor
 from engine.catalog.presign_binding import stage_scope
 from engine.catalog.table_owners import OWNERS_TABLE, find_table
-from engine.errors import StatementRejected
+from engine.errors import EngineError, StatementRejected
 from engine.plans import RunContext
 from stages.errors import StorageError
 from stages.model import Stage, table_stage
@@ -63,7 +63,7 @@ def track_table_changes(session: RunContext, run: Callable[[], T]) -> T:
         if own:
             try:
                 session.rollback()
-            except Exception:  # noqa: S110 - DuckDB already ended the failed transaction
+            except EngineError:  # noqa: S110 - DuckDB already ended the failed transaction
                 pass
         raise
     if own:
