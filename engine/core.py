@@ -20,6 +20,7 @@ from engine.catalog.users import ROOT_USER, UserDirectory
 from engine.config import EngineConfig
 from engine.plans import RunContext
 from engine.session import Session
+from engine.sql.catalog_policy import configure_catalogs_from
 from engine.stage_access import ResolvedStage, StageAccess
 
 log = logging.getLogger("stageflight")
@@ -34,6 +35,8 @@ class Engine:
     def __init__(self, config: EngineConfig) -> None:
         self.config = config
         self.db = Database(config)
+        with self.db.server_cursor() as cur:  # the guard lets names qualify only this database and temp
+            configure_catalogs_from(cur)
         self.users = UserDirectory(self.db)
         self.stage_catalog = StageCatalog(self.db)
         self.authorizer = self.stage_catalog.authorizer  # roles and grants (engine.catalog.authorizer)

@@ -6,7 +6,8 @@ from engine.errors import StatementRejected
 
 # The reserved schema of the server's catalog tables (users, stages, load history ...).
 CATALOG_SCHEMA = "__stageflight"
-RESERVED_PREFIXES = (CATALOG_SCHEMA, "__stage_")
+# __ducklake: DuckLake's metadata catalog (__ducklake_metadata_<lake>) in lake mode.
+RESERVED_PREFIXES = (CATALOG_SCHEMA, "__stage_", "__ducklake")
 
 
 def quote_ident(name: str) -> str:

@@ -23,6 +23,7 @@ from sqlglot.tokens import Token, TokenType
 from engine.errors import StatementRejected
 from engine.names import RESERVED_PREFIXES
 from engine.sql.allowed_functions import ALLOWED_FUNCTIONS, SPECIAL_FORMS, TYPE_NAMES
+from engine.sql.catalog_policy import check_object_name_literal, check_table_catalog
 from engine.sql.catalog_views import hide_reserved_catalog
 from engine.sql.dialect import StageDuckDB, StageRef
 
@@ -237,6 +238,13 @@ def _check_node(node: exp.Expr, root: exp.Expression) -> None:
     if node is not root and isinstance(node, tuple(_NESTED_DENY)) and not _is_column_drop(node, root):
         name = _statement_name(node)
         raise StatementRejected(f"Statement {name} is not allowed inside another statement")
+    if isinstance(node, exp.HistoricalData | exp.Changes):
+        # AT (VERSION => n) / AT (TIMESTAMP => ...) / BEFORE (...): time travel reads a table as it
+        # was, outside any privilege check on the table as it is (catalog-home.md §5.2).
+        clause = (
+            f"{node.name} ({node.text('kind')} => ...)" if isinstance(node, exp.HistoricalData) else "CHANGES"
+        )
+        raise StatementRejected(f"Time travel is not allowed: {clause.upper()}")
     if isinstance(node, exp.Identifier):
         _check_identifier(node)
     elif isinstance(node, exp.Table):
@@ -300,6 +308,7 @@ def _check_table(table: exp.Table, root: exp.Expression) -> None:
             shown = part.name if isinstance(part, exp.Identifier) else part.sql(dialect="duckdb")
             raise StatementRejected(f"Table name {_short(shown)!r} is not a plain identifier")
         _check_identifier(part)
+    check_table_catalog(table, present)
     name = present[-1].name.lower()
     if this is not None and (name in _SYSTEM_VIEWS or _SYSTEM_VIEW_RE.match(name)):
         raise StatementRejected(f"System view {present[-1].name} is not allowed")
@@ -351,6 +360,7 @@ def _check_function(func: exp.Func) -> None:
             first = func.expressions[0] if func.expressions else None
             if not (isinstance(first, exp.Literal) and first.is_string):
                 raise StatementRejected(f"Function {name} needs the sequence name as a string literal")
+            check_object_name_literal(name, first.this)
 
 
 def _in_table_position(func: exp.Func) -> bool:
