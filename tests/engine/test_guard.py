@@ -10,7 +10,7 @@ import pytest
 from sqlglot import exp
 
 from engine.errors import StatementRejected
-from engine.sql import guard
+from engine.sql import catalog_policy, guard
 from engine.sql.dialect import stage_refs
 
 ALLOWED = [
@@ -256,3 +256,114 @@ def test_comment_inside_a_function_name_splits_it() -> None:
     # Both sqlglot and DuckDB read 'read_/**/csv(...)' as table read_ with alias csv(col): no file access.
     (tree,) = guard.validate("SELECT * FROM read_/**/csv('/etc/passwd')")
     assert guard.regenerate(tree) == 'SELECT * FROM read_ AS csv("/etc/passwd")'
+
+
+# -- catalog qualifiers, time travel, __ducklake (issue 13 PR 5; catalog-home.md §5.2) --------------
+CATALOG_REFUSED = [
+    ("SELECT * FROM memory.main.t", "Catalog not allowed: memory"),
+    ('SELECT * FROM "memory".main.t', "Catalog not allowed: memory"),
+    ('SELECT * FROM "MEMORY"."main"."t"', "Catalog not allowed: MEMORY"),
+    ("SELECT * FROM system.main.x", "Catalog not allowed: system"),
+    ("SELECT * FROM system.x", "Catalog not allowed: system"),  # DuckDB reads x.t as catalog x
+    ("SELECT * FROM t JOIN memory.t2 ON true", "Catalog not allowed: memory"),
+    ("SELECT * FROM other_db.main.t", "Catalog not allowed: other_db"),
+    ("INSERT INTO memory.main.t VALUES (1)", "Catalog not allowed: memory"),
+    ("DELETE FROM t USING system.main.u", "Catalog not allowed: system"),
+    ("CREATE TABLE memory.main.t (a INT)", "Catalog not allowed: memory"),
+    ("CREATE SCHEMA memory.s", "Catalog not allowed: memory"),
+    ("CREATE SCHEMA system", "Schema name system is not allowed: it names a catalog"),
+    ("DROP TABLE memory.main.t", "Catalog not allowed: memory"),
+    ("SHOW TABLES FROM system", "Catalog not allowed: system"),
+    ("SHOW TABLES FROM memory.main", "Catalog not allowed: memory"),
+    ("SELECT nextval('memory.main.seq')", "Catalog not allowed: memory"),
+    ("SELECT nextval('system.seq')", "Catalog not allowed: system (in nextval)"),
+    (
+        "SELECT * FROM __ducklake_metadata_lake.lake_meta.ducklake_table",
+        "Name __ducklake_metadata_lake is reserved",
+    ),
+    ('DELETE FROM "__ducklake_metadata_lake".x.y', "Name __ducklake_metadata_lake is reserved"),
+    (
+        "SELECT * FROM __DuckLake_metadata_lake.ducklake_snapshot",
+        "Schema __DuckLake_metadata_lake is reserved",
+    ),
+    ("CREATE TABLE __ducklake_t (a INT)", "Name __ducklake_t is reserved"),
+    ("CREATE SCHEMA __ducklake_s", "Schema __ducklake_s is reserved"),
+    ("SELECT nextval('__ducklake_metadata_lake.s.q')", "Catalog not allowed: __ducklake_metadata_lake"),
+    ("SELECT '__ducklake_metadata_lake' AS s", "names a reserved object"),
+    ("SELECT * FROM t AT (VERSION => 3)", "Time travel is not allowed: AT (VERSION => ...)"),
+    (
+        "SELECT * FROM s.t AT (TIMESTAMP => now() - INTERVAL 1 DAY) x",
+        "Time travel is not allowed: AT (TIMESTAMP",
+    ),
+    ("SELECT * FROM t BEFORE (STATEMENT => 'q')", "Time travel is not allowed: BEFORE (STATEMENT => ...)"),
+    ("SELECT * FROM u WHERE a IN (SELECT a FROM t AT (VERSION => 1))", "Time travel is not allowed"),
+]
+
+
+@pytest.mark.parametrize(("sql", "fragment"), CATALOG_REFUSED)
+def test_catalog_qualifiers_time_travel_and_ducklake_names_are_refused(sql: str, fragment: str) -> None:
+    with pytest.raises(StatementRejected) as err:
+        guard.validate(sql)
+    assert fragment in str(err.value)
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT * FROM stageflight.main.t",
+        'SELECT * FROM "StageFlight"."Main".t',
+        "SELECT * FROM stageflight.t",
+        "SELECT * FROM temp.main.t",
+        "CREATE SCHEMA stageflight.s",
+        "SELECT nextval('stageflight.main.seq')",
+        "SELECT * FROM main.t",
+        "SHOW TABLES FROM main",
+    ],
+)
+def test_the_main_database_and_temp_may_qualify_names(sql: str) -> None:
+    (tree,) = guard.validate(sql)
+    assert guard.regenerate(tree)
+
+
+@pytest.fixture
+def lake_catalogs() -> Iterator[None]:
+    saved = (catalog_policy._allowed_catalogs, catalog_policy._refused_catalogs)
+    catalog_policy.configure_catalogs(
+        {"lake", "temp"}, ["lake", "__ducklake_metadata_lake", "memory", "stageflight"]
+    )
+    try:
+        yield
+    finally:
+        catalog_policy._allowed_catalogs, catalog_policy._refused_catalogs = saved
+
+
+def test_the_allowed_catalogs_are_a_setting(lake_catalogs: None) -> None:
+    # Lake mode (catalog-home.md §5.2): `lake` and `temp` only; the file database is another catalog.
+    assert catalog_policy.allowed_catalogs() == {"lake", "temp"}
+    assert guard.validate("SELECT * FROM lake.main.t")
+    for sql, name in [
+        ("SELECT * FROM stageflight.main.t", "stageflight"),
+        ("SELECT * FROM stageflight.t", "stageflight"),
+    ]:
+        with pytest.raises(StatementRejected, match=f"Catalog not allowed: {name}"):
+            guard.validate(sql)
+
+
+def test_configure_catalogs_needs_a_catalog() -> None:
+    with pytest.raises(ValueError, match="at least one allowed catalog"):
+        catalog_policy.configure_catalogs([])
+
+
+def test_configure_catalogs_from_reads_duckdb(tmp_path: Path) -> None:
+    saved = (catalog_policy._allowed_catalogs, catalog_policy._refused_catalogs)
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    con.execute("ATTACH ':memory:' AS scratch")
+    try:
+        catalog_policy.configure_catalogs_from(con)
+        assert catalog_policy.allowed_catalogs() == {"warehouse", "temp"}
+        assert guard.validate("SELECT * FROM warehouse.main.t")
+        with pytest.raises(StatementRejected, match="Catalog not allowed: scratch"):
+            guard.validate("SELECT * FROM scratch.t")
+    finally:
+        catalog_policy._allowed_catalogs, catalog_policy._refused_catalogs = saved
+        con.close()
