@@ -315,7 +315,10 @@ def _cte_references(tree: exp.Expression) -> set[int]:
     anchors = _recursive_anchor_tables(tree)
     found: set[int] = set()
     for scope in scopes:
-        for table in scope.tables:
+        # UPDATE ... FROM c, DELETE ... USING c, MERGE ... USING c: sqlglot gives such a relation a
+        # scope of its own, rooted at the Table, which is then not among the scope's tables.
+        rooted = [scope.expression] if isinstance(scope.expression, exp.Table) else []
+        for table in [*rooted, *scope.tables]:
             if table.args.get("db") or table.args.get("catalog") or id(table) in anchors:
                 continue
             source = scope.cte_sources.get(table.name)

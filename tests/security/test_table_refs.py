@@ -77,6 +77,11 @@ CORPUS: list[tuple[str, list[Need]]] = [
     ("SELECT * FROM (SELECT * FROM (SELECT * FROM deep) d1) d2", [S("deep")]),
     ("SELECT CASE WHEN a > 0 THEN (SELECT 1 FROM c) END FROM t", [S("c"), S("t")]),
     ("SELECT * FROM t ORDER BY (SELECT 1 FROM o LIMIT 1)", [S("t"), S("o")]),
+    ("SELECT * FROM t WHERE a IN (WITH c AS (SELECT * FROM x) SELECT * FROM c)", [S("t"), S("x")]),
+    ("WITH c AS (SELECT 1 AS a) SELECT * FROM t WHERE EXISTS (SELECT 1 FROM c)", [S("t")]),
+    ("WITH c AS (SELECT 1 AS a) SELECT * FROM (SELECT * FROM c JOIN c AS d ON true) x", []),
+    # a CTE sees only the CTEs before it: a later one's name is a table there
+    ("WITH a AS (SELECT * FROM b), b AS (SELECT 1) SELECT * FROM a", [S("b")]),
     # -- joins, USING, set operations, lateral
     (
         "SELECT * FROM a JOIN b USING (id) LEFT JOIN c.d ON true CROSS JOIN e",
@@ -107,6 +112,15 @@ CORPUS: list[tuple[str, list[Need]]] = [
     ("WITH c AS (SELECT * FROM src) INSERT INTO t SELECT * FROM c", [(None, None, "t", "INSERT"), S("src")]),
     # a CTE named like the target does not hide the target
     ("WITH t AS (SELECT 1 AS a) INSERT INTO t SELECT * FROM t", [(None, None, "t", "INSERT")]),
+    ("WITH c AS (SELECT * FROM src) UPDATE t SET a = c.a FROM c", [(None, None, "t", "UPDATE"), S("src")]),
+    (
+        "WITH c AS (SELECT * FROM src) DELETE FROM t USING c WHERE t.a = c.a",
+        [(None, None, "t", "DELETE"), S("src")],
+    ),
+    (
+        "WITH c AS (SELECT 1 AS a) UPDATE t SET a = 1 FROM main.c",
+        [(None, None, "t", "UPDATE"), S("c", "main")],
+    ),
     ("INSERT INTO t VALUES (1) RETURNING *", [(None, None, "t", "INSERT"), S("t")]),
     (
         "INSERT INTO t VALUES (1, 2) ON CONFLICT (a) DO UPDATE SET b = excluded.b",
@@ -144,6 +158,10 @@ CORPUS: list[tuple[str, list[Need]]] = [
         [(None, None, "t", "INSERT"), S("s")],
     ),
     ("MERGE INTO t USING s ON t.a = s.a WHEN MATCHED THEN DO NOTHING", [S("s")]),
+    (
+        "WITH c AS (SELECT * FROM src) MERGE INTO t USING c ON t.a = c.a WHEN MATCHED THEN DELETE",
+        [(None, None, "t", "DELETE"), S("src")],
+    ),
     (
         "MERGE INTO x.t USING (SELECT * FROM y.src JOIN z ON true) AS s ON t.a = s.a "
         "WHEN MATCHED THEN DELETE",
