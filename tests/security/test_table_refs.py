@@ -95,6 +95,12 @@ CORPUS: list[tuple[str, list[Need]]] = [
     ("(SELECT * FROM a) UNION ALL BY NAME (SELECT * FROM b)", [S("a"), S("b")]),
     ("SELECT * FROM t, LATERAL (SELECT * FROM u WHERE u.a = t.a) AS l", [S("t"), S("u")]),
     ("SELECT * FROM t SEMI JOIN u USING (a) ANTI JOIN v USING (a)", [S("t"), S("u"), S("v")]),
+    # a lateral subquery sees CTEs, but a derived table's alias is no table inside it
+    ("WITH c AS (SELECT 1 AS a) SELECT * FROM t, LATERAL (SELECT * FROM c WHERE c.a = t.a)", [S("t")]),
+    ("SELECT * FROM (SELECT 1 AS a) AS x, LATERAL (SELECT * FROM x)", [S("x")]),
+    ("WITH c AS (SELECT * FROM x) SELECT * FROM c UNION SELECT * FROM c", [S("x")]),
+    ("WITH c AS (SELECT 1) SELECT * FROM t AS c", [S("t")]),
+    ("WITH c AS (SELECT 1) SELECT * FROM c AS t", []),
     ("SELECT * FROM t ASOF JOIN u ON t.a >= u.a", [S("t"), S("u")]),
     # -- table functions and stages are not tables; a table stage is reported apart
     ("SELECT * FROM range(3) r, generate_series(1, 2), unnest([1, 2])", []),
