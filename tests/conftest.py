@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -51,13 +50,11 @@ def connect(
     autocommit: bool = True,
     **db_kwargs: str,
 ) -> flightsql.Connection:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return flightsql.connect(
-            running.uri,
-            db_kwargs={"username": user, "password": password, **db_kwargs},
-            autocommit=autocommit,
-        )
+    return flightsql.connect(
+        running.uri,
+        db_kwargs={"username": user, "password": password, **db_kwargs},
+        autocommit=autocommit,
+    )
 
 
 @pytest.fixture

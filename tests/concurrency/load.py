@@ -10,7 +10,6 @@ from __future__ import annotations
 import random
 import threading
 import time
-import warnings
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -41,9 +40,7 @@ class LoadReport:
 
 
 def connect(uri: str, user: str, password: str) -> Any:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return flightsql.connect(uri, db_kwargs={"username": user, "password": password}, autocommit=True)
+    return flightsql.connect(uri, db_kwargs={"username": user, "password": password}, autocommit=True)
 
 
 def _expect(actual: object, wanted: object, what: str) -> None:

@@ -9,7 +9,6 @@ import subprocess
 import sys
 import threading
 import time
-import warnings
 from pathlib import Path
 
 import adbc_driver_flightsql.dbapi as flightsql
@@ -52,9 +51,7 @@ def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
 
 
 def _connect(uri: str) -> flightsql.Connection:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return flightsql.connect(uri, db_kwargs={"username": "root", "password": PASSWORD}, autocommit=True)
+    return flightsql.connect(uri, db_kwargs={"username": "root", "password": PASSWORD}, autocommit=True)
 
 
 def _state(uri: str) -> tuple[int, list[dict[str, object]]]:

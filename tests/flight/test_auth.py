@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime
 import ipaddress
 import time
-import warnings
 
 import adbc_driver_flightsql
 import adbc_driver_flightsql.dbapi as flightsql
@@ -47,15 +46,13 @@ def test_unknown_user_is_refused(server):
 
 
 def test_forged_token_is_refused(server):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        conn = flightsql.connect(
-            server.uri,
-            db_kwargs={
-                adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer forged-token-value",
-            },
-            autocommit=True,
-        )
+    conn = flightsql.connect(
+        server.uri,
+        db_kwargs={
+            adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: "Bearer forged-token-value",
+        },
+        autocommit=True,
+    )
     with pytest.raises(dbapi.Error, match="Invalid or expired token"):
         with conn.cursor() as cur:
             cur.execute("SELECT 1")
@@ -71,15 +68,13 @@ def test_missing_credentials_are_refused(server):
 
 def test_bearer_token_from_handshake_works_for_another_connection(server):
     raw = RawClient(server.uri, "root", ROOT_PASSWORD)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        conn = flightsql.connect(
-            server.uri,
-            db_kwargs={
-                adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: raw.token,
-            },
-            autocommit=True,
-        )
+    conn = flightsql.connect(
+        server.uri,
+        db_kwargs={
+            adbc_driver_flightsql.DatabaseOptions.AUTHORIZATION_HEADER.value: raw.token,
+        },
+        autocommit=True,
+    )
     with conn.cursor() as cur:
         cur.execute("SELECT 7")
         assert cur.fetchall() == [(7,)]
@@ -149,26 +144,22 @@ def test_tls_with_self_signed_certificate(start_server, tmp_path):
     (tmp_path / "key.pem").write_bytes(key)
     running = start_server(tls_cert=tmp_path / "cert.pem", tls_key=tmp_path / "key.pem")
     assert running.uri.startswith("grpc+tls://")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        conn = flightsql.connect(
-            running.uri,
-            db_kwargs={
-                "username": "root",
-                "password": ROOT_PASSWORD,
-                adbc_driver_flightsql.DatabaseOptions.TLS_ROOT_CERTS.value: cert.decode(),
-            },
-            autocommit=True,
-        )
+    conn = flightsql.connect(
+        running.uri,
+        db_kwargs={
+            "username": "root",
+            "password": ROOT_PASSWORD,
+            adbc_driver_flightsql.DatabaseOptions.TLS_ROOT_CERTS.value: cert.decode(),
+        },
+        autocommit=True,
+    )
     with conn.cursor() as cur:
         cur.execute("SELECT 'secure' AS s")
         assert cur.fetchall() == [("secure",)]
     conn.close()
     # A client that does not trust the certificate cannot connect.
     with pytest.raises(dbapi.OperationalError, match="tls: failed to verify certificate"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            flightsql.connect(running.uri, db_kwargs={"username": "root", "password": ROOT_PASSWORD})
+        flightsql.connect(running.uri, db_kwargs={"username": "root", "password": ROOT_PASSWORD})
     # Plaintext gRPC against the TLS port fails too.
     plain = flight.FlightClient(running.uri.replace("grpc+tls", "grpc"))
     # gRPC's wording for a handshake stream that the TLS port closed before it could be written.

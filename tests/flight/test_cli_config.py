@@ -63,7 +63,8 @@ def _serve(data_dir: Path, env_password: str | None) -> str:
     env = {k: v for k, v in os.environ.items() if k != "STAGEFLIGHT_ROOT_PASSWORD"}
     if env_password:
         env["STAGEFLIGHT_ROOT_PASSWORD"] = env_password
-    proc = subprocess.Popen(
+    # As a context manager, so that the stdout pipe is closed as well.
+    with subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -80,16 +81,16 @@ def _serve(data_dir: Path, env_password: str | None) -> str:
         stderr=subprocess.DEVNULL,
         env=env,
         text=True,
-    )
-    assert proc.stdout is not None
-    lines = []
-    for _ in range(12):
-        line = proc.stdout.readline()
-        lines.append(line)
-        if line.startswith("  warning") or not line:
-            break
-    proc.terminate()
-    proc.wait(timeout=30)
+    ) as proc:
+        assert proc.stdout is not None
+        lines = []
+        for _ in range(12):
+            line = proc.stdout.readline()
+            lines.append(line)
+            if line.startswith("  warning") or not line:
+                break
+        proc.terminate()
+        proc.wait(timeout=30)
     return "".join(lines)
 
 

@@ -14,7 +14,6 @@ import random
 import re
 import threading
 import urllib.request
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -148,13 +147,11 @@ def test_comment_bomb_is_answered_while_everyone_else_is_served(tmp_path: Path) 
     timeouts = {f"adbc.flight.sql.rpc.timeout_seconds.{call}": "60" for call in ("query", "fetch")}
 
     def connect_proc(uri: str) -> Any:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return flightsql.connect(
-                uri,
-                db_kwargs={"username": "root", "password": PROC_ROOT_PASSWORD, **timeouts},
-                autocommit=True,
-            )
+        return flightsql.connect(
+            uri,
+            db_kwargs={"username": "root", "password": PROC_ROOT_PASSWORD, **timeouts},
+            autocommit=True,
+        )
 
     with server_process(tmp_path / "data") as proc:
         answers: dict[str, Any] = {}
