@@ -105,6 +105,9 @@ class Plan:
     param_count: int = 0
     # Computes the result schema on demand (may touch the session's cursor).
     describe: Callable[[RunContext], pa.Schema | None] | None = field(default=None, repr=False)
+    # Running it changes nothing (a read without side effects): prepare may run it at once and
+    # hand the result to the first execution, instead of describing it and running it again.
+    reads_only: bool = False
 
 
 def static_query(schema: pa.Schema, produce: Callable[[RunContext], pa.Table]) -> Plan:

@@ -33,6 +33,10 @@ class Prepared:
     is_update: bool
     dataset_schema: pa.Schema | None
     param_count: int
+    # The result of running it at prepare time, for the first execution if no session ran anything
+    # in between (clients prepare and execute at once: the query then runs once, not twice).
+    early: Result | None = None
+    early_epoch: int = -1
 
 
 def parameter_rows(data: pa.Table | pa.RecordBatch) -> list[Sequence[Any]]:
@@ -56,6 +60,8 @@ class Session:
         # resolution) reuse the lock it holds instead of waiting for themselves.
         self._holder: int | None = None
         self._nested = 0
+        self._early: Prepared | None = None  # the prepared statement whose early result is kept
+        self._early_lock = threading.Lock()
         self.in_transaction = False
         self.closed = False
         self._after_commit: list[Callable[[], object]] = []
@@ -65,13 +71,20 @@ class Session:
         if self._holder == threading.get_ident():
             self._nested += 1
             return
+        if not self._busy.acquire(blocking=False):
+            if self._early is not None:
+                self.drop_early()  # other work comes first: a kept stream gives the cursor back
+            self._wait_for_cursor()
+        if self.closed:
+            self._busy.release()
+            raise EngineError("Session is closed")
+        self.engine.db.note_cursor_hold()
+
+    def _wait_for_cursor(self) -> None:
         if not self._busy.acquire(timeout=self.engine.config.busy_wait_seconds):
             raise SessionBusy(
                 "Session busy: a large result is still open on this connection; fetch or close it first"
             )
-        if self.closed:
-            self._busy.release()
-            raise EngineError("Session is closed")
 
     def _release(self) -> None:
         if self._nested:
@@ -140,30 +153,78 @@ class Session:
 
     # -- statements ------------------------------------------------------------------
     def prepare(self, sql: str, *, describe: bool = True) -> Prepared:
-        """Plan ``sql``; with ``describe``, also compute the result schema (what prepare reports)."""
+        """Plan ``sql``; with ``describe``, also report the result schema.
+
+        A query without parameters and side effects is run here and its result kept for the
+        first execution; other queries are described with a ``LIMIT 0`` run.
+        """
         plans = plan_statements(sql)
         last = plans[-1]
-        schema = last.schema
-        describe_plan = last.describe
-        if describe and schema is None and describe_plan is not None and len(plans) == 1:
-            self._acquire()
-            try:
-                schema = self._duckdb(lambda: describe_plan(self))
-            finally:
-                self._release()
-        return Prepared(
+        prepared = Prepared(
             sql=sql,
             plans=plans,
             is_update=not last.is_query,
-            dataset_schema=schema,
+            dataset_schema=last.schema,
             param_count=sum(p.param_count for p in plans),
         )
+        if not describe or last.schema is not None or len(plans) != 1:
+            return prepared
+        if last.reads_only and not last.param_count:
+            self._run_early(prepared)
+        elif last.describe is not None:
+            describe_plan = last.describe
+            self._acquire()
+            try:
+                prepared.dataset_schema = self._duckdb(lambda: describe_plan(self))
+            finally:
+                self._release()
+        return prepared
+
+    def _run_early(self, prepared: Prepared) -> None:
+        result = self.run_prepared(prepared)
+        prepared.dataset_schema = result.schema
+        with self._early_lock:
+            self._drop_early_locked()
+            prepared.early, prepared.early_epoch = result, self.engine.db.cursor_holds
+            self._early = prepared
+
+    def _take_early(self, prepared: Prepared) -> Result | None:
+        with self._early_lock:
+            result, fresh = prepared.early, prepared.early_epoch == self.engine.db.cursor_holds
+            if result is None:
+                return None
+            prepared.early = None
+            if self._early is prepared:
+                self._early = None
+        if fresh:
+            return result
+        result.close()  # something ran in between: run again to see it
+        return None
+
+    def drop_early(self, prepared: Prepared | None = None) -> None:
+        """Give up a kept early result (the statement was closed, or the cursor is wanted)."""
+        with self._early_lock:
+            if prepared is None or self._early is prepared:
+                self._drop_early_locked()
+
+    def _drop_early_locked(self) -> None:
+        kept, self._early = self._early, None
+        if kept is not None and kept.early is not None:
+            result, kept.early = kept.early, None
+            result.close()
 
     def execute(self, sql: str, params: Params = None) -> Result:
         # The result carries its own schema: no need to describe the statement first.
         return self.run_prepared(self.prepare(sql, describe=False), params)
 
     def run_prepared(self, prepared: Prepared, params: Params = None) -> Result:
+        if prepared.early is not None and not params:
+            early = self._take_early(prepared)
+            if early is not None:
+                return early
+        # Any statement (a GRANT or REVOKE too, which never touches a cursor) makes results run
+        # early in other sessions stale.
+        self.engine.db.note_cursor_hold()
         if params and len(prepared.plans) > 1:
             raise StatementRejected("Parameters can only be bound to a single statement")
         result: Result | None = None
@@ -324,6 +385,7 @@ class Session:
         """Roll back what is open and drop the cursor (CloseSession, expiry)."""
         if self.closed:
             return
+        self.drop_early()
         self.interrupt()
         got = self._busy.acquire(timeout=5)
         self.closed = True

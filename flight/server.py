@@ -6,7 +6,7 @@ import logging
 import secrets
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.flight as flight
@@ -29,10 +29,12 @@ from flight import sqlinfo
 from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore
 from flight.cancel import CancelWatcher
 from flight.errors import ClientError, flight_errors
+from flight.message_size import fitted, sliced
 from flight.sessions import FlightSession, PreparedStatement, SessionLimits, SessionRegistry
 from flight.throttle import LoginThrottle
 
 log = logging.getLogger("stageflight")
+T = TypeVar("T")
 
 SERVER_VERSION = "0.1.0"
 
@@ -141,8 +143,11 @@ class StageflightServer(flight.FlightServerBase):
         total = result.table.num_rows if result.stream is None and result.table is not None else -1
         return flight.FlightInfo(result.schema, descriptor, [flight.FlightEndpoint(ticket, [])], total, -1)
 
-    def _run(self, context: flight.ServerCallContext, fs: FlightSession, fn: Callable[[], Result]) -> Result:
-        with self.registry.call(fs), self._cancels.watch(context, fs.engine_session.interrupt):
+    def _run(
+        self, context: flight.ServerCallContext, fs: FlightSession, fn: Callable[[], T], *, work: bool = True
+    ) -> T:
+        """Run session work as one call: counted as busy, interrupted when the client cancels."""
+        with self.registry.call(fs, work=work), self._cancels.watch(context, fs.engine_session.interrupt):
             return fn()
 
     # -- GetFlightInfo --------------------------------------------------------------------
@@ -175,7 +180,10 @@ class StageflightServer(flight.FlightServerBase):
             message = self._command(descriptor.command)
             name = cmd.type_name(message)
             if name == "CommandStatementQuery":
-                prepared = self._session(context).engine_session.prepare(message.query)
+                fs = self._session(context)
+                session = fs.engine_session
+                prepared = self._run(context, fs, lambda: session.prepare(message.query), work=False)
+                session.drop_early(prepared)  # only the schema was asked for
                 return flight.SchemaResult(prepared.dataset_schema or pa.schema([]))
             if name == "CommandPreparedStatementQuery":
                 stmt = self._session(context).statement(message.prepared_statement_handle)
@@ -262,8 +270,8 @@ class StageflightServer(flight.FlightServerBase):
                 result = self.registry.redeem(message.statement_handle, self._user(context))
                 if result.stream is None and result.table is not None:
                     result.close()
-                    return flight.RecordBatchStream(result.table)
-                return flight.GeneratorStream(result.schema, result.batches())
+                    return flight.RecordBatchStream(fitted(result.table))
+                return flight.GeneratorStream(result.schema, sliced(result.batches()))
             self._user(context)
             return flight.RecordBatchStream(self._metadata_table(message))
 
@@ -366,7 +374,8 @@ class StageflightServer(flight.FlightServerBase):
         request: Any = self._command(body)
         fs = self._session(context)
         fs.check_transaction(request.transaction_id or None)
-        prepared = fs.engine_session.prepare(request.query)
+        # A query may run here already (Session.prepare): it is cancellable like any execution.
+        prepared = self._run(context, fs, lambda: fs.engine_session.prepare(request.query), work=False)
         handle = secrets.token_bytes(16)
         fs.prepared[handle] = PreparedStatement(prepared)
         result = cmd.ActionCreatePreparedStatementResult(
@@ -381,7 +390,10 @@ class StageflightServer(flight.FlightServerBase):
 
     def _action_ClosePreparedStatement(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:
         request: Any = self._command(body)
-        self._session(context).prepared.pop(request.prepared_statement_handle, None)
+        fs = self._session(context)
+        closed = fs.prepared.pop(request.prepared_statement_handle, None)
+        if closed is not None:
+            fs.engine_session.drop_early(closed.prepared)
         return []
 
     def _action_BeginTransaction(self, context: flight.ServerCallContext, body: bytes) -> list[bytes]:

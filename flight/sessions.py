@@ -207,12 +207,17 @@ class SessionRegistry:
             fs.transaction_id = sleeping.transaction_id
 
     @contextmanager
-    def call(self, fs: FlightSession) -> Iterator[None]:
-        """Marks a statement running in ``fs``: expiry leaves the session alone until it ends."""
+    def call(self, fs: FlightSession, *, work: bool = True) -> Iterator[None]:
+        """Marks a statement running in ``fs``: expiry leaves the session alone until it ends.
+
+        ``work=False``: a read run ahead at prepare time; it does not make the open transaction
+        one with work in it (that lets an expired token commit, see TokenStore).
+        """
         with self._lock:
             fs.running += 1
             fs.used = True
-            fs.worked_in = fs.transaction_id
+            if work:
+                fs.worked_in = fs.transaction_id
             fs.last_used = time.monotonic()
         try:
             yield

@@ -107,6 +107,18 @@ class Database:
         self._checkpoint = self._con.cursor()
         self._checkpoint_lock = threading.Lock()
         self.wal_path = config.database_path.with_name(config.database_path.name + ".wal")
+        self._holds = 0
+        self._holds_lock = threading.Lock()
+
+    def note_cursor_hold(self) -> int:
+        """Counts every hold of any session's cursor: an unchanged count means nothing ran since."""
+        with self._holds_lock:
+            self._holds += 1
+            return self._holds
+
+    @property
+    def cursor_holds(self) -> int:
+        return self._holds
 
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new connection to the instance (per session: own temp tables, transaction, registrations)."""

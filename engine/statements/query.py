@@ -91,6 +91,7 @@ def plan_query(tree: exp.Expression) -> Plan:
         run=run,
         param_count=params,
         describe=describe if is_query else None,
+        reads_only=reads_only(tree),
     )
 
 
@@ -145,7 +146,24 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
             result.on_close = close
         return result
 
-    return Plan(is_query=is_query, run=run, param_count=params)
+    return Plan(is_query=is_query, run=run, param_count=params, reads_only=reads_only(tree))
+
+
+# Functions whose every call changes state, so a statement using them must run exactly when asked.
+_STATEFUL_FUNCTIONS = frozenset({"NEXTVAL", "SETVAL"})
+
+
+def reads_only(tree: exp.Expression) -> bool:
+    """A query (SELECT, set operation, SHOW, DESCRIBE) that changes nothing when it runs."""
+    if not isinstance(tree, exp.Select | exp.SetOperation | exp.Show | exp.Describe):
+        return False
+    return not any(
+        isinstance(node, exp.Func)
+        and node.sql_name().upper() in _STATEFUL_FUNCTIONS
+        or isinstance(node, exp.Anonymous)
+        and str(node.name).upper() in _STATEFUL_FUNCTIONS
+        for node in tree.find_all(exp.Func)
+    )
 
 
 def positional_columns(tree: exp.Expression) -> None:
