@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pyarrow as pa
 from sqlglot import exp
 
 from engine.catalog.load_history import LoadHistory
+from engine.catalog.privileges import USER, Principal
 from engine.catalog.stages import StagePrivilege
 from engine.errors import StatementRejected
 from engine.plans import Params, Plan, RunContext
 from engine.results import Result
 from engine.sql import guard
 from engine.sql.dialect import stage_options, stage_refs
+from engine.sql.table_refs import extract
+from engine.statements.access import require_needs
 from engine.statements.table_identity import check_rename, history_key_for, track_table_changes
 from stages.paths import parse_stage_ref
 
@@ -63,10 +68,18 @@ def plan_query(tree: exp.Expression) -> Plan:
     truncated = _truncated(tree)
     renamed = _renamed(tree)
     tracked = changes_tables(tree)
+    needs = extract(tree).needs  # names only: checked for the caller at every execution
+    new_schema = _created_schema(tree)
 
     def run_statement(session: RunContext, params_in: Params) -> Result:
+        require_needs(session, needs)
         if renamed is not None:
             check_rename(session, *renamed)
+        if new_schema is not None:
+            return create_schema(session, new_schema, lambda: _run_sql(session, params_in))
+        return _run_sql(session, params_in)
+
+    def _run_sql(session: RunContext, params_in: Params) -> Result:
         result = session.run_duckdb(sql, params_in, is_query=is_query, transaction=transaction)
         if truncated:
             # TRUNCATE starts the table's load history afresh (DROP and replace: table_identity).
@@ -99,6 +112,7 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
     """Statements reading staged files: each @ref becomes a registered Arrow stream at run time."""
     for ref in stage_refs(tree):
         parse_stage_ref(ref.name)  # unsafe paths are refused before anything runs
+    needs = extract(tree).needs  # the tables it reads or creates (stages are checked as resolved)
     is_query = guard.is_query(tree)
     params = sum(1 for p in tree.find_all(exp.Placeholder) if p.args.get("this") in (None, "?"))
     # METADATA$ columns exist only when asked for, so SELECT * shows the file's own columns.
@@ -106,6 +120,7 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
     tracked = changes_tables(tree)
 
     def run(session: RunContext, params_in: Params) -> Result:
+        require_needs(session, needs)
         bound = tree.copy()
         names: list[str] = []
         try:
@@ -180,12 +195,12 @@ def positional_columns(tree: exp.Expression) -> None:
 
 
 def changes_tables(tree: exp.Expression) -> bool:
-    """Statements that may drop, create, rename or empty tables (their identity is followed)."""
+    """Statements that may drop, create, rename or empty tables or views (their identity is followed)."""
     kind = str(tree.args.get("kind") or "").upper()
     if isinstance(tree, exp.Create):
-        return kind == "TABLE"
+        return kind in ("TABLE", "VIEW")
     if isinstance(tree, exp.Drop):
-        return kind in ("TABLE", "SCHEMA")
+        return kind in ("TABLE", "VIEW", "SCHEMA")
     return isinstance(tree, exp.Alter | exp.TruncateTable)
 
 
@@ -215,3 +230,24 @@ def _transaction_effect(tree: exp.Expression) -> str | None:
     if isinstance(tree, exp.Commit | exp.Rollback):
         return "end"
     return None
+
+
+def _created_schema(tree: exp.Expression) -> str | None:
+    if isinstance(tree, exp.Create) and str(tree.args.get("kind") or "").upper() == "SCHEMA":
+        target = tree.this
+        name = target.db if isinstance(target, exp.Table) and target.db else target.name
+        return str(name) or None
+    return None
+
+
+def create_schema(session: RunContext, name: str, run: Callable[[], Result]) -> Result:
+    """CREATE SCHEMA: the creator owns the new schema (an existing one keeps its owner)."""
+    exists = (
+        "SELECT count(*) FROM duckdb_schemas() "
+        "WHERE database_name = current_database() AND lower(schema_name) = lower(?)"
+    )
+    existed = bool(session.run_internal(exists, [name])[0][0])
+    result = run()
+    if not existed and bool(session.run_internal(exists, [name])[0][0]):
+        session.engine.authorizer.store.set_owner("schema", name.lower(), Principal(USER, session.user))
+    return result

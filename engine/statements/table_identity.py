@@ -85,9 +85,12 @@ def check_rename(session: RunContext, schema: str | None, table: str, new_name: 
 
 
 def _tables(session: RunContext) -> dict[int, Name]:
+    # Views too: they have owners and privileges like tables (their oids share one space).
     rows = session.run_internal(
         "SELECT table_oid, schema_name, table_name FROM duckdb_tables() "
-        "WHERE database_name = current_database() AND NOT temporary AND schema_name <> ?",
+        "WHERE database_name = current_database() AND NOT temporary AND schema_name <> ? "
+        "UNION ALL SELECT view_oid, schema_name, view_name FROM duckdb_views() "
+        "WHERE database_name = current_database() AND NOT temporary AND NOT internal",
         [CATALOG_SCHEMA],
     )
     return {int(oid): (str(schema), str(table)) for oid, schema, table in rows}
