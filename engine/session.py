@@ -21,6 +21,7 @@ from engine.plans import EngineServices, Params, Plan
 from engine.results import Result
 from engine.stage_access import ResolvedStage
 from engine.statements import plan_statements
+from engine.statements.access import may_use
 from stages.batching import coalesce
 
 T = TypeVar("T")
@@ -319,6 +320,7 @@ class Session:
             self.is_admin,
             privilege,
             find_table=lambda s, t: table_for_stage(self.run_internal, s, t),
+            may_use_table=lambda s, t, privilege: may_use(self, s, t, privilege),
         )
 
     # -- ingest, transactions, options ------------------------------------------------

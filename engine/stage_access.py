@@ -61,6 +61,10 @@ LocalSigner = Callable[[str, str, int, str | None, str | None], str]
 # (schema or None, table) of a table-stage reference -> (schema, table, owner or None) of the table
 # the session means by it, or None when there is no such table.
 TableFinder = Callable[[str | None, str], tuple[str, str, str | None] | None]
+# (schema, table, table privilege) -> whether the session may use it (engine.statements.access).
+TablePrivilegeCheck = Callable[[str, str, str], bool]
+# A table stage follows its table's privileges (issue 13, as Snowflake): READ ~ SELECT, WRITE ~ INSERT.
+TABLE_STAGE_PRIVILEGE = {StagePrivilege.READ: "SELECT", StagePrivilege.WRITE: "INSERT"}
 _COPY_CHUNK = 1 << 20
 
 
@@ -116,12 +120,13 @@ class StageAccess:
         is_admin: bool,
         privilege: StagePrivilege,
         find_table: TableFinder,
+        may_use_table: TablePrivilegeCheck,
     ) -> ResolvedStage:
         location = parse_stage_ref(ref)
         if location.is_user_stage:
             return ResolvedStage(user_stage(user), location, self.storage)
         if location.is_table_stage:
-            stage = self._table_stage(location, user, is_admin, find_table)
+            stage = self._table_stage(location, is_admin, privilege, find_table, may_use_table)
             return ResolvedStage(stage, location, self.storage)
         stage = self.catalog.get(location.stage_name)
         self.catalog.require(stage, user, is_admin, privilege)
@@ -130,21 +135,23 @@ class StageAccess:
     def _table_stage(
         self,
         location: StageLocation,
-        user: str,
         is_admin: bool,
+        privilege: StagePrivilege,
         find_table: TableFinder,
+        may_use_table: TablePrivilegeCheck,
     ) -> Stage:
-        """``@%t``: the stage of the table ``t`` names, open to its owner and root only (as Snowflake)."""
+        """``@%t``: the stage of the table ``t`` names; reading it needs SELECT on the table and
+        writing it INSERT (its owner and root have both)."""
         schema, table = location.table_parts()
         found = find_table(schema, table)
         if found is None:
             named = f"{schema}.{table}" if schema else table
             raise StageError(f"Table stage @%{table}: table {named} does not exist")
-        real_schema, real_table, owner = found
-        if not (is_admin or (owner is not None and owner == user)):
+        real_schema, real_table, _ = found
+        needed = TABLE_STAGE_PRIVILEGE[privilege]
+        if not (is_admin or may_use_table(real_schema, real_table, needed)):
             raise PermissionDenied(
-                f"Permission denied: table stage @%{real_table} belongs to the owner of "
-                f"{real_schema}.{real_table}; only its owner or root may use it"
+                f"Permission denied: {needed} on {real_schema}.{real_table} (table stage @%{real_table})"
             )
         return table_stage(real_schema, real_table)
 
