@@ -16,11 +16,12 @@ from sqlglot.tokens import TokenType
 
 from engine.catalog.authorizer import owner_principal
 from engine.catalog.privileges import GLOBAL, ROLE, SCHEMA, STAGE, TABLE, USER, Principal, expand_privileges
-from engine.catalog.table_owners import OWNERS_TABLE, table_identity, table_names_by_id
+from engine.catalog.table_owners import OWNERS_TABLE, table_names_by_id
 from engine.errors import ObjectNotFound, PermissionDenied, StatementRejected
 from engine.names import reject_reserved
 from engine.plans import Plan, RunContext, static_query, static_update
 from engine.sql.tokens import TokenCursor
+from engine.statements.access import resolve
 from engine.statements.grantees import grantee, require_grantee, role_name, session_principals, user_name
 
 GRANTS_SCHEMA = pa.schema(
@@ -166,20 +167,21 @@ def resolve_target(session: RunContext, target: Target) -> Resolved:
         name = str(rows[0][0])
         return Resolved(SCHEMA, name.lower(), f"{name}.*", authorizer.schema_owner(name))
     reject_reserved(target.schema, target.table)
-    found = table_identity(session.run_internal, target.schema, str(target.table))
+    found = resolve(session, target.schema, str(target.table))  # a table or a view
+    named = f"{target.schema}.{target.table}" if target.schema else target.table
     if found is None:
-        named = f"{target.schema}.{target.table}" if target.schema else target.table
         raise ObjectNotFound(f"Table does not exist: {named}")
+    if found.temporary:
+        raise StatementRejected(f"Cannot grant on the temporary table {named}: it is the session's own")
     table_id = found.table_id
     if table_id is None:
-        # A table from before owners were recorded: root's, and it gets its uuid now.
+        # An object from before owners were recorded: root's, and it gets its uuid now.
         table_id = str(uuid.uuid4())
         session.run_internal(
             f"INSERT INTO {OWNERS_TABLE} (table_id, schema_name, table_name, owner) VALUES (?, ?, ?, ?)",
-            [table_id, found.schema, found.table, found.owner],
+            [table_id, found.schema, found.name, found.owner.name],
         )
-    owner = authorizer.table_owner(table_id, found.owner)
-    return Resolved(TABLE, table_id, f"{found.schema}.{found.table}", owner)
+    return Resolved(TABLE, table_id, f"{found.schema}.{found.name}", found.owner)
 
 
 # -- SHOW GRANTS --------------------------------------------------------------------------------
