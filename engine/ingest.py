@@ -10,6 +10,8 @@ import pyarrow as pa
 from engine.errors import ObjectAlreadyExists, ObjectNotFound
 from engine.names import qualified, reject_reserved
 from engine.session import Session
+from engine.sql.table_refs import TableNeed
+from engine.statements.access import require_needs
 from engine.statements.table_identity import track_table_changes
 
 
@@ -47,6 +49,26 @@ def _exists(session: Session, target: IngestTarget) -> bool:
     return bool(rows[0][0])
 
 
+def _require_privileges(session: Session, target: IngestTarget, exists: bool, if_exists: IfExists) -> None:
+    """Append needs INSERT on the table; create needs CREATE in the schema; replace needs the
+    table's ownership as well (as CREATE OR REPLACE TABLE). A temporary table is the session's own."""
+    if target.temporary:
+        return
+    catalog = target.catalog.lower() if target.catalog else None
+    # The table _exists found: the non-temporary one of that name in that schema.
+    schema = (target.schema or session.current_schema()).lower()
+
+    def need(privilege: str) -> TableNeed:
+        return TableNeed(catalog, schema, target.table.lower(), privilege)
+
+    if exists and if_exists is IfExists.APPEND:
+        require_needs(session, [need("INSERT")])
+    elif exists:
+        require_needs(session, [need("REPLACE"), need("CREATE")])
+    else:
+        require_needs(session, [need("CREATE")])
+
+
 def ingest(
     session: Session,
     target: IngestTarget,
@@ -61,6 +83,7 @@ def ingest(
         raise ObjectAlreadyExists(f"Table already exists: {target.table}")
     if not exists and if_missing is IfMissing.FAIL:
         raise ObjectNotFound(f"Table does not exist: {target.table}")
+    _require_privileges(session, target, exists, if_exists)
     # Clients send whatever batch sizes they have.
     source = session.register_insert_source(data.schema, data)
     try:

@@ -15,6 +15,8 @@ from engine.plans import Params, Plan, RunContext
 from engine.results import Result
 from engine.sql import guard
 from engine.sql.copy import CopyIntoStage
+from engine.sql.table_refs import TableNeed, extract
+from engine.statements.access import require_needs
 
 UNLOAD_SCHEMA = pa.schema(
     [
@@ -34,15 +36,18 @@ UNLOAD_DETAILED_SCHEMA = pa.schema(
 
 def plan_copy_into_stage(unload: CopyIntoStage) -> Plan:
     schema = UNLOAD_DETAILED_SCHEMA if unload.detailed_output else UNLOAD_SCHEMA
+    sql, ordered, needs = _source_sql(unload)  # checked for the caller at every execution
 
     def run(session: RunContext, params: Params) -> Result:
-        return Result.of_table(_run_copy_into_stage(session, unload))
+        require_needs(session, needs)
+        return Result.of_table(_run_copy_into_stage(session, unload, sql, ordered))
 
     return Plan(is_query=True, run=run, schema=schema)
 
 
-def _source_sql(unload: CopyIntoStage) -> tuple[str, bool]:
-    """The query to unload, and whether it orders its rows (then one file is written at a time)."""
+def _source_sql(unload: CopyIntoStage) -> tuple[str, bool, tuple[TableNeed, ...]]:
+    """The query to unload, whether it orders its rows (then one file is written at a time), and
+    what it reads (SELECT on the table, or on every table the query names)."""
     if unload.source_table is not None:
         reject_reserved(*unload.source_table)
         query = "SELECT * FROM " + ".".join(quote_ident(p) for p in unload.source_table)
@@ -52,15 +57,14 @@ def _source_sql(unload: CopyIntoStage) -> tuple[str, bool]:
     trees = guard.validate(query)
     if len(trees) != 1 or not guard.is_query(trees[0]):
         raise StatementRejected("COPY INTO @stage FROM (...) needs exactly one query")
-    return guard.regenerate(trees[0]), bool(trees[0].args.get("order"))
+    return guard.regenerate(trees[0]), bool(trees[0].args.get("order")), extract(trees[0]).needs
 
 
-def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage) -> pa.Table:
+def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage, sql: str, ordered: bool) -> pa.Table:
     from stages.writers import unload as write_files
 
     resolved = session.resolve_stage(unload.target, StagePrivilege.WRITE)
     options = session.engine.stages.file_format(unload.file_format, resolved)
-    sql, ordered = _source_sql(unload)
     writers = 1 if ordered else session.engine.config.threads or os.cpu_count() or 1
     counted = {"rows": 0, "bytes": 0}
     with session.exclusive() as cur:

@@ -21,7 +21,9 @@ from engine.errors import StatementRejected, translated_errors
 from engine.names import quote_ident, reject_reserved
 from engine.plans import RunContext
 from engine.sql.copy import CopyIntoTable
+from engine.sql.table_refs import TableNeed, extract
 from engine.stage_access import ResolvedStage
+from engine.statements.access import require_needs
 from engine.statements.copy_report import Candidate
 from engine.statements.table_identity import history_key_for
 from stages.conversion import JSON_FIELD_METADATA
@@ -59,6 +61,12 @@ def build_copy_job(
     catalog, schema, table = _split_table(load.table)
     reject_reserved(catalog, schema, table)
     on_error = parse_on_error(load.on_error)
+    # INSERT on the target (and whatever a transform reads besides its stage) before anything of
+    # the table or the stage is looked at; READ on the stage is checked as it resolves.
+    needs = [TableNeed(_lower(catalog), _lower(schema), table.lower(), "INSERT")]
+    if transform is not None:
+        needs.extend(extract(transform).needs)
+    require_needs(session, needs)
     stage = session.resolve_stage(load.source, StagePrivilege.READ)
     table_sql = ".".join(quote_ident(p) for p in load.table)
     target, defaults = _target(cur, load, table_sql, catalog, schema, table)
@@ -82,6 +90,10 @@ def build_copy_job(
         on_error=on_error,
         candidates=candidates,
     )
+
+
+def _lower(name: str | None) -> str | None:
+    return name.lower() if name is not None else None
 
 
 def _split_table(parts: list[str]) -> tuple[str | None, str | None, str]:

@@ -1,4 +1,7 @@
-"""Table stages (@%t) belong to the table's owner (its creator) and root, as in Snowflake."""
+"""Table stages (@%t) follow their table's privileges (issue 13, as Snowflake): reading the stage
+(LIST, GET, SELECT, COPY FROM) needs SELECT on the table, writing it (PUT, REMOVE, COPY INTO @%t)
+needs INSERT. The table's owner (its creator) and root have both.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +13,10 @@ from engine.catalog.table_owners import OWNERS_TABLE
 from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, get, put, query
 
-DENIED = "Permission denied: table stage @%{t} belongs to the owner of main.{t}"
+
+def denied(privilege: str, t: str) -> str:
+    """The refusal's text as a regex."""
+    return f"Permission denied: {privilege} on main[.]{t} [(]table stage @%{t}[)]"
 
 
 @pytest.fixture
@@ -27,30 +33,64 @@ def _alice_table(alice, unique_table):
     return t
 
 
+READS = [
+    "LIST @%{t}",
+    "PRESIGN @%{t}/secret.csv",
+    "COPY INTO {mine} FROM @%{t} FILE_FORMAT = (TYPE = CSV)",
+    "SELECT $1 FROM @%{t} (FILE_FORMAT => 'CSV') s",
+    "SELECT * FROM LIST_STAGE(LOCATION => '@%{t}')",
+    "SELECT * FROM INFER_SCHEMA(LOCATION => '@%{t}', FILE_FORMAT => 'CSV')",
+    "LIST @%main.{t}",
+    "LIST @#{t}",
+]
+WRITES = [
+    "REMOVE @%{t}",
+    "REMOVE @%{t}/secret.csv",
+    "PRESIGN UPLOAD @%{t}/planted.csv",
+    "COPY INTO @%{t}/out/ FROM {mine}",
+]
+
+
 @pytest.mark.parametrize(
-    "statement",
-    [
-        "LIST @%{t}",
-        "REMOVE @%{t}",
-        "REMOVE @%{t}/secret.csv",
-        "PRESIGN @%{t}/secret.csv",
-        "PRESIGN UPLOAD @%{t}/planted.csv",
-        "COPY INTO {mine} FROM @%{t} FILE_FORMAT = (TYPE = CSV)",
-        "COPY INTO @%{t}/out/ FROM {mine}",
-        "SELECT $1 FROM @%{t} (FILE_FORMAT => 'CSV') s",
-        "SELECT * FROM LIST_STAGE(LOCATION => '@%{t}')",
-        "SELECT * FROM INFER_SCHEMA(LOCATION => '@%{t}', FILE_FORMAT => 'CSV')",
-        "LIST @%main.{t}",
-        "LIST @#{t}",
-    ],
+    ("statement", "privilege"), [(s, "SELECT") for s in READS] + [(s, "INSERT") for s in WRITES]
 )
-def test_others_cannot_use_a_table_stage(root_conn, alice, root_table, unique_table, statement):
+def test_others_cannot_use_a_table_stage(root_conn, alice, root_table, unique_table, statement, privilege):
     mine = _alice_table(alice, unique_table)
-    with pytest.raises(dbapi.Error, match=DENIED.format(t=root_table).replace(".", "[.]")):
+    with pytest.raises(dbapi.Error, match=denied(privilege, root_table)):
         query(alice, statement.format(t=root_table, mine=mine))
     # Nothing was read, planted or removed.
     assert [r["name"] for r in query(root_conn, f"LIST @%{root_table}")] == ["secret.csv"]
     assert query(alice, f"SELECT count(*) AS n FROM {mine}") == [{"n": 0}]
+
+
+@pytest.mark.parametrize("statement", WRITES)
+def test_select_opens_reading_a_table_stage_not_writing(
+    root_conn, alice, root_table, unique_table, statement
+):
+    mine = _alice_table(alice, unique_table)
+    execute(root_conn, f"GRANT SELECT ON main.{root_table} TO '{alice.user_name}'")
+    assert [r["name"] for r in query(alice, f"LIST @%{root_table}")] == ["secret.csv"]
+    assert get(alice, f"@%{root_table}/secret.csv") == b"1,root\n"
+    with pytest.raises(dbapi.Error, match=denied("INSERT", root_table)):
+        query(alice, statement.format(t=root_table, mine=mine))
+    assert [r["name"] for r in query(root_conn, f"LIST @%{root_table}")] == ["secret.csv"]
+
+
+def test_insert_opens_writing_a_table_stage(root_conn, alice, root_table, unique_table):
+    mine = _alice_table(alice, unique_table)
+    execute(alice, f"INSERT INTO {mine} VALUES (7, 'seven')")
+    execute(root_conn, f"GRANT INSERT ON main.{root_table} TO '{alice.user_name}'")
+    put(alice, f"@%{root_table}/planted.csv", b"2,alice\n")
+    assert query(alice, f"COPY INTO @%{root_table}/out/ FROM {mine}")[0]["rows_unloaded"] == 1
+    assert execute(alice, f"REMOVE @%{root_table}/secret.csv") == 1
+    # Writing is not reading: LIST still needs SELECT.
+    with pytest.raises(dbapi.Error, match=denied("SELECT", root_table)):
+        query(alice, f"LIST @%{root_table}")
+    names = {r["name"].split("/")[0] for r in query(root_conn, f"LIST @%{root_table}")}
+    assert names == {"out", "planted.csv"}  # secret.csv removed
+    execute(root_conn, f"REVOKE INSERT ON main.{root_table} FROM '{alice.user_name}'")
+    with pytest.raises(dbapi.Error, match=denied("INSERT", root_table)):
+        put(alice, f"@%{root_table}/again.csv", b"3,alice\n")
 
 
 def test_owner_uses_own_table_stage_and_root_reaches_all(root_conn, alice, bob, unique_table):
@@ -62,10 +102,10 @@ def test_owner_uses_own_table_stage_and_root_reaches_all(root_conn, alice, bob, 
     assert query(alice, f"COPY INTO @%{t}/out/ FROM {t} FILE_FORMAT = (TYPE = CSV)")[0]["rows_unloaded"] == 1
     assert query(alice, f"SELECT $1 AS v FROM @%{t}/a.csv (FILE_FORMAT => 'CSV') s") == [{"v": "1"}]
     assert len(query(alice, f"SELECT * FROM LIST_STAGE(LOCATION => '@%{t}')")) == 2
-    # root reaches every table stage; bob reaches none of alice's.
+    # root reaches every table stage; bob, granted nothing, reaches none of alice's.
     assert len(query(root_conn, f"LIST @%{t}")) == 2
     assert get(root_conn, f"@%{t}/a.csv") == b"1,a\n"
-    with pytest.raises(dbapi.Error, match=DENIED.format(t=t).replace(".", "[.]")):
+    with pytest.raises(dbapi.Error, match=denied("SELECT", t)):
         query(bob, f"LIST @%{t}")
     assert execute(alice, f"REMOVE @%{t}/out/") == 1
     assert execute(root_conn, f"REMOVE @%{t}") == 1
@@ -78,13 +118,21 @@ def test_ctas_and_ingest_make_the_user_the_owner(alice, bob, unique_table):
         cur.adbc_ingest(ingested, pa.table({"id": [1]}), mode="create")
     for t in (made_by_ctas, ingested):
         assert query(alice, f"LIST @%{t}") == []
-        with pytest.raises(dbapi.Error, match="Permission denied: table stage"):
+        with pytest.raises(dbapi.Error, match=denied("SELECT", t)):
             query(bob, f"LIST @%{t}")
 
 
-def test_replacing_a_table_makes_the_replacer_its_owner(root_conn, alice, root_table):
-    execute(alice, f"CREATE OR REPLACE TABLE {root_table} (id INTEGER)")
-    assert query(alice, f"LIST @%{root_table}") == []  # a new table: its stage starts empty
+def test_replacing_a_table_makes_the_replacer_its_owner(root_conn, alice, root_table, unique_table):
+    # Replacing needs the table's ownership: alice may not replace root's table.
+    with pytest.raises(dbapi.Error, match=f"Permission denied: OWNERSHIP on main[.]{root_table}"):
+        execute(alice, f"CREATE OR REPLACE TABLE {root_table} (id INTEGER)")
+    mine = _alice_table(alice, unique_table)
+    put(alice, f"@%{mine}/a.csv", b"1,a\n")
+    execute(root_conn, f"CREATE OR REPLACE TABLE {mine} (id INTEGER)")
+    assert query(root_conn, f"LIST @%{mine}") == []  # a new table: its stage starts empty
+    # ... and root's now: alice's ownership went with the old table.
+    with pytest.raises(dbapi.Error, match=denied("SELECT", mine)):
+        query(alice, f"LIST @%{mine}")
 
 
 def test_tables_without_an_owner_row_belong_to_root(server, root_conn, alice, unique_table):
@@ -92,7 +140,7 @@ def test_tables_without_an_owner_row_belong_to_root(server, root_conn, alice, un
     # A table created before owners were recorded has no row.
     with server.engine.metadata_cursor() as cur:
         cur.execute(f"DELETE FROM {OWNERS_TABLE} WHERE table_name = ?", [t])
-    with pytest.raises(dbapi.Error, match=DENIED.format(t=t).replace(".", "[.]")):
+    with pytest.raises(dbapi.Error, match=denied("SELECT", t)):
         query(alice, f"LIST @%{t}")
     assert query(root_conn, f"LIST @%{t}") == []
 
