@@ -79,7 +79,8 @@ def _wait_ready(endpoint: str, process: subprocess.Popen[bytes]) -> bool:
             # /moto-api/ does not count as an action, so it does not use up the no-auth budget.
             with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2):
                 return True
-        except urllib.error.HTTPError:
+        except urllib.error.HTTPError as err:
+            err.close()  # the error is the response: close its socket
             return True
         except OSError:
             time.sleep(0.1)

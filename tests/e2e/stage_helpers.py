@@ -49,4 +49,5 @@ def http_status(
         with urllib.request.urlopen(request) as response:
             return int(response.status)
     except urllib.error.HTTPError as err:
-        return int(err.code)
+        with err:  # the error is the response: close its socket
+            return int(err.code)

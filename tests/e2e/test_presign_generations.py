@@ -25,7 +25,8 @@ def _http(url: str, method: str = "GET", data: bytes | None = None) -> tuple[int
         with urllib.request.urlopen(request, timeout=30) as response:
             return int(response.status), response.read()
     except urllib.error.HTTPError as err:
-        return int(err.code), err.read()
+        with err:  # the error is the response: close its socket
+            return int(err.code), err.read()
 
 
 def test_upload_url_dies_with_drop_user_and_plants_nothing_in_the_recreated_user(

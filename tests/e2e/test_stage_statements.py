@@ -64,9 +64,10 @@ def test_user_stages_are_isolated(alice, bob):
     assert [r["name"] for r in query(bob, "LIST @~")] == ["mine.csv"]
     assert execute(bob, "REMOVE @~/secret.csv") == 0
     assert get(alice, "@~/secret.csv") == b"alice-only"
-    with pytest.raises(urllib.error.HTTPError) as err:
+    with pytest.raises(urllib.error.HTTPError, match="HTTP Error 404") as err:
         get(bob, "@~/secret.csv")  # bob's own @~ has no such file: the download 404s
-    assert err.value.code == 404
+    with err.value:  # the error is the response: close its socket
+        assert err.value.code == 404
 
 
 @pytest.mark.parametrize(

@@ -30,7 +30,8 @@ def _health(side: HttpSide) -> tuple[int, bytes]:
         with urllib.request.urlopen(f"http://127.0.0.1:{side.port}/health", timeout=5) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
-        return exc.code, exc.read()
+        with exc:  # the error is the response: close its socket
+            return exc.code, exc.read()
 
 
 def _idle_connections(side: HttpSide, n: int) -> list[socket.socket]:
