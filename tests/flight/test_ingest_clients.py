@@ -16,7 +16,7 @@ def test_adbc_ingest_all_modes(root_conn, unique_table):
     t = unique_table()
     with root_conn.cursor() as cur:
         assert cur.adbc_ingest(t, pa.table({"a": [1, 2, 3], "b": ["x", "y", "z"]}), mode="create") == 3
-        with pytest.raises(dbapi.Error, match="already exists"):
+        with pytest.raises(dbapi.Error, match=f"Table already exists: {t}"):
             cur.adbc_ingest(t, pa.table({"a": [9], "b": ["q"]}), mode="create")
     with root_conn.cursor() as cur:
         assert cur.adbc_ingest(t, pa.table({"a": [4], "b": ["w"]}), mode="append") == 1
@@ -33,8 +33,9 @@ def test_adbc_ingest_all_modes(root_conn, unique_table):
 
 
 def test_append_to_missing_table_fails(root_conn, unique_table):
-    with root_conn.cursor() as cur, pytest.raises(dbapi.Error, match="does not exist"):
-        cur.adbc_ingest(unique_table(), pa.table({"a": [1]}), mode="append")
+    t = unique_table()
+    with root_conn.cursor() as cur, pytest.raises(dbapi.Error, match=f"Table does not exist: {t}"):
+        cur.adbc_ingest(t, pa.table({"a": [1]}), mode="append")
 
 
 def test_ingest_into_schema_and_temporary(root_conn, unique_table):
@@ -51,7 +52,10 @@ def test_ingest_into_schema_and_temporary(root_conn, unique_table):
 
 
 def test_ingest_into_reserved_schema_is_refused(root_conn):
-    with root_conn.cursor() as cur, pytest.raises(dbapi.Error, match="reserved"):
+    with (
+        root_conn.cursor() as cur,
+        pytest.raises(dbapi.Error, match="Name __stageflight is reserved for the server"),
+    ):
         cur.adbc_ingest("users", pa.table({"a": [1]}), mode="create", db_schema_name="__stageflight")
 
 

@@ -124,10 +124,10 @@ def test_ticket_is_single_use_and_bound_to_user(server, make_user):
     info = raw.info(cmd.CommandStatementQuery(query="SELECT 5 AS v"))
     name, password = make_user()
     other = RawClient(server.uri, name, password)
-    with pytest.raises(Exception, match="Unknown, expired or already fetched"):
+    with pytest.raises(flight.FlightServerError, match="Unknown, expired or already fetched result ticket"):
         other.client.do_get(info.endpoints[0].ticket, other.options).read_all()
     assert raw.fetch(info).to_pylist() == [{"v": 5}]
-    with pytest.raises(Exception, match="Unknown, expired or already fetched"):
+    with pytest.raises(flight.FlightServerError, match="Unknown, expired or already fetched result ticket"):
         raw.fetch(info)
     raw.close()
     other.close()
@@ -135,18 +135,19 @@ def test_ticket_is_single_use_and_bound_to_user(server, make_user):
 
 def test_bad_sql_gives_clean_message(root_conn):
     with root_conn.cursor() as cur:
-        with pytest.raises(dbapi.Error) as err:
+        with pytest.raises(
+            dbapi.OperationalError, match=r"Cannot parse statement: .*\(line 1, column 7\)"
+        ) as err:
             cur.execute("SELEC 1")
-    message = str(err.value)
-    assert "Cannot parse statement" in message and "line 1, column 7" in message
-    assert "Traceback" not in message
+    assert "Traceback" not in str(err.value)
 
 
 def test_missing_table_gives_clean_message(root_conn):
     with root_conn.cursor() as cur:
-        with pytest.raises(dbapi.OperationalError) as err:
+        with pytest.raises(
+            dbapi.OperationalError, match="Table with name no_such_table_here does not exist"
+        ) as err:
             cur.execute("SELECT * FROM no_such_table_here")
-    assert "no_such_table_here does not exist" in str(err.value)
     assert "Traceback" not in str(err.value)
 
 
@@ -211,7 +212,7 @@ def test_temp_tables_are_per_session(server):
         cur.execute("CREATE TEMP TABLE mine AS SELECT 1 AS x")
         cur.execute("SELECT x FROM mine")
         assert cur.fetchall() == [(1,)]
-    with b.cursor() as cur, pytest.raises(dbapi.Error, match="mine does not exist"):
+    with b.cursor() as cur, pytest.raises(dbapi.Error, match="Table with name mine does not exist"):
         cur.execute("SELECT x FROM mine")
     a.close()
     b.close()
@@ -222,7 +223,7 @@ def test_unfetched_results_expire(start_server):
     raw = RawClient(running.uri, "root", ROOT_PASSWORD)
     info = raw.info(cmd.CommandStatementQuery(query="SELECT 1 AS a"))
     time.sleep(2.5)  # the reaper runs every second
-    with pytest.raises(Exception, match="Unknown, expired or already fetched"):
+    with pytest.raises(flight.FlightServerError, match="Unknown, expired or already fetched result ticket"):
         raw.fetch(info)
     assert raw.query("SELECT 2 AS b").to_pylist() == [{"b": 2}]
     raw.close()
@@ -257,7 +258,7 @@ def test_repeated_text_sees_the_current_table(root_conn, unique_table):
 
 def test_repeated_refused_text_stays_refused(root_conn):
     for _ in range(3):
-        with root_conn.cursor() as cur, pytest.raises(dbapi.Error, match="read_csv"):
+        with root_conn.cursor() as cur, pytest.raises(dbapi.Error, match="Function read_csv is not allowed"):
             cur.execute("SELECT * FROM read_csv('/etc/passwd')")
 
 

@@ -261,7 +261,7 @@ def test_failed_unload_leaves_no_partial_file(local_backend: LocalBackend) -> No
         raise RuntimeError("query failed")
 
     reader = pa.RecordBatchReader.from_batches(SCHEMA, batches())
-    with pytest.raises(Exception, match="query failed"):
+    with pytest.raises(RuntimeError, match="^query failed$"):
         unload(
             reader,
             local_backend,
