@@ -19,6 +19,7 @@ from engine.errors import (
 from engine.ingest import IfExists, IfMissing, IngestTarget, ingest
 from engine.results import Result
 from engine.session import Prepared, Session, parameter_rows
+from engine.statements.visibility import caller_visibility
 from stages.errors import StageError
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "Session",
     "StageError",
     "StatementRejected",
+    "caller_visibility",
     "ingest",
     "metadata",
     "parameter_rows",

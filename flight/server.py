@@ -20,6 +20,7 @@ from engine import (
     IngestTarget,
     Result,
     StatementRejected,
+    caller_visibility,
     ingest,
     metadata,
     parameter_rows,
@@ -48,6 +49,18 @@ _ACTIONS = [
     ("GetSessionOptions", "Current catalog and schema"),
     ("SetSessionOptions", "Set the current catalog and schema"),
 ]
+
+# Metadata commands whose answer is filtered to what the caller may see.
+_FILTERED = frozenset(
+    {
+        "CommandGetDbSchemas",
+        "CommandGetTables",
+        "CommandGetPrimaryKeys",
+        "CommandGetImportedKeys",
+        "CommandGetExportedKeys",
+        "CommandGetCrossReference",
+    }
+)
 
 _INGEST_MISSING = {
     cmd.INGEST_NOT_EXIST_CREATE: IfMissing.CREATE,
@@ -211,7 +224,7 @@ class StageflightServer(flight.FlightServerBase):
             raise ClientError(f"Unsupported Flight SQL command: {name}")
         return schemas[name]
 
-    def _metadata_table(self, message: Message) -> pa.Table:
+    def _metadata_table(self, message: Message, fs: FlightSession) -> pa.Table:
         m: Any = message
         name = cmd.type_name(message)
 
@@ -226,10 +239,13 @@ class StageflightServer(flight.FlightServerBase):
                 duckdb_version=_duckdb_version(),
             )
         with self.engine.metadata_cursor() as con:
+            # Only what the caller may see (its user and roles; engine/statements/visibility.py).
+            visible = caller_visibility(fs.engine_session, con) if name in _FILTERED else metadata.Visible()
             if name == "CommandGetCatalogs":
                 return metadata.get_catalogs(con)
             if name == "CommandGetDbSchemas":
-                return metadata.get_db_schemas(con, opt("catalog"), opt("db_schema_filter_pattern"))
+                pattern = opt("db_schema_filter_pattern")
+                return metadata.get_db_schemas(con, opt("catalog"), pattern, visible=visible)
             if name == "CommandGetTables":
                 return metadata.get_tables(
                     con,
@@ -238,15 +254,22 @@ class StageflightServer(flight.FlightServerBase):
                     opt("table_name_filter_pattern"),
                     list(m.table_types),
                     m.include_schema,
+                    visible=visible,
                 )
             if name == "CommandGetTableTypes":
                 return metadata.get_table_types(con)
             if name == "CommandGetPrimaryKeys":
-                return metadata.get_primary_keys(con, opt("catalog"), opt("db_schema"), m.table)
+                return metadata.get_primary_keys(
+                    con, opt("catalog"), opt("db_schema"), m.table, visible=visible
+                )
             if name == "CommandGetImportedKeys":
-                return metadata.get_imported_keys(con, opt("catalog"), opt("db_schema"), m.table)
+                return metadata.get_imported_keys(
+                    con, opt("catalog"), opt("db_schema"), m.table, visible=visible
+                )
             if name == "CommandGetExportedKeys":
-                return metadata.get_exported_keys(con, opt("catalog"), opt("db_schema"), m.table)
+                return metadata.get_exported_keys(
+                    con, opt("catalog"), opt("db_schema"), m.table, visible=visible
+                )
             if name == "CommandGetCrossReference":
                 return metadata.get_cross_reference(
                     con,
@@ -256,6 +279,7 @@ class StageflightServer(flight.FlightServerBase):
                     opt("fk_catalog"),
                     opt("fk_db_schema"),
                     m.fk_table,
+                    visible=visible,
                 )
             if name == "CommandGetXdbcTypeInfo":
                 data_type = m.data_type if m.HasField("data_type") else None
@@ -272,8 +296,7 @@ class StageflightServer(flight.FlightServerBase):
                     result.close()
                     return flight.RecordBatchStream(fitted(result.table))
                 return flight.GeneratorStream(result.schema, sliced(result.batches()))
-            self._user(context)
-            return flight.RecordBatchStream(self._metadata_table(message))
+            return flight.RecordBatchStream(self._metadata_table(message, self._session(context)))
 
     # -- DoPut ----------------------------------------------------------------------------
     def do_put(

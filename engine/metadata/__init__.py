@@ -11,6 +11,9 @@ What is listed:
   built-ins: ``information_schema``, ``pg_catalog``) is never listed.
 * The server's reserved schema ``__stageflight`` (users, hashes, stages, grants) never appears:
   not as a schema, a table, a column owner, nor on either side of a key.
+* Only what the caller may see (``visible``, a :class:`Visible`; engine.statements.visibility
+  computes it): tables and views it owns or holds a privilege on, schemas it may use or holds
+  such tables in; a foreign key shows only when both its tables do.
 * Temporary objects are per DuckDB connection: pass the session's own connection to see them.
 
 Filters follow CommandGet*: ``None`` means "no filter"; ``""`` as a catalog or schema means
@@ -28,7 +31,7 @@ package re-exports them as the one API the Flight layer calls.
 from __future__ import annotations
 
 from engine.metadata.keys import get_cross_reference, get_exported_keys, get_imported_keys, get_primary_keys
-from engine.metadata.query import RESERVED_SCHEMA
+from engine.metadata.query import EVERYTHING, RESERVED_SCHEMA, Visible
 from engine.metadata.schemas import (
     CATALOGS_SCHEMA,
     DB_SCHEMAS_SCHEMA,
@@ -46,6 +49,7 @@ from engine.names import quote_ident as quote_identifier
 __all__ = [
     "CATALOGS_SCHEMA",
     "DB_SCHEMAS_SCHEMA",
+    "EVERYTHING",
     "FOREIGN_KEYS_SCHEMA",
     "PRIMARY_KEYS_SCHEMA",
     "RESERVED_SCHEMA",
@@ -54,6 +58,7 @@ __all__ = [
     "TABLE_TYPES",
     "TABLE_TYPES_SCHEMA",
     "XDBC_TYPE_INFO_SCHEMA",
+    "Visible",
     "get_catalogs",
     "get_cross_reference",
     "get_db_schemas",

@@ -9,7 +9,7 @@ from typing import Any
 import duckdb
 import pyarrow as pa
 
-from engine.metadata.query import VISIBLE, Where, arrow_table, fetch
+from engine.metadata.query import EVERYTHING, VISIBLE, Visible, Where, arrow_table, fetch
 from engine.metadata.schemas import FOREIGN_KEYS_SCHEMA, PRIMARY_KEYS_SCHEMA
 
 NO_ACTION = 3
@@ -17,9 +17,14 @@ NO_ACTION = 3
 
 
 def get_primary_keys(
-    con: duckdb.DuckDBPyConnection, catalog: str | None, schema: str | None, table: str
+    con: duckdb.DuckDBPyConnection,
+    catalog: str | None,
+    schema: str | None,
+    table: str,
+    *,
+    visible: Visible = EVERYTHING,
 ) -> pa.Table:
-    """GetPrimaryKeys: one row per key column, key_sequence 1-based.
+    """GetPrimaryKeys: one row per key column, key_sequence 1-based, of tables the caller may see.
 
     ``catalog``/``schema`` are exact names (None = any); ``table`` is an exact name.
     """
@@ -31,6 +36,8 @@ def get_primary_keys(
     )
     rows = []
     for cat, sch, tbl, key_name, key_columns in fetch(con, sql, where.params):
+        if not visible.table(cat, sch, tbl):
+            continue
         names = _ColumnNames(con, cat, sch)
         for sequence, column in enumerate(key_columns, start=1):
             rows.append((cat, sch, tbl, names.column(tbl, column), sequence, key_name))
@@ -81,9 +88,10 @@ class _ForeignKey:
 
 
 def _foreign_keys(
-    con: duckdb.DuckDBPyConnection, catalog: str | None, schema: str | None
+    con: duckdb.DuckDBPyConnection, catalog: str | None, schema: str | None, visible: Visible
 ) -> list[_ForeignKey]:
-    """FOREIGN KEY constraints (DuckDB keeps both sides in one catalog and schema)."""
+    """FOREIGN KEY constraints (DuckDB keeps both sides in one catalog and schema) whose two
+    tables the caller may both see: a key to or from a table it may not see is left out."""
     where = Where("database_name", "schema_name").equal("database_name", catalog)
     where.equal("schema_name", schema)
     sql = (
@@ -101,10 +109,12 @@ def _foreign_keys(
             unique_keys.setdefault((cat, sch, tbl.lower(), lowered), key_name)
     found = []
     for cat, sch, tbl, kind, key_name, key_columns, ref_table, ref_columns in rows:
-        if kind != "FOREIGN KEY":
+        if kind != "FOREIGN KEY" or not visible.table(cat, sch, tbl):
             continue
         canon = names.setdefault((cat, sch), _ColumnNames(con, cat, sch))
         pk_table = canon.table(ref_table)
+        if not visible.table(cat, sch, pk_table):
+            continue
         lowered = tuple(column.lower() for column in ref_columns)
         found.append(
             _ForeignKey(
@@ -131,18 +141,28 @@ def _key_rows(keys: Iterable[_ForeignKey], by_fk_side: bool) -> pa.Table:
 
 
 def get_imported_keys(
-    con: duckdb.DuckDBPyConnection, catalog: str | None, schema: str | None, table: str
+    con: duckdb.DuckDBPyConnection,
+    catalog: str | None,
+    schema: str | None,
+    table: str,
+    *,
+    visible: Visible = EVERYTHING,
 ) -> pa.Table:
     """GetImportedKeys: the foreign keys *of* ``table`` (the primary keys it references)."""
-    keys = [key for key in _foreign_keys(con, catalog, schema) if key.fk_table == table]
+    keys = [key for key in _foreign_keys(con, catalog, schema, visible) if key.fk_table == table]
     return _key_rows(keys, by_fk_side=False)
 
 
 def get_exported_keys(
-    con: duckdb.DuckDBPyConnection, catalog: str | None, schema: str | None, table: str
+    con: duckdb.DuckDBPyConnection,
+    catalog: str | None,
+    schema: str | None,
+    table: str,
+    *,
+    visible: Visible = EVERYTHING,
 ) -> pa.Table:
     """GetExportedKeys: the foreign keys in other tables that reference ``table``."""
-    keys = [key for key in _foreign_keys(con, catalog, schema) if key.pk_table == table]
+    keys = [key for key in _foreign_keys(con, catalog, schema, visible) if key.pk_table == table]
     return _key_rows(keys, by_fk_side=True)
 
 
@@ -154,6 +174,8 @@ def get_cross_reference(
     fk_catalog: str | None,
     fk_schema: str | None,
     fk_table: str,
+    *,
+    visible: Visible = EVERYTHING,
 ) -> pa.Table:
     """GetCrossReference: the foreign keys of ``fk_table`` that reference ``pk_table``."""
     if None not in (pk_catalog, fk_catalog) and pk_catalog != fk_catalog:
@@ -164,7 +186,7 @@ def get_cross_reference(
     schema = pk_schema if pk_schema is not None else fk_schema
     keys = [
         key
-        for key in _foreign_keys(con, catalog, schema)
+        for key in _foreign_keys(con, catalog, schema, visible)
         if key.pk_table == pk_table and key.fk_table == fk_table
     ]
     return _key_rows(keys, by_fk_side=True)

@@ -1,11 +1,13 @@
 """Shared pieces of the catalog queries: visible catalogs, bound filters, rows to Arrow.
 
-Every metadata answer filters through :class:`Where`, which always hides the reserved schema.
+Every metadata answer filters through :class:`Where`, which always hides the reserved schema, and
+keeps only what the caller may see (:class:`Visible`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -25,6 +27,30 @@ WITH _visible(database_name) AS (
     UNION SELECT database_name FROM duckdb_views() WHERE database_name = 'temp' AND NOT internal
 )
 """
+
+
+@dataclass(frozen=True)
+class Visible:
+    """What the caller may see (computed by engine.statements.visibility for the caller).
+
+    ``tables``: (schema, table) pairs, lower-cased; ``schemas``: schema names, lower-cased.
+    Names are compared case-insensitively, as DuckDB looks them up. Temporary objects (catalog
+    ``temp``) are the caller's own.
+    """
+
+    everything: bool = False
+    tables: frozenset[tuple[str, str]] = frozenset()
+    schemas: frozenset[str] = frozenset()
+
+    def table(self, catalog: str | None, schema: str, name: str) -> bool:
+        return self.everything or catalog == "temp" or (schema.lower(), name.lower()) in self.tables
+
+    def schema(self, catalog: str | None, schema: str) -> bool:
+        return self.everything or catalog == "temp" or schema.lower() in self.schemas
+
+
+EVERYTHING = Visible(everything=True)
+"""Root's (and account_admin's) view: nothing is filtered."""
 
 
 def _like_pattern(pattern: str) -> str:

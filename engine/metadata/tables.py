@@ -8,7 +8,7 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
-from engine.metadata.query import VISIBLE, Where, arrow_table, fetch
+from engine.metadata.query import EVERYTHING, VISIBLE, Visible, Where, arrow_table, fetch
 from engine.metadata.schemas import (
     CATALOG_NAME_KEY,
     CATALOGS_SCHEMA,
@@ -41,9 +41,13 @@ def get_catalogs(con: duckdb.DuckDBPyConnection) -> pa.Table:
 
 
 def get_db_schemas(
-    con: duckdb.DuckDBPyConnection, catalog: str | None, schema_pattern: str | None
+    con: duckdb.DuckDBPyConnection,
+    catalog: str | None,
+    schema_pattern: str | None,
+    *,
+    visible: Visible = EVERYTHING,
 ) -> pa.Table:
-    """GetDbSchemas: schemas of visible catalogs, sorted by catalog then schema."""
+    """GetDbSchemas: schemas of visible catalogs the caller may see, sorted by catalog then schema."""
     where = Where("database_name", "schema_name").equal("database_name", catalog)
     where.like("schema_name", schema_pattern)
     sql = (
@@ -52,7 +56,8 @@ def get_db_schemas(
         + where.sql()
         + " ORDER BY database_name, schema_name"
     )
-    return arrow_table(DB_SCHEMAS_SCHEMA, fetch(con, sql, where.params))
+    rows = [row for row in fetch(con, sql, where.params) if visible.schema(row[0], row[1])]
+    return arrow_table(DB_SCHEMAS_SCHEMA, rows)
 
 
 def get_table_types(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -67,8 +72,10 @@ def get_tables(
     table_pattern: str | None,
     table_types: Sequence[str] = (),
     include_schema: bool = False,
+    *,
+    visible: Visible = EVERYTHING,
 ) -> pa.Table:
-    """GetTables: tables and views, sorted by catalog, schema, table name and type.
+    """GetTables: the tables and views the caller may see, sorted by catalog, schema, name and type.
 
     Args:
         con: a connection to the server's database (the session's own, to include its temp tables).
@@ -79,6 +86,7 @@ def get_tables(
             case-insensitively); empty for all.
         include_schema: add ``table_schema``, each table's IPC-serialized Arrow schema with
             ``ARROW:FLIGHT:SQL:*`` field metadata and the catalog's nullability.
+        visible: what the caller may see (the server always passes the caller's).
     """
     where = Where("table_catalog", "table_schema").equal("table_catalog", catalog)
     where.like("table_schema", schema_pattern).like("table_name", table_pattern)
@@ -92,6 +100,7 @@ def get_tables(
         sql += " WHERE upper(table_type) IN (SELECT unnest(?::VARCHAR[]))"
         params.append([table_type.upper() for table_type in table_types])
     rows = fetch(con, sql + " ORDER BY table_catalog, table_schema, table_name, table_type", params)
+    rows = [row for row in rows if visible.table(row[0], row[1], row[2])]
     if not include_schema:
         return arrow_table(TABLES_SCHEMA, rows)
     columns = _columns(con, catalog, schema_pattern, table_pattern)

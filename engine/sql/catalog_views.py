@@ -7,6 +7,9 @@ included. A read of one of these views becomes a subquery over the same view tha
     FROM information_schema.tables  ->  FROM (SELECT * FROM information_schema.tables
                                               WHERE <table_schema and table_name not reserved>) AS tables
 
+Each read also keeps only the objects the caller may use (engine/sql/catalog_visibility.py),
+and ``SHOW TABLES`` is answered by such a read.
+
 The views with no schema column to filter on (``sqlite_master``, ``duckdb_*``, ...) are refused by
 the guard instead. Only :func:`hide_reserved_catalog` is public; the guard applies it to every
 statement it regenerates, so no path to DuckDB skips it.
@@ -19,6 +22,8 @@ from sqlglot import exp
 
 from engine.errors import StatementRejected
 from engine.names import RESERVED_PREFIXES
+from engine.sql.catalog_visibility import condition as visibility_condition
+from engine.sql.catalog_visibility import show_tables_query
 
 # How a column identifies what a row is about: a schema or table name, a pg_namespace oid or a
 # pg_class oid. A row is hidden when any listed column points into the reserved objects.
@@ -104,18 +109,19 @@ def _is_named_target(table: exp.Table) -> bool:
     return isinstance(parent, _NAMED_TARGETS) and table.arg_key == "this"
 
 
-def _rule_for(table: exp.Table, cte_names: set[str]) -> Rule | None:
+def _view_of(table: exp.Table, cte_names: set[str]) -> tuple[str, str] | None:
+    """(schema, view) of a catalog view read, or None when ``table`` is not one."""
     if not isinstance(table.this, exp.Identifier) or _is_named_target(table):
         return None
     name, schema = table.name.lower(), table.db.lower()
     if schema in _VIEWS:
-        return _VIEWS[schema].get(name)
+        return (schema, name) if name in _VIEWS[schema] else None
     if not schema and not table.catalog and name in _PG_CATALOG and name not in cte_names:
-        return _PG_CATALOG[name]  # pg_catalog is on DuckDB's search path
+        return "pg_catalog", name  # pg_catalog is on DuckDB's search path
     return None
 
 
-def _filtered(table: exp.Table, rule: Rule) -> exp.Expression:
+def _filtered(table: exp.Table, rule: Rule, view: tuple[str, str]) -> exp.Expression:
     extra = sorted(key for key, value in table.args.items() if value and key not in _PLAIN_TABLE_ARGS)
     if extra:
         raise StatementRejected(f"System view {table.name} cannot be used with {extra[0].upper()}")
@@ -127,18 +133,34 @@ def _filtered(table: exp.Table, rule: Rule) -> exp.Expression:
     if rule:
         condition = " AND ".join(_visible(column, kind) for column, kind in rule)
         query = query.where(sqlglot.condition(condition, dialect="duckdb"))
+    visible = visibility_condition(*view)
+    if visible is not None:  # only what the caller may use (engine/sql/catalog_visibility.py)
+        query = query.where(visible)
     alias = table.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table.name))
     return exp.Subquery(this=query, alias=alias.copy())
 
 
 def hide_reserved_catalog(tree: exp.Expression) -> exp.Expression:
-    """``tree`` with every read of a catalog view filtered (a copy; ``tree`` itself if none)."""
+    """``tree`` with every read of a catalog view filtered (a copy; ``tree`` itself if none).
+
+    Each read keeps only the rows of objects that are not reserved and that the caller may use
+    (the reserved relation :data:`engine.sql.catalog_visibility.VISIBLE_RELATION`, registered for
+    the caller at run time). ``SHOW TABLES`` is first rewritten into such a read.
+    """
+    if isinstance(tree, exp.Show) and str(tree.name).upper() == "TABLES":
+        unknown = sorted(key for key, value in tree.args.items() if value and key not in _SHOW_TABLES_ARGS)
+        if unknown:
+            raise StatementRejected(f"SHOW TABLES cannot be used with {unknown[0].upper()}")
+        tree = show_tables_query(tree)
     cte_names = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
-    if not any(_rule_for(table, cte_names) is not None for table in tree.find_all(exp.Table)):
+    if not any(_view_of(table, cte_names) is not None for table in tree.find_all(exp.Table)):
         return tree
     tree = tree.copy()
-    targets = [(table, _rule_for(table, cte_names)) for table in tree.find_all(exp.Table)]
-    for table, rule in targets:
-        if rule is not None:
-            table.replace(_filtered(table, rule))
+    targets = [(table, _view_of(table, cte_names)) for table in tree.find_all(exp.Table)]
+    for table, view in targets:
+        if view is not None:
+            table.replace(_filtered(table, _VIEWS[view[0]][view[1]], view))
     return tree
+
+
+_SHOW_TABLES_ARGS = ("this", "from_", "from")

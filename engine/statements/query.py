@@ -18,6 +18,7 @@ from engine.sql.dialect import stage_options, stage_refs
 from engine.sql.table_refs import extract
 from engine.statements.access import require_needs
 from engine.statements.table_identity import check_rename, history_key_for, track_table_changes
+from engine.statements.visibility import with_visibility
 from stages.paths import parse_stage_ref
 
 
@@ -80,7 +81,11 @@ def plan_query(tree: exp.Expression) -> Plan:
         return _run_sql(session, params_in)
 
     def _run_sql(session: RunContext, params_in: Params) -> Result:
-        result = session.run_duckdb(sql, params_in, is_query=is_query, transaction=transaction)
+        result = with_visibility(  # catalog views read: the caller's visibility is bound for the run
+            session,
+            sql,
+            lambda text: session.run_duckdb(text, params_in, is_query=is_query, transaction=transaction),
+        )
         if truncated:
             # TRUNCATE starts the table's load history afresh (DROP and replace: table_identity).
             LoadHistory.clear(session.run_internal, [history_key_for(session, *t) for t in truncated])
@@ -97,7 +102,7 @@ def plan_query(tree: exp.Expression) -> Plan:
     def describe(session: RunContext) -> pa.Schema | None:
         if not isinstance(tree, exp.Select | exp.SetOperation):
             return None
-        return session.describe_query(sql, params)
+        return with_visibility(session, sql, lambda text: session.describe_query(text, params), describe=True)
 
     return Plan(
         is_query=is_query,
