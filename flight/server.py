@@ -51,16 +51,9 @@ _ACTIONS = [
 ]
 
 # Metadata commands whose answer is filtered to what the caller may see.
-_FILTERED = frozenset(
-    {
-        "CommandGetDbSchemas",
-        "CommandGetTables",
-        "CommandGetPrimaryKeys",
-        "CommandGetImportedKeys",
-        "CommandGetExportedKeys",
-        "CommandGetCrossReference",
-    }
-)
+_FILTERED = {
+    f"CommandGet{n}" for n in "DbSchemas Tables PrimaryKeys ImportedKeys ExportedKeys CrossReference".split()
+}
 
 _INGEST_MISSING = {
     cmd.INGEST_NOT_EXIST_CREATE: IfMissing.CREATE,

@@ -245,6 +245,10 @@ def test_regenerated_statements_run_in_sequence(con: duckdb.DuckDBPyConnection) 
         ("SELECT count(*) FROM copy_of", [(0,)]),
         ("DROP VIEW v", None),
     ]
+    from engine.metadata import EVERYTHING
+    from engine.statements.visibility import visibility_table
+
+    con.register("__stage_visible", visibility_table(EVERYTHING))  # SHOW TABLES reads it (issue 13)
     for sql, expected in script:
         (tree,) = guard.validate(sql)
         rows = con.execute(guard.regenerate(tree))

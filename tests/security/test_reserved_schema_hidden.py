@@ -65,6 +65,7 @@ def setup(server):
         cur.execute(f"CREATE INDEX IF NOT EXISTS {TABLE}_note ON {TABLE} (note)")
         cur.execute("CREATE STAGE IF NOT EXISTS hidden_stage")
         cur.execute("GRANT READ ON STAGE hidden_stage TO hidden_eve")
+        cur.execute(f"GRANT SELECT ON {TABLE} TO hidden_eve")  # catalog views list only what eve may use
     return server
 
 
