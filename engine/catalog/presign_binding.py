@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from engine.catalog.privileges import TABLE_PRIVILEGES_SCOPE
 from engine.catalog.security_db import SecurityDatabase
 from stages.model import Stage, StageKind
 
@@ -38,6 +39,8 @@ def scopes_for(user: str, stage: Stage, privilege: str) -> list[str]:
     """What a URL that ``user`` gets for ``stage`` under ``privilege`` depends on."""
     if stage.kind is StageKind.USER:
         return [user_scope(user)]  # the issuer's own @~: nothing but the issuer
+    if stage.kind is StageKind.TABLE:
+        return [user_scope(user), stage_scope(stage.name), TABLE_PRIVILEGES_SCOPE]
     return [user_scope(user), stage_scope(stage.name), grant_scope(stage.name, user, privilege)]
 
 
@@ -74,4 +77,6 @@ def _describe(scope: str) -> str:
     if kind == "grant" and len(parts) == 3:
         stage, grantee, privilege = parts
         return f"privilege {privilege} on stage @{stage} was revoked from {grantee} after it was issued"
+    if scope == TABLE_PRIVILEGES_SCOPE:
+        return "a table privilege was revoked or transferred after it was issued"
     return f"{scope} changed after it was issued"

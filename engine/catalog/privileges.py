@@ -15,6 +15,9 @@ import duckdb
 from engine.catalog.security_db import ACCOUNT_ADMIN, BUILTIN_ROLES, PUBLIC_ROLE, SecurityDatabase
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
 
+# The generation that presigned URLs of table stages carry: every loss of a table privilege
+# (REVOKE, role changes, ownership transfer, DROP USER) ends them all; a blunt but safe rule.
+TABLE_PRIVILEGES_SCOPE = "table-privileges"
 USER = "user"
 ROLE = "role"
 ROOT_USER = "root"
@@ -117,6 +120,7 @@ class PrivilegeStore:
             cur.execute("UPDATE users SET default_role = NULL WHERE default_role = ?", [name])
             cur.execute("DELETE FROM roles WHERE name = ?", [name])
             self.security.bump_version(cur)
+            self.security.bump(cur, TABLE_PRIVILEGES_SCOPE)  # table-stage URLs rest on these
         return members
 
     def edges(self) -> list[tuple[str, str, str]]:
@@ -185,6 +189,7 @@ class PrivilegeStore:
                 [role, grantee.kind, grantee.name],
             )
             self.security.bump_version(cur)
+            self.security.bump(cur, TABLE_PRIVILEGES_SCOPE)  # table-stage URLs rest on these
         return affected
 
     # -- object grants -------------------------------------------------------------------
@@ -218,6 +223,7 @@ class PrivilegeStore:
                 [kind, object_id, privilege, grantee.kind, grantee.name],
             )
         self.security.bump_version(cur)
+        self.security.bump(cur, TABLE_PRIVILEGES_SCOPE)  # table-stage URLs rest on these
 
     def grants_to(self, principals: Iterable[Principal]) -> list[tuple[str, str, str, str, str]]:
         """(object_kind, object_id, privilege, grantee_kind, grantee) of grants to ``principals``."""
@@ -247,6 +253,7 @@ class PrivilegeStore:
         cur.execute("DELETE FROM object_grants WHERE object_kind = ? AND object_id = ?", [kind, object_id])
         cur.execute("DELETE FROM owners WHERE object_kind = ? AND object_id = ?", [kind, object_id])
         self.security.bump_version(cur)
+        self.security.bump(cur, TABLE_PRIVILEGES_SCOPE)  # table-stage URLs rest on these
 
     # -- owners ------------------------------------------------------------------------
     def owner(self, kind: str, object_id: str) -> Principal | None:
@@ -267,6 +274,7 @@ class PrivilegeStore:
                 [kind, object_id, owner.kind, owner.name],
             )
             self.security.bump_version(cur)
+            self.security.bump(cur, TABLE_PRIVILEGES_SCOPE)  # table-stage URLs rest on these
 
     def owned_by(self, owner: Principal) -> list[tuple[str, str]]:
         rows = self.security.rows(
@@ -286,6 +294,7 @@ class PrivilegeStore:
             [ROOT_USER, user],
         )
         self.security.bump_version(cur)
+        self.security.bump(cur, TABLE_PRIVILEGES_SCOPE)  # table-stage URLs rest on these
 
     def is_member(self, user: str, role: str) -> bool:
         return Principal(USER, user) in self.members(role)

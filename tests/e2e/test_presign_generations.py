@@ -139,3 +139,22 @@ def test_the_binding_is_signed(alice: Any, tamper: str) -> None:
     status, body = _http(forged)
     assert (status, body.decode().strip()) == (403, "signature mismatch")
     assert _http(url) == (200, b"b")
+
+
+def test_table_stage_url_ends_when_the_table_privilege_is_revoked(
+    root_conn: Any, alice: Any, bob: Any, unique_table: Any
+) -> None:
+    t = unique_table("tsurl")
+    execute(alice, f"CREATE TABLE {t} (a INTEGER)")
+    put(alice, f"@%{t}/a.csv", b"1\n")
+    execute(alice, f"GRANT SELECT ON {t} TO {bob.user_name}")
+    url = presign(bob, f"PRESIGN @%{t}/a.csv")["url"]
+    assert _http(url) == (200, b"1\n")
+    execute(alice, f"REVOKE SELECT ON {t} FROM {bob.user_name}")
+    status, body = _http(url)
+    assert status == 403
+    assert body.decode().strip() == (
+        "URL revoked: a table privilege was revoked or transferred after it was issued"
+    )
+    # The owner's own URL for the same file is issued after the revoke and works.
+    assert _http(presign(alice, f"PRESIGN @%{t}/a.csv")["url"]) == (200, b"1\n")
