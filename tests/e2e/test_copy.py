@@ -107,9 +107,12 @@ def test_purge_waits_for_commit_and_rollback_keeps_files(user, table):
 def test_aborted_copy_loads_and_records_nothing(user, table):
     put(user, "@~/ab/a.csv", b"id,name\n1,x\n")
     put(user, "@~/ab/b.csv", b"id,name\nnot_a_number,y\n")
-    with pytest.raises(dbapi.Error) as err:
+    with pytest.raises(
+        dbapi.Error,
+        match=r"abort after 1 errors! The first error at file 'ab/b\.csv', line 2: "
+        r"Invalid value 'not_a_number' for column 0 \(id int32\)",
+    ):
         query(user, f"COPY INTO {table} FROM @~/ab/ {CSV_HEADER}")
-    assert "ab/b.csv" in str(err.value) and "line 2" in str(err.value)
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
     put(user, "@~/ab/b.csv", b"id,name\n2,y\n")
     assert [r["File"] for r in query(user, f"COPY INTO {table} FROM @~/ab/ {CSV_HEADER}")] == [
@@ -136,14 +139,24 @@ def test_on_error_modes(user, table, on_error, loaded, errors):
 @pytest.mark.parametrize("on_error", ["ABORT", "ABORT_4"])
 def test_on_error_abort(user, table, on_error):
     put(user, "@~/oa/bad.csv", BAD_CSV)
-    with pytest.raises(dbapi.Error, match="oa/bad.csv"):
+    errors = 4 if on_error == "ABORT_4" else 1
+    with pytest.raises(
+        dbapi.Error,
+        match=rf"abort after {errors} errors! The first error at file 'oa/bad\.csv', line 2: "
+        r"Invalid value 'x' for column 0 \(id int32\)",
+    ):
         query(user, f"COPY INTO {table} FROM @~/oa/ FILE_FORMAT = (TYPE = CSV) ON_ERROR = {on_error}")
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
 
 
 def test_bad_on_error_is_named(user, table):
     put(user, "@~/x/a.csv", b"1,a\n")
-    with pytest.raises(dbapi.Error, match="ON_ERROR"):
+    with pytest.raises(
+        dbapi.Error,
+        match=re.escape(
+            "ON_ERROR must be one of CONTINUE | SKIP_FILE | SKIP_FILE_<num> | ABORT | ABORT_<num>"
+        ),
+    ):
         query(user, f"COPY INTO {table} FROM @~/x/ FILE_FORMAT = (TYPE = CSV) ON_ERROR = ABORT_0")
 
 
@@ -256,9 +269,8 @@ def test_stage_format_and_named_format_precedence(server, root_conn, unique_tabl
     ],
 )
 def test_copy_errors_name_the_problem(user, table, sql, message):
-    with pytest.raises(dbapi.Error) as err:
+    with pytest.raises(dbapi.Error, match=re.escape(message)):
         query(user, sql.format(t=table))
-    assert message in str(err.value)
 
 
 def test_validation_mode_loads_nothing(user, table):
@@ -345,7 +357,7 @@ def test_unload_raw_path_overwrite_rules(user, table):
     base = "FILE_FORMAT = (TYPE = CSV) SINGLE = TRUE USE_RAW_PATH = TRUE INCLUDE_QUERY_ID = FALSE"
     query(user, f"COPY INTO @~/raw/exact.csv FROM {table} {base}")
     assert [r["name"] for r in query(user, "LIST @~/raw/")] == ["raw/exact.csv"]
-    with pytest.raises(dbapi.Error, match="already exists"):
+    with pytest.raises(dbapi.Error, match="file already exists: raw/exact[.]csv"):
         query(user, f"COPY INTO @~/raw/exact.csv FROM {table} {base}")
     query(user, f"COPY INTO @~/raw/exact.csv FROM {table} {base} OVERWRITE = TRUE")
     assert get(user, "@~/raw/exact.csv") == b'"1","a"\n'
@@ -425,9 +437,12 @@ def test_parquet_type_error_names_the_file(user, unique_table):
     execute(user, f"CREATE TABLE {t} (id INTEGER)")
     put(user, "@~/pqe/good.parquet", parquet_bytes(pa.table({"id": ["1", "2"]})))
     put(user, "@~/pqe/bad.parquet", parquet_bytes(pa.table({"id": ["3", "not-a-number"]})))
-    with pytest.raises(dbapi.Error) as err:
+    with pytest.raises(
+        dbapi.Error,
+        match=r"abort after 1 errors! The first error at file 'pqe/bad\.parquet', line 2: "
+        r"Invalid value 'not-a-number' for column 0 \(id int32\)",
+    ):
         query(user, f"COPY INTO {t} FROM @~/pqe/")
-    assert "pqe/bad.parquet" in str(err.value)
     assert query(user, f"SELECT count(*) AS n FROM {t}") == [{"n": 0}]  # nothing half-loaded
     rows = query(user, f"COPY INTO {t} FROM @~/pqe/ ON_ERROR = CONTINUE")
     assert [(r["File"], r["Rows_loaded"], r["Errors_seen"]) for r in rows] == [
@@ -448,16 +463,23 @@ def test_many_small_files(server, user, table):
         {"n": 150, "s": sum(range(150))}
     ]
     (stage_dir / "f150.csv").write_text("oops,x\n")
-    with pytest.raises(dbapi.Error, match="many/f150.csv"):
+    with pytest.raises(
+        dbapi.Error,
+        match=r"The first error at file 'many/f150\.csv', line 1: Invalid value 'oops' for column 0",
+    ):
         query(user, f"COPY INTO {table} FROM @~/many/ FILE_FORMAT = (TYPE = CSV) FORCE = TRUE")
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 150}]
 
 
 @pytest.mark.parametrize(
-    "file_format", ["TYPE = CSV ENCODING = 'latin1'", "TYPE = PARQUET USE_LOGIC_TYPE = TRUE"]
+    ("file_format", "message"),
+    [
+        ("TYPE = CSV ENCODING = 'latin1'", "ENCODING latin1 is not supported: files must be UTF-8"),
+        ("TYPE = PARQUET USE_LOGIC_TYPE = TRUE", "File format option USE_LOGIC_TYPE is not supported yet"),
+    ],
 )
-def test_unimplemented_options_are_refused_not_ignored(user, table, file_format):
-    with pytest.raises(dbapi.Error, match="not supported"):
+def test_unimplemented_options_are_refused_not_ignored(user, table, file_format, message):
+    with pytest.raises(dbapi.Error, match=re.escape(message)):
         query(user, f"COPY INTO {table} FROM @~/x/ FILE_FORMAT = ({file_format})")
 
 
@@ -699,10 +721,12 @@ def test_field_default_of_a_json_column_is_its_json(user, unique_table):
 
 def test_corrupt_compressed_file_error_is_clean(user, table):
     put(user, "@~/cz/a.csv.gz", b"this is not gzip data")
-    with pytest.raises(dbapi.Error) as raised:
+    with pytest.raises(
+        dbapi.Error, match=re.escape("zlib inflate failed: incorrect header check (file 'cz/a.csv.gz')")
+    ) as raised:
         query(user, f"COPY INTO {table} FROM @~/cz/a.csv.gz FILE_FORMAT = (TYPE = CSV)")
     message = str(raised.value)
-    assert "cz/a.csv.gz" in message and "Traceback" not in message and "__stage_" not in message
+    assert "Traceback" not in message and "__stage_" not in message
     with pytest.raises(dbapi.Error, match="Cannot read staged file cz/a.csv.gz") as raised:
         query(user, "SELECT * FROM @~/cz/a.csv.gz (FILE_FORMAT => 'CSV')")
     assert "Traceback" not in str(raised.value)
@@ -746,10 +770,16 @@ def test_quoted_empty_fields_and_quoted_nulls(user, unique_table, data, options,
 
 def test_quoted_field_options_are_checked(user, table):
     # Checked with the statement: also when no file is there to read.
-    for option in ("QUOTED_EMPTY_FIELD_AS = ZERO", "ALLOW_QUOTED_NULLS = MAYBE"):
-        with pytest.raises(dbapi.Error, match=option.split()[0]):
+    for option, message in (
+        (
+            "QUOTED_EMPTY_FIELD_AS = ZERO",
+            "QUOTED_EMPTY_FIELD_AS must be one of FIELD_DEFAULT | NULL | STRING, got 'ZERO'",
+        ),
+        ("ALLOW_QUOTED_NULLS = MAYBE", "ALLOW_QUOTED_NULLS must be TRUE or FALSE, got 'MAYBE'"),
+    ):
+        with pytest.raises(dbapi.Error, match=re.escape(message)):
             execute(user, f"COPY INTO {table} FROM @~/qopt/ FILE_FORMAT = (TYPE = CSV {option})")
-        with pytest.raises(dbapi.Error, match=option.split()[0]):
+        with pytest.raises(dbapi.Error, match=re.escape(message)):
             execute(user, f"CREATE FILE FORMAT bad_quoting TYPE = CSV {option}")
     assert query(user, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
 

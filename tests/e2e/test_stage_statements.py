@@ -71,26 +71,40 @@ def test_user_stages_are_isolated(alice, bob):
 
 
 @pytest.mark.parametrize(
-    "ref",
+    ("ref", "expected"),
     [
-        "@~/../{other}/secret.csv",
-        "@~/a/../../{other}/secret.csv",
-        "@~/./secret.csv",
-        "@~/a//b.csv",
-        "@~/..%2f{other}/secret.csv",
-        "@~/%2e%2e/{other}/secret.csv",
-        "@~/..\\{other}\\secret.csv",
-        "@~/~/secret.csv",
-        "@~/*.csv",
+        (
+            "@~/../{other}/secret.csv",
+            "Invalid stage path '../{other}/secret.csv': '..' segments are not allowed",
+        ),
+        (
+            "@~/a/../../{other}/secret.csv",
+            "Invalid stage path 'a/../../{other}/secret.csv': '..' segments are not allowed",
+        ),
+        ("@~/./secret.csv", "Invalid stage path './secret.csv': '.' segments are not allowed"),
+        ("@~/a//b.csv", "Invalid stage path 'a//b.csv': empty segments ('//') are not allowed"),
+        (
+            "@~/..%2f{other}/secret.csv",
+            "Invalid stage path '..%2f{other}/secret.csv': character '%' is not allowed",
+        ),
+        (
+            "@~/%2e%2e/{other}/secret.csv",
+            "Invalid stage path '%2e%2e/{other}/secret.csv': character '%' is not allowed",
+        ),
+        (
+            "@~/..\\{other}\\secret.csv",
+            "Invalid stage path '..\\{other}\\secret.csv': character '\\\\' is not allowed",
+        ),
+        ("@~/~/secret.csv", "Invalid stage path '~/secret.csv': character '~' is not allowed"),
+        ("@~/*.csv", "Cannot read statement: Error tokenizing"),
     ],
 )
-def test_traversal_is_refused_everywhere(alice, bob, ref):
+def test_traversal_is_refused_everywhere(alice, bob, ref, expected):
     put(alice, "@~/secret.csv", b"alice-only")
     target = ref.format(other=alice.user_name)
+    message = expected.format(other=alice.user_name)
     for sql in [f"LIST {target}", f"REMOVE {target}", f"PRESIGN {target}", f"PRESIGN UPLOAD {target}"]:
-        with pytest.raises(
-            dbapi.Error, match="Invalid stage path|Invalid stage reference|Expected|Cannot read statement"
-        ):
+        with pytest.raises(dbapi.Error, match=re.escape(message)):
             query(bob, sql)
     assert get(alice, "@~/secret.csv") == b"alice-only"
 
@@ -233,9 +247,8 @@ def test_create_or_replace_empties_the_stage(root_conn):
     ],
 )
 def test_stage_statement_errors(root_conn, sql, message):
-    with pytest.raises(dbapi.Error) as err:
+    with pytest.raises(dbapi.Error, match=re.escape(message)) as err:
         query(root_conn, sql)
-    assert message in str(err.value)
     assert "Traceback" not in str(err.value)
 
 
@@ -343,7 +356,7 @@ def test_table_stage_follows_its_table(server, root_conn, unique_table):
     assert (stage_dir / "load.csv").exists()
     execute(root_conn, f"DROP TABLE {t}")
     assert not stage_dir.exists()
-    with pytest.raises(dbapi.Error, match="does not exist"):
+    with pytest.raises(dbapi.Error, match=f"Table stage @%{t}: table {t} does not exist"):
         query(root_conn, f"LIST @%{t}")
 
 
