@@ -70,9 +70,10 @@ def test_create_if_not_exists_leaves_the_stage_alone(root_conn, creator, roots_s
 
 def test_replace_by_a_non_owner_is_refused(root_conn, creator, roots_stage):
     name, files = roots_stage
-    with pytest.raises(dbapi.Error) as err:
+    with pytest.raises(
+        dbapi.Error, match=f"Permission denied: only the owner of @{name} or root may replace it"
+    ):
         execute(creator, f"CREATE OR REPLACE STAGE {name} COMMENT = 'alices'")
-    assert f"Permission denied: only the owner of @{name} or root may replace it" in str(err.value)
     assert _files(root_conn, name) == files
     [row] = query(root_conn, f"DESC STAGE {name}")
     assert (row["creator"], row["comment"]) == ("root", "roots")

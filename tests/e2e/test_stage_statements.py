@@ -44,7 +44,7 @@ def test_list_path_is_a_prefix_and_pattern_is_anchored(alice):
         "dir/ontime_200.csv",
         "ontime_1.csv",
     ]
-    with pytest.raises(dbapi.Error, match="Invalid PATTERN"):
+    with pytest.raises(dbapi.Error, match=re.escape("Invalid PATTERN '(unclosed': ")):
         query(alice, "LIST @~ PATTERN = '(unclosed'")
 
 

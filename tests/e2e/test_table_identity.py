@@ -73,7 +73,7 @@ def test_rename_keeps_history_and_moves_stage_files(server, user, unique_table):
     execute(user, f"ALTER TABLE {t} RENAME TO {u}")
     assert _names(user, f"@%{u}") == ["b.csv", "sub/c.csv"]
     assert not _stage_dir(server, "main", t).exists()
-    with pytest.raises(dbapi.Error, match="does not exist"):
+    with pytest.raises(dbapi.Error, match=f"Table stage @%{t}: table {t} does not exist"):
         query(user, f"LIST @%{t}")
     # Files loaded before the rename are still loaded; the one never loaded is not.
     assert _loaded(user, f"COPY INTO {u} FROM @~/{t}/ {CSV}") == 0
@@ -139,7 +139,7 @@ def test_rolled_back_drop_keeps_the_stage(user, unique_table):
     execute(user, "BEGIN TRANSACTION")
     execute(user, f"DROP TABLE {t}")
     execute(user, "COMMIT")
-    with pytest.raises(dbapi.Error, match="does not exist"):
+    with pytest.raises(dbapi.Error, match=f"Table stage @%{t}: table {t} does not exist"):
         query(user, f"LIST @%{t}")
     execute(user, f"CREATE TABLE {t} (id INTEGER)")
     assert _names(user, f"@%{t}") == []
