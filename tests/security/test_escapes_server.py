@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import adbc_driver_manager.dbapi as dbapi
 import duckdb
 import pytest
@@ -37,12 +39,11 @@ _OVER_ADBC = {
     "sql, fragment", ESCAPE_ATTEMPTS, ids=[f"escape{i}" for i in range(len(ESCAPE_ATTEMPTS))]
 )
 def test_escape_attempt_is_refused(attacker, sql, fragment):
-    with pytest.raises(dbapi.Error) as err, attacker.cursor() as cur:
+    expected = _OVER_ADBC.get(sql, fragment)
+    with pytest.raises(dbapi.Error, match=re.escape(expected)) as err, attacker.cursor() as cur:
         cur.execute(sql)
         cur.fetchall()
-    message = str(err.value)
-    assert "Traceback" not in message
-    assert _OVER_ADBC.get(sql, fragment) in message, message
+    assert "Traceback" not in str(err.value)
 
 
 @pytest.mark.parametrize("sql", ALLOWED_QUERIES, ids=[f"allowed{i}" for i in range(len(ALLOWED_QUERIES))])
@@ -77,10 +78,9 @@ def test_host_file_never_read_through_server(server, attacker, tmp_path):
         (f"ATTACH '{tmp_path / 'x.duckdb'}' AS x", "Statement ATTACH is not allowed"),
     ]
     for sql, fragment in attempts:
-        with pytest.raises(dbapi.Error) as err, attacker.cursor() as cur:
+        with pytest.raises(dbapi.Error, match=re.escape(fragment)) as err, attacker.cursor() as cur:
             cur.execute(sql)
             cur.fetchall()
-        assert fragment in str(err.value)
         assert "TOP-SECRET-VALUE" not in str(err.value)
     assert not (tmp_path / "out.csv").exists()
     assert not (tmp_path / "x.duckdb").exists()

@@ -8,6 +8,7 @@ pinned DuckDB by scripts/list_functions.py and reviewed.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -175,8 +176,8 @@ def mallory(server):
     conn.close()
 
 
-def _server_error(conn, sql: str) -> str:
-    with pytest.raises(dbapi.Error) as err, conn.cursor() as cur:
+def _server_error(conn, sql: str, expected: str) -> str:
+    with pytest.raises(dbapi.Error, match=re.escape(expected)) as err, conn.cursor() as cur:
         cur.execute(sql)
         cur.fetchall()
     return str(err.value)
@@ -192,8 +193,7 @@ def test_json_serialize_plan_attack_is_refused_by_the_server(request, server, us
         f"SELECT json_serialize_plan('SELECT * FROM read_' || 'blob(''{db_file}.wal'')')",
     ]
     for sql in attacks:
-        message = _server_error(conn, sql)
-        assert "Function not allowed: json_serialize_plan" in message
+        message = _server_error(conn, sql, "Function not allowed: json_serialize_plan")
         assert "Candidate bindings" not in message and "password_hash" not in message
 
 
@@ -209,7 +209,7 @@ def test_json_serialize_plan_attack_is_refused_by_the_server(request, server, us
     ],
 )
 def test_sql_in_a_string_is_refused_by_the_server(mallory, sql, fragment) -> None:
-    assert fragment in _server_error(mallory, sql)
+    _server_error(mallory, sql, fragment)
 
 
 def test_allowed_syntax_gives_its_rows_through_the_server(mallory) -> None:

@@ -117,8 +117,8 @@ def test_bounds_refuse_what_the_parser_should_never_see():
 
 
 # -- through the server ----------------------------------------------------------------------------
-def _refused(conn: Any, sql: str) -> str:
-    with pytest.raises(dbapi.Error) as err, conn.cursor() as cur:
+def _refused(conn: Any, sql: str, expected: str) -> str:
+    with pytest.raises(dbapi.Error, match=re.escape(expected)) as err, conn.cursor() as cur:
         cur.execute(sql)
         cur.fetchall()
     message = str(err.value)
@@ -183,7 +183,7 @@ def test_comment_bomb_is_answered_while_everyone_else_is_served(tmp_path: Path) 
 
 def test_comment_bomb_before_a_special_statement_runs_it(user_conn):
     assert query(user_conn, COMMENT_BOMB * 250 + "LIST @~/nothing-here/") == []
-    assert "Statement SEMICOLON is not allowed" in _refused(user_conn, COMMENT_BOMB * 250 + ";")
+    _refused(user_conn, COMMENT_BOMB * 250 + ";", "Statement SEMICOLON is not allowed")
 
 
 @pytest.mark.parametrize(
@@ -199,7 +199,7 @@ def test_comment_bomb_before_a_special_statement_runs_it(user_conn):
 def test_oversized_statements_are_refused_on_every_path(user_conn, raw_root, sql):
     assert len(sql.encode()) > MAX_SQL_BYTES
     wanted = f"Statement is longer than {MAX_SQL_BYTES} bytes"
-    assert wanted in _refused(user_conn, sql)
+    _refused(user_conn, sql, wanted)
     for call in (raw_root.update, raw_root.query, raw_root.prepare):
         with pytest.raises(flight.FlightServerError, match=wanted):
             call(sql)
@@ -209,12 +209,12 @@ def test_too_many_tokens_is_refused_on_every_path(user_conn, raw_root):
     items = (MAX_TOKENS + 10) // 2
     wanted = f"Statement too complex: {2 * items + 4} tokens (limit {MAX_TOKENS})"
     select = "SELECT 1 IN (" + ",".join(["1"] * items) + ")"
-    assert wanted in _refused(user_conn, select)  # ADBC prepares (CreatePreparedStatement)
+    _refused(user_conn, select, wanted)  # ADBC prepares (CreatePreparedStatement)
     for call in (raw_root.update, raw_root.query):  # CommandStatementUpdate, CommandStatementQuery
         with pytest.raises(flight.FlightServerError, match=re.escape(wanted)):
             call(select)
     copy = "COPY INTO t FROM @~/x/ FILES = (" + ",".join(["'f'"] * items) + ")"
-    assert f"tokens (limit {MAX_TOKENS})" in _refused(user_conn, copy)
+    _refused(user_conn, copy, f"Statement too complex: {2 * items + 12} tokens (limit {MAX_TOKENS})")
 
 
 def test_a_large_bulk_insert_still_works(root_conn, unique_table):
@@ -240,7 +240,7 @@ def test_a_large_bulk_insert_still_works(root_conn, unique_table):
 )
 def test_deep_brackets_are_refused_before_parsing(user_conn, sql):
     wanted = f"Statement is nested too deeply: more than {MAX_NESTING} levels of brackets"
-    assert wanted in _refused(user_conn, sql)
+    _refused(user_conn, sql, wanted)
 
 
 @pytest.mark.parametrize(
@@ -256,7 +256,7 @@ def test_deep_brackets_are_refused_before_parsing(user_conn, sql):
 )
 def test_deep_nesting_without_brackets_is_a_clear_error(user_conn, sql):
     """sqlglot recurses on these; its RecursionError must come back as words, not a traceback."""
-    assert "nested too deeply" in _refused(user_conn, sql)
+    _refused(user_conn, sql, "Statement is nested too deeply")
 
 
 # -- COPY transforms read the stage in their FROM clause ------------------------------------------
@@ -301,7 +301,7 @@ def test_transform_reads_only_the_stage_in_its_from_clause(two_stages, select):
 )
 def test_transform_whose_from_names_no_single_stage_is_refused(two_stages, select, message):
     conn, table = two_stages
-    assert message in _refused(conn, f"COPY INTO {table} FROM ({select}) FILE_FORMAT = (TYPE = CSV)")
+    _refused(conn, f"COPY INTO {table} FROM ({select}) FILE_FORMAT = (TYPE = CSV)", message)
     assert query(conn, f"SELECT count(*) AS n FROM {table}") == [{"n": 0}]
 
 
