@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pyarrow as pa
 
@@ -17,6 +18,7 @@ from engine.sql import guard
 from engine.sql.copy import CopyIntoStage
 from engine.sql.table_refs import TableNeed, extract
 from engine.statements.access import require_needs
+from engine.statements.visibility import with_visibility
 
 UNLOAD_SCHEMA = pa.schema(
     [
@@ -67,9 +69,10 @@ def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage, sql: str, o
     options = session.engine.stages.file_format(unload.file_format, resolved)
     writers = 1 if ordered else session.engine.config.threads or os.cpu_count() or 1
     counted = {"rows": 0, "bytes": 0}
-    with session.exclusive() as cur:
+
+    def write(text: str) -> list[Any]:
         with translated_errors():
-            source = cur.sql(sql).to_arrow_reader(session.engine.config.batch_rows)
+            source = cur.sql(text).to_arrow_reader(session.engine.config.batch_rows)
 
         def counting() -> Iterator[pa.RecordBatch]:
             for batch in source:
@@ -79,7 +82,7 @@ def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage, sql: str, o
 
         reader = pa.RecordBatchReader.from_batches(source.schema, counting())
         with translated_errors():
-            files = write_files(
+            return write_files(
                 reader,
                 resolved.backend,
                 resolved.root_key,
@@ -93,6 +96,10 @@ def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage, sql: str, o
                 include_query_id=unload.include_query_id,
                 writers=writers,
             )
+
+    with session.exclusive() as cur:
+        # A query over catalog views reads the caller's visibility until the last file is written.
+        files = with_visibility(session, sql, write)
     if unload.detailed_output:
         return pa.Table.from_pylist(
             [{"file_name": f.name, "file_size": f.size, "row_count": f.rows} for f in files],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import pyarrow as pa
@@ -25,6 +26,7 @@ from engine.statements.copy_report import (
     load_error_text,
 )
 from engine.statements.query import positional_columns
+from engine.statements.visibility import with_visibility
 from stages.batching import read_ahead
 from stages.fast_parquet import ParquetLayout, arrow_stream, inspect_parquet
 from stages.on_error import FileStats, OnError, parse_on_error
@@ -249,7 +251,9 @@ class CopyIntoTableRun:
                 ref.replace(exp.to_identifier(name))
             positional_columns(bound)
             try:
-                count = self._insert(guard.regenerate(bound), load_error_text(c))
+                count = with_visibility(
+                    self.session, guard.regenerate(bound), partial(self._insert, describe=load_error_text(c))
+                )
                 loaded_rows = int((count.fetchall() or [(0,)])[0][0])
             finally:
                 self.session.unregister_all([name])

@@ -146,10 +146,15 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
             sql = guard.regenerate(bound)
             if tracked:  # CREATE TABLE ... AS SELECT ... FROM @stage
                 result = track_table_changes(
-                    session, lambda: session.run_duckdb(sql, params_in, is_query=is_query)
+                    session,
+                    lambda: with_visibility(
+                        session, sql, lambda text: session.run_duckdb(text, params_in, is_query=is_query)
+                    ),
                 )
             else:
-                result = session.run_duckdb(sql, params_in, is_query=is_query)
+                result = with_visibility(
+                    session, sql, lambda text: session.run_duckdb(text, params_in, is_query=is_query)
+                )
         except BaseException:
             session.unregister_all(names)
             raise

@@ -232,3 +232,33 @@ def test_root_sees_everything(world: World, root_conn: Any) -> None:
         root_conn, "SELECT table_name FROM information_schema.tables", "table_name"
     )
     assert _sql_names(root_conn, f"SHOW TABLES FROM {world.schema}", "name") == {world.orders, world.lines}
+
+
+def test_catalog_views_read_through_stage_queries_and_unloads_are_filtered(server, alice, bob, unique_table):
+    """Stage queries and unloads bind the caller's visibility too (they run their own SQL)."""
+    secret = unique_table("hidden")
+    with alice.cursor() as cur:
+        cur.execute(f"CREATE TABLE {secret} (a INTEGER)")
+    with bob.cursor() as cur:
+        cur.execute("COPY INTO @~/vis/ FROM (SELECT 1 AS x) FILE_FORMAT = (TYPE = CSV)")
+        cur.execute(
+            "SELECT t.table_name FROM @~/vis/ (FILE_FORMAT => 'CSV') s "
+            "JOIN information_schema.tables t ON true"
+        )
+        assert secret not in [r[0] for r in cur.fetchall()]
+        cur.execute(
+            "COPY INTO @~/vis_out/ FROM (SELECT 'marker' AS n UNION ALL "
+            "SELECT table_name FROM information_schema.tables) "
+            "FILE_FORMAT = (TYPE = CSV)"
+        )
+        cur.execute("SELECT $1 FROM @~/vis_out/ (FILE_FORMAT => 'CSV')")
+        names = [r[0] for r in cur.fetchall()]
+        assert "marker" in names and secret not in names
+    with alice.cursor() as cur:
+        cur.execute(
+            "COPY INTO @~/vis_out/ FROM (SELECT 'marker' AS n UNION ALL "
+            "SELECT table_name FROM information_schema.tables) "
+            "FILE_FORMAT = (TYPE = CSV)"
+        )
+        cur.execute("SELECT $1 FROM @~/vis_out/ (FILE_FORMAT => 'CSV')")
+        assert secret in [r[0] for r in cur.fetchall()]
