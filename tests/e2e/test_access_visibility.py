@@ -89,9 +89,9 @@ def test_bob_without_grants_sees_none_of_alices_objects(world: World, alice: Any
         assert "main" in schemas or depth == "catalogs", depth  # public has USAGE on main
         assert not world.names() & tables, depth
         assert not world.names() & set(columns), depth
-    with pytest.raises(dbapi.Error):
+    with pytest.raises(dbapi.Error, match="NOT_FOUND: No table found"):
         bob.adbc_get_table_schema(world.payroll, db_schema_filter="main")
-    with pytest.raises(dbapi.Error):
+    with pytest.raises(dbapi.Error, match="NOT_FOUND: No table found"):
         bob.adbc_get_table_schema(world.orders, db_schema_filter=world.schema)
     assert alice.adbc_get_table_schema(world.payroll, db_schema_filter="main").names == ["emp", "salary"]
 
