@@ -290,9 +290,11 @@ class Progress:
         width = 24
         filled = int(fraction * width)
         rate = self.done / elapsed if elapsed > 0 else 0.0
+        left = max(0, self.total - self.done)
+        eta = f" ETA {int(left / rate) // 60}:{int(left / rate) % 60:02d}" if rate > 0 and left else ""
         return (
             f"{self.label[-40:]} [{'#' * filled}{'.' * (width - filled)}] {fraction:4.0%} "
-            f"{_human(self.done)}/{_human(self.total)} {_human(rate)}/s"
+            f"{_human(self.done)}/{_human(self.total)} {_human(rate)}/s{eta}"
         )
 
 

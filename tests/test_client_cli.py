@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -412,3 +413,52 @@ def test_progress_draws_only_on_a_terminal() -> None:
     assert "@~/x" in drawn and "100%" in drawn and "2.0 MiB/2.0 MiB" in drawn and "/s" in drawn
     assert drawn.endswith("\r\x1b[K")  # cleared at the end
     assert Progress("z", 0, term).render(1.0).count("#") == 24  # empty file: complete, no division by 0
+    halfway = Progress("@~/y", 200 * MiB, term)
+    halfway.done = 50 * MiB
+    assert halfway.render(10.0).endswith("5.0 MiB/s ETA 0:30")  # 150 MiB left at 5 MiB/s
+
+
+def test_progress_bar_in_a_real_pseudo_terminal(server: Any, make_user: Any, tmp_path: Path) -> None:
+    """`stageflight put` with stderr on a pty draws the bar (bytes, rate, ETA) and clears it."""
+    import pty
+
+    name, password = make_user()
+    env = {
+        **os.environ,
+        "STAGEFLIGHT_URI": server.uri,
+        "STAGEFLIGHT_USER": name,
+        "STAGEFLIGHT_PASSWORD": password,
+        "PYTHONPATH": str(REPO),
+    }
+    source = write(tmp_path / "big.bin", os.urandom(24 * MiB))
+    controller, terminal = pty.openpty()
+    try:
+        done = subprocess.run(
+            [sys.executable, *ENTRY, "put", str(source), "@~/pty/"],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            stdin=subprocess.DEVNULL,
+            timeout=120,
+        )
+        os.close(terminal)
+        terminal = -1
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the other side is closed: everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        if terminal != -1:
+            os.close(terminal)
+        os.close(controller)
+    assert done.returncode == 0
+    assert b"uploaded" in done.stdout
+    text = drawn.decode()
+    assert "big.bin" in text and "100%" in text and "24.0 MiB/24.0 MiB" in text and "/s" in text
+    assert text.endswith("\r\x1b[K")  # cleared: the result line stands alone on stdout
