@@ -83,7 +83,13 @@ def _parser(command: str) -> argparse.ArgumentParser:
 
 
 def _connect(opts: argparse.Namespace) -> Any:
-    import adbc_driver_flightsql.dbapi as flightsql  # imported late: `ls --help` stays fast
+    try:
+        import adbc_driver_flightsql.dbapi as flightsql  # imported late: `ls --help` stays fast
+    except ImportError as exc:
+        raise CliError(
+            f"the ADBC Flight SQL driver is missing ({exc.name}): "
+            "pip install 'adbc-driver-flightsql>=1.10,<2'"
+        ) from None
 
     password = opts.password if opts.password is not None else getpass.getpass(f"Password for {opts.user}: ")
     db_kwargs = {"username": opts.user, "password": password}
