@@ -15,6 +15,7 @@ is an upper-cased ``exp.Var`` (the option name) and whose ``expression`` is the 
 
 from __future__ import annotations
 
+import re
 from typing import Any, ClassVar
 
 from sqlglot import exp
@@ -57,6 +58,30 @@ class StageDuckDBParser(DuckDBParser):
         # Statements sqlglot cannot model become exp.Command, which the guard always refuses with
         # its own message; a log line per refused statement would only be noise.
         return None
+
+    def _parse_column(self) -> Any:
+        # Databend's VARIANT paths on a positional column: ``$1:a``, ``$1:a.b``, ``t.$1:a[0]::INT``,
+        # ``$1['c']``. They become JSON extraction (``"$1" -> '$.a'``) on the row of an NDJSON or
+        # Parquet file (engine.statements.query gives those a JSON ``$1``).
+        column = super()._parse_column()
+        if not _is_positional(column.this if isinstance(column, exp.Bracket) else column):
+            return column
+        if isinstance(column, exp.Bracket) and _string_keys(column):
+            path: list[exp.JSONPathPart] = [exp.JSONPathRoot()]
+            path += [exp.JSONPathKey(this=key.name, quoted=True) for key in column.expressions]
+            column = self.expression(
+                exp.JSONExtract(
+                    this=column.this, expression=exp.JSONPath(expressions=path), variant_extract=True
+                )
+            )
+        after = self._next
+        if (
+            self._match(TokenType.COLON, advance=False)
+            and after is not None
+            and (after.token_type == TokenType.IDENTIFIER or _PATH_KEY.match(after.text))
+        ):
+            column = self._parse_colon_as_variant_extract(column)
+        return column
 
     def _parse_table_parts(
         self,
@@ -131,6 +156,21 @@ class StageDuckDBParser(DuckDBParser):
         return options
 
 
+_PATH_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+
+def _is_positional(node: exp.Expression | None) -> bool:
+    """``$1`` or ``t.$1``: a staged file's positional column (a parameter outside stage queries)."""
+    if isinstance(node, exp.Column) and node.args.get("table") is not None:
+        node = node.this
+    return isinstance(node, exp.Placeholder) and str(node.args.get("this") or "").isdigit()
+
+
+def _string_keys(bracket: exp.Bracket) -> bool:
+    keys = bracket.expressions
+    return bool(keys) and all(isinstance(k, exp.Literal) and k.is_string for k in keys)
+
+
 def _starts_stage(token_type: TokenType, text: str) -> bool:
     if token_type == TokenType.PARAMETER:
         return text == "@"
@@ -152,7 +192,14 @@ class StageDuckDBGenerator(DuckDBGenerator):
     TRANSFORMS = {**DuckDBGenerator.TRANSFORMS, StageRef: _stage_ref_sql}
 
 
+class StageDuckDBTokenizer(DuckDB.Tokenizer):
+    # sqlglot reads '?::' as one operator (Databricks' try-cast); in DuckDB '?::INTEGER' is a
+    # placeholder cast to INTEGER, so '?' and '::' stay separate tokens.
+    KEYWORDS = {text: kind for text, kind in DuckDB.Tokenizer.KEYWORDS.items() if text != "?::"}
+
+
 class StageDuckDB(DuckDB):
+    Tokenizer = StageDuckDBTokenizer
     Parser = StageDuckDBParser
     Generator = StageDuckDBGenerator
 

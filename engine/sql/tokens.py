@@ -11,13 +11,13 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from sqlglot.dialects.duckdb import DuckDB
 from sqlglot.errors import TokenError
 from sqlglot.tokens import Token, TokenType
 
 from engine.errors import StatementRejected
+from engine.sql.dialect import StageDuckDB
 
-_DIALECT = DuckDB()
+_DIALECT = StageDuckDB()  # its tokenizer: the one the guard's parser reads
 _WORD_TYPES = {TokenType.VAR, TokenType.IDENTIFIER}
 # The tokens of the statement being planned on this thread: the special-statement parsers each
 # open a TokenCursor on the same text, and a 1 MiB statement should be tokenized once, not five times.
