@@ -26,6 +26,7 @@ from engine.sql.allowed_functions import ALLOWED_FUNCTIONS, SPECIAL_FORMS, TYPE_
 from engine.sql.catalog_policy import check_object_name_literal, check_table_catalog
 from engine.sql.catalog_views import hide_reserved_catalog
 from engine.sql.dialect import StageDuckDB, StageRef
+from engine.sql.explain import EXPLAINABLE, Explain, explain_node
 
 MAX_SQL_BYTES = 1_048_576
 
@@ -142,7 +143,7 @@ def parse_statements(sql: str) -> list[exp.Expression]:
         raise StatementRejected("Cannot parse statement: unexpected parse result")
     if not statements:
         raise StatementRejected("Empty statement")
-    return statements
+    return [explain_node(tree, parse_statements) for tree in statements]
 
 
 _TOKEN_REPR = "<Token token_type: "
@@ -193,6 +194,11 @@ def validate(sql: str) -> list[exp.Expression]:
 
 def check_statement(tree: exp.Expression) -> None:
     """Raise ``StatementRejected`` unless ``tree`` is an allowed statement all the way down."""
+    if isinstance(tree, Explain):  # the inner statement's own error first, then whether it explains
+        check_statement(tree.this)
+        if not isinstance(tree.this, EXPLAINABLE):
+            raise StatementRejected(f"EXPLAIN of {_statement_name(tree.this)} is not allowed")
+        return
     try:
         _check_root(tree)
         for node in tree.walk():
@@ -389,6 +395,8 @@ def regenerate(tree: exp.Expression) -> str:
     """
     if any(True for _ in tree.find_all(StageRef)):
         raise StatementRejected("Stage references must be resolved before the statement runs")
+    if isinstance(tree, Explain):  # a prefix on one statement DuckDB was checked to read as its kind
+        return f"EXPLAIN {'ANALYZE ' if tree.args.get('analyze') else ''}{regenerate(tree.this)}"
     expected = next((kind for cls, kind in _ROOTS.items() if isinstance(tree, cls)), None)
     if expected is None:
         raise StatementRejected(f"Statement {_statement_name(tree)} is not allowed")
@@ -484,7 +492,7 @@ def _index_table_positions(tokens: list[Token]) -> set[int]:
 
 def is_query(tree: exp.Expression) -> bool:
     """True when the statement returns rows rather than an update count."""
-    if isinstance(tree, exp.Select | exp.SetOperation | exp.Values | exp.Describe | exp.Show):
+    if isinstance(tree, exp.Select | exp.SetOperation | exp.Values | exp.Describe | exp.Show | Explain):
         return True
     if isinstance(tree, exp.Insert | exp.Update | exp.Delete | exp.Merge):
         return bool(tree.args.get("returning"))

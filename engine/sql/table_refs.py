@@ -57,6 +57,7 @@ from sqlglot.optimizer.scope import Scope, ScopeType, traverse_scope
 
 from engine.errors import StatementRejected
 from engine.sql.dialect import StageDuckDB, StageRef
+from engine.sql.explain import Explain
 from stages.paths import BadStagePath, parse_stage_ref
 
 PRIVILEGES = frozenset({"SELECT", "INSERT", "UPDATE", "DELETE", "ALTER", "DROP", "CREATE", "REPLACE"})
@@ -130,6 +131,8 @@ def extract(tree: exp.Expression) -> TableRefs:
         StatementRejected: the statement is of a kind whose needs are not known, or names
             something this module cannot classify (a MERGE action it does not know).
     """
+    if isinstance(tree, Explain):  # EXPLAIN ANALYZE runs it: the explained statement's needs
+        return extract(tree.this)
     if not isinstance(tree, _ROOTS):
         raise StatementRejected(f"No table privileges are known for statement {type(tree).__name__}")
     work = normalize_identifiers(tree.copy(), dialect=StageDuckDB)
