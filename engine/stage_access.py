@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -20,12 +20,20 @@ from sqlglot import exp
 from engine.catalog.file_formats import FileFormats
 from engine.catalog.stages import StageCatalog, StagePrivilege
 from engine.errors import ObjectAlreadyExists, PermissionDenied, StatementRejected
-from stages.errors import StageError, StageNotFound
+from stages.errors import StageError, StageNotFound, StorageError
 from stages.formats import DEFAULT_FORMAT, FORMAT_TYPES, normalize_format_options
 from stages.infer import infer_schema
 from stages.model import Stage, StageKind, table_stage, user_stage
 from stages.native import NativeParquetReader
-from stages.paths import StageLocation, compile_pattern, filter_listing, parse_stage_ref, validate_key
+from stages.paths import (
+    StageLocation,
+    compile_pattern,
+    filter_listing,
+    join_key,
+    parse_stage_ref,
+    relative_name,
+    validate_key,
+)
 from stages.scan import scan_files
 from stages.storage import load_backend
 from stages.storage.base import StagedFile, StorageBackend
@@ -287,32 +295,53 @@ class StageAccess:
             int(max_files) if max_files else None,
         )
 
+    def query_format(self, resolved: ResolvedStage, options: Mapping[str, Any]) -> dict[str, str]:
+        """The file format a query on ``resolved`` reads: ``FILE_FORMAT =>``, the stage's, or Parquet."""
+        fmt = options.get("FILE_FORMAT")
+        return self._query_format(resolved, _literal(fmt) if fmt is not None else None)
+
     def scan(
         self, resolved: ResolvedStage, options: Mapping[str, Any], with_metadata: bool = True
     ) -> pa.RecordBatchReader:
-        """``SELECT ... FROM @ref (FILE_FORMAT => ..., PATTERN => ..., FILES => (...))`` (ref resolved)."""
-        values = {k: _literal(v) for k, v in options.items()}
-        unknown = sorted(set(values) - {"FILE_FORMAT", "PATTERN", "FILES"})
+        """``SELECT ... FROM @ref (FILE_FORMAT => ..., PATTERN => ..., FILES => (...))`` (ref resolved).
+
+        FILES names files relative to the location, as COPY's FILES does (each path is validated,
+        a missing file is an error); with FILES, PATTERN is not applied (as COPY).
+        """
+        unknown = sorted(set(options) - {"FILE_FORMAT", "PATTERN", "FILES"})
         if unknown:
             raise StatementRejected(f"Unknown stage option {unknown[0]}: use FILE_FORMAT, PATTERN or FILES")
-        file_format = self._query_format(resolved, values.get("FILE_FORMAT"))
-        pattern = values.get("PATTERN")
-        listed = self.list_files(resolved, pattern if isinstance(pattern, str) else None)
-        wanted = values.get("FILES")
-        if isinstance(wanted, list):
-            base = resolved.location.path
-            names = {
-                (base + w.lstrip("/")) if base.endswith("/") or not base else f"{base}/{w.lstrip('/')}"
-                for w in wanted
-            }
-            listed = [(n, f) for n, f in listed if n in names]
+        file_format = self.query_format(resolved, options)
+        if "FILES" in options:
+            listed = self.named_files(resolved, _file_names(options["FILES"]))
+        else:
+            pattern = _literal(options["PATTERN"]) if "PATTERN" in options else None
+            listed = self.list_files(resolved, pattern if isinstance(pattern, str) else None)
         return scan_files(
             resolved.backend,
             [(n, f.key) for n, f in listed],
             file_format,
             self._batch_rows,
             with_metadata,
+            not_parquet_hint="FILE_FORMAT" not in options and not resolved.stage.file_format,
         )
+
+    def named_files(self, resolved: ResolvedStage, names: Sequence[str]) -> list[tuple[str, StagedFile]]:
+        """``FILES => ('a.csv', ...)``: each name joined to the location (a folder) and validated."""
+        location = resolved.location_key
+        if resolved.location.path and not resolved.location.path.endswith("/"):
+            location += "/"
+        found = []
+        for name in names:
+            key = join_key(location, name.lstrip("/"))
+            rel = relative_name(resolved.root_key, key)
+            try:
+                found.append((rel, resolved.backend.stat(key)))
+            except StorageError as exc:
+                if not str(exc).startswith("File does not exist"):
+                    raise
+                raise StorageError(f"File does not exist: {resolved.stage.ref}/{rel} (FILES)") from None
+        return found
 
     # -- lifecycle -------------------------------------------------------------------------
     def _ddl_lock(self, name: str) -> threading.Lock:
@@ -394,6 +423,14 @@ def _literal(node: Any) -> Any:
     if isinstance(node, exp.Literal):
         return node.this
     return node.name if hasattr(node, "name") else str(node)
+
+
+def _file_names(value: Any) -> list[str]:
+    """The names of ``FILES => ('a.csv', 'b.csv')``: a parenthesised list of string literals."""
+    items = value.expressions if isinstance(value, exp.Tuple) else None
+    if not items or not all(isinstance(i, exp.Literal) and i.is_string for i in items):
+        raise StatementRejected("Stage option FILES takes a list of file names: FILES => ('a.csv', 'b.csv')")
+    return [str(i.this) for i in items]
 
 
 def _presign_row(method: str, headers: dict[str, str], url: str) -> pa.Table:

@@ -34,7 +34,7 @@ _JSON_SCHEMA_BYTES = 16 << 20  # NDJSON columns are inferred from this much of t
 
 def open_staged(backend: StorageBackend, key: str, options: Mapping[str, str]) -> pa.NativeFile:
     """The file's bytes, decompressed by COMPRESSION (AUTO: by the file's extension)."""
-    return open_stream(backend, key, compression_codec(options, key))
+    return open_stream(backend, key, compression_codec(options, key), options)
 
 
 def _csv_width(backend: StorageBackend, key: str, options: Mapping[str, str]) -> int:
@@ -95,6 +95,31 @@ def naming_the_file(name: str) -> Iterator[None]:
         raise StageError(f"Cannot read staged file {name}: {text}") from None
 
 
+# What to suggest for a file read as Parquet that is not one, by its extension (before compression).
+_FORMAT_BY_SUFFIX = {".csv": "CSV", ".tsv": "TSV", ".txt": "TSV", ".ndjson": "NDJSON", ".json": "NDJSON"}
+
+
+def _parquet_file(backend: StorageBackend, key: str, name: str, hint: bool) -> pq.ParquetFile:
+    """Open a Parquet file; one that is not Parquet says so, and (``hint``: a query that named no
+    FILE_FORMAT) which option reads it."""
+    try:
+        return pq.ParquetFile(backend.open_input(key))
+    except pa.ArrowInvalid as exc:
+        if "magic bytes" not in str(exc) and "minimum file footer" not in str(exc):
+            raise
+        text = f"Cannot read staged file {name}: it is not a Parquet file (Parquet magic bytes not found)"
+        if hint:
+            base = name.lower()
+            for codec in (".gz", ".gzip", ".zst", ".bz2", ".xz", ".br", ".deflate"):
+                base = base.removesuffix(codec)
+            suggested = next((f for s, f in _FORMAT_BY_SUFFIX.items() if base.endswith(s)), "CSV")
+            text += (
+                f". A query with no FILE_FORMAT reads Parquet: add (FILE_FORMAT => '{suggested}')"
+                " or the format the file has"
+            )
+        raise StageError(text) from None
+
+
 def _empty(exc: pa.ArrowInvalid) -> bool:
     return str(exc).startswith(("Empty CSV file", "Empty JSON stream"))
 
@@ -116,12 +141,13 @@ def _file_batches(
     options: Mapping[str, str],
     batch_rows: int,
     schema: pa.Schema,
+    hint: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     null_if = null_if_array(null_if_option(options))
     with naming_the_file(name):
         try:
             if kind == "PARQUET":
-                parquet = pq.ParquetFile(backend.open_input(key))
+                parquet = _parquet_file(backend, key, name, hint)
                 for batch in parquet_batches(parquet, batch_rows):
                     yield _conform(batch, schema, name, null_if)
             elif kind == "NDJSON":
@@ -157,12 +183,12 @@ def _conform(batch: pa.RecordBatch, schema: pa.Schema, name: str, null_if: pa.Ar
 
 
 def _first_schema(
-    backend: StorageBackend, name: str, key: str, kind: str, options: Mapping[str, str]
+    backend: StorageBackend, name: str, key: str, kind: str, options: Mapping[str, str], hint: bool
 ) -> pa.Schema:
     """The columns every file is read as: the first file's own (Parquet, NDJSON) or ``$1 .. $n``."""
     with naming_the_file(name):
         if kind == "PARQUET":
-            return pq.ParquetFile(backend.open_input(key)).schema_arrow
+            return _parquet_file(backend, key, name, hint).schema_arrow
         if kind == "NDJSON":
             return open_ndjson(backend, key, options, None).schema
         width = _csv_width(backend, key, options)
@@ -175,8 +201,13 @@ def scan_files(
     options: Mapping[str, str],
     batch_rows: int = 131_072,
     with_metadata: bool = True,
+    *,
+    not_parquet_hint: bool = False,
 ) -> pa.RecordBatchReader:
     """A reader over ``files`` (``(name relative to the stage root, storage key)``), in order.
+
+    ``not_parquet_hint``: Parquet is only the default (no FILE_FORMAT given), so a file that is not
+    Parquet is refused with the option that would read it.
 
     Raises:
         StageError: no files, or files whose columns do not agree with the first one.
@@ -186,14 +217,15 @@ def scan_files(
     kind = options.get("TYPE", "PARQUET").upper()
     if kind == "TEXT":
         kind = "TSV"
-    schema = _first_schema(backend, files[0][0], files[0][1], kind, options)
+    hint = not_parquet_hint
+    schema = _first_schema(backend, files[0][0], files[0][1], kind, options, hint)
     if not with_metadata:
         return pa.RecordBatchReader.from_batches(
             schema,
             (
                 batch
                 for name, key in files
-                for batch in _file_batches(backend, name, key, kind, options, batch_rows, schema)
+                for batch in _file_batches(backend, name, key, kind, options, batch_rows, schema, hint)
             ),
         )
     out_schema = pa.schema(
@@ -203,7 +235,7 @@ def scan_files(
     def batches() -> Iterator[pa.RecordBatch]:
         for name, key in files:
             row = 0
-            for batch in _file_batches(backend, name, key, kind, options, batch_rows, schema):
+            for batch in _file_batches(backend, name, key, kind, options, batch_rows, schema, hint):
                 yield _with_metadata(batch, name, row)
                 row += batch.num_rows
 

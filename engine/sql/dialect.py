@@ -147,6 +147,8 @@ class StageDuckDBParser(DuckDBParser):
             value = self._parse_bitwise()
             if value is None:
                 self.raise_error(f"Expected a value for stage option {name_token.text}")
+            if name_token.text.upper() == "FILES" and isinstance(value, exp.Paren):
+                value = exp.Tuple(expressions=[value.this])  # FILES => ('a.csv'): a list of one
             options.append(
                 self.expression(exp.PropertyEQ(this=exp.var(name_token.text.upper()), expression=value))
             )

@@ -17,6 +17,7 @@ from engine.sql import guard
 from engine.sql.dialect import stage_options, stage_refs
 from engine.sql.table_refs import extract
 from engine.statements.access import require_needs
+from engine.statements.system_functions import SYSTEM_TABLE_FUNCTIONS, system_table
 from engine.statements.table_identity import check_rename, history_key_for, track_table_changes
 from engine.statements.visibility import with_visibility
 from stages.paths import parse_stage_ref
@@ -37,7 +38,7 @@ def _param_count(tree: exp.Expression) -> int:
     return anonymous or numbered
 
 
-STAGE_TABLE_FUNCTIONS = ("INFER_SCHEMA", "LIST_STAGE")
+STAGE_TABLE_FUNCTIONS = ("INFER_SCHEMA", "LIST_STAGE", *SYSTEM_TABLE_FUNCTIONS)
 
 
 def stage_functions(tree: exp.Expression) -> list[exp.Table]:
@@ -123,6 +124,8 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
     # METADATA$ columns exist only when asked for, so SELECT * shows the file's own columns.
     with_metadata = any(i.name.upper().startswith("METADATA$") for i in tree.find_all(exp.Identifier))
     tracked = changes_tables(tree)
+    # $1 of an NDJSON or Parquet file is its whole row as JSON (Databend's VARIANT row).
+    row_column = any(str(p.args.get("this")) == "1" for p in tree.find_all(exp.Placeholder))
 
     def run(session: RunContext, params_in: Params) -> Result:
         require_needs(session, needs)
@@ -132,14 +135,23 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
             stages = session.engine.stages
             for ref in stage_refs(bound):
                 resolved = session.resolve_stage(ref.name, StagePrivilege.READ)
-                reader = stages.scan(resolved, stage_options(ref), with_metadata)
+                options = stage_options(ref)
+                kind = file_kind(stages.query_format(resolved, options))
+                reader = stages.scan(resolved, options, with_metadata)
                 names.append(session.register_arrow(reader))
+                if kind in POSITIONAL_KINDS:
+                    _refuse_star(ref)
+                table = ref.parent
                 ref.replace(exp.to_identifier(names[-1]))
+                if row_column and kind in VARIANT_KINDS and isinstance(table, exp.Table):
+                    _with_row_column(table, names[-1], reader.schema)
             for call in stage_functions(bound):
                 function = call.this.name
-                location, values = stages.table_function_args(function, _kwargs(call.this))
-                resolved = session.resolve_stage(location, StagePrivilege.READ)
-                answer = stages.table_function(function, resolved, values)
+                answer = system_table(session, function, _kwargs(call.this))  # COPY_/QUERY_HISTORY
+                if answer is None:
+                    location, values = stages.table_function_args(function, _kwargs(call.this))
+                    resolved = session.resolve_stage(location, StagePrivilege.READ)
+                    answer = stages.table_function(function, resolved, values)
                 names.append(session.register_arrow(answer))
                 call.set("this", exp.to_identifier(names[-1]))
             positional_columns(bound)
@@ -191,8 +203,62 @@ def reads_only(tree: exp.Expression) -> bool:
     )
 
 
+# Staged files read as positional $1 .. $n text columns, and those whose $1 is the row as JSON.
+POSITIONAL_KINDS = frozenset({"CSV", "TSV"})
+VARIANT_KINDS = frozenset({"NDJSON", "PARQUET"})
+_TEXT_TYPES = frozenset({exp.DType.VARCHAR, exp.DType.TEXT, exp.DType.CHAR, exp.DType.NVARCHAR})
+
+
+def file_kind(file_format: dict[str, str]) -> str:
+    kind = file_format.get("TYPE", "PARQUET").upper()
+    return "TSV" if kind == "TEXT" else kind
+
+
+def _refuse_star(ref: exp.Expression) -> None:
+    """CSV/TSV files have no column names: ``SELECT *`` (alone or beside ``$1``) is refused, as Databend."""
+    select = ref.find_ancestor(exp.Select)
+    if select is None:
+        return
+    for item in select.expressions:
+        if isinstance(item, exp.Star) or isinstance(item, exp.Column) and isinstance(item.this, exp.Star):
+            raise StatementRejected(
+                "Query from CSV file lacks column positions (Databend error 1065): "
+                "name the columns $1, $2, ... instead of *"
+            )
+
+
+def _with_row_column(table: exp.Table, name: str, schema: pa.Schema) -> None:
+    """Read the registered stream through ``SELECT *, to_json({...}) AS "$1"``: the row as JSON."""
+    fields = [f.name for f in schema if not f.name.startswith("METADATA$")]
+    row = exp.Struct(
+        expressions=[
+            exp.PropertyEQ(
+                this=exp.Literal.string(f), expression=exp.column(exp.to_identifier(f, quoted=True))
+            )
+            for f in fields
+        ]
+    )
+    value = exp.func("to_json", row) if fields else exp.cast(exp.Literal.string("{}"), exp.DType.JSON)
+    inner = exp.select(exp.Star(), exp.alias_(value, exp.to_identifier("$1", quoted=True))).from_(
+        exp.to_identifier(name)
+    )
+    alias = table.args.get("alias")
+    subquery = exp.Subquery(
+        this=inner, alias=alias.copy() if alias else exp.TableAlias(this=exp.to_identifier(name))
+    )
+    table.replace(subquery)
+
+
 def positional_columns(tree: exp.Expression) -> None:
-    """``$1`` / ``t.$2`` name columns of staged CSV files, not parameters."""
+    """``$1`` / ``t.$2`` name columns of staged CSV files, not parameters.
+
+    ``CAST($1:a AS VARCHAR)`` is the text of the value (Databend), not its JSON (``"x"``).
+    """
+    for cast in list(tree.find_all(exp.Cast)):
+        extract = cast.this
+        if isinstance(extract, exp.JSONExtract) and extract.args.get("variant_extract"):
+            if cast.to.this in _TEXT_TYPES:
+                cast.replace(exp.JSONExtractScalar(this=extract.this, expression=extract.expression))
     for node in list(tree.find_all(exp.Placeholder)):
         name = node.args.get("this")
         if name is None or not str(name).isdigit():
