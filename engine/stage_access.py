@@ -187,6 +187,9 @@ class StageAccess:
             backend = self._external_backends.get(cache_key)
             if backend is None:
                 backend = load_backend(stage.url or "", stage.connection)
+                if hasattr(backend, "label"):  # storage errors name the stage and its endpoint
+                    endpoint = stage.connection.get("ENDPOINT_URL") or "the default AWS endpoint"
+                    setattr(backend, "label", f"stage @{stage.name} at {endpoint}, ")  # noqa: B010
                 # One cached backend per stage: a replaced stage drops its old one.
                 self._external_backends = {
                     k: v for k, v in self._external_backends.items() if k[0] != stage.name
@@ -195,8 +198,12 @@ class StageAccess:
         return backend
 
     def check_external(self, stage: Stage) -> None:
-        """Build the backend and list once, so a bad URL or credentials fail at CREATE STAGE."""
-        next(iter(self.backend_for(stage).list_files("")), None)
+        """Build the backend, so a malformed URL or CONNECTION fails at CREATE STAGE.
+
+        The object store is not contacted (as in Databend and Snowflake): credentials and
+        reachability are checked at first use, whose error names the stage and the endpoint.
+        """
+        self.backend_for(stage)
 
     # -- LIST / REMOVE / PRESIGN -------------------------------------------------------
     def list_files(self, resolved: ResolvedStage, pattern: str | None) -> list[tuple[str, StagedFile]]:

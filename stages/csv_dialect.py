@@ -33,6 +33,7 @@ _ARROW_NAN = {"NaN", "nan", "NAN"}
 class CsvDialect:
     tsv: bool
     delimiter: str
+    record: str  # RECORD_DELIMITER: "\\n", "\\r\\n" or another single byte (see stages.records)
     quote: str | None
     escape: str | None
     skip_header: int
@@ -64,14 +65,13 @@ def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
     delimiter = unescape_option(options.get("FIELD_DELIMITER", "\\t" if tsv else ","))
     if len(delimiter) != 1:
         raise StageError(f"FIELD_DELIMITER must be one character here, got '{options['FIELD_DELIMITER']}'")
-    record = unescape_option(options.get("RECORD_DELIMITER", "\\n"))
-    if record not in {"\n", "\r\n"}:
-        raise StageError("RECORD_DELIMITER must be '\\n' or '\\r\\n'")
+    record = record_delimiter(options)
     quote = None if tsv else unescape_option(options.get("QUOTE", '"')) or None
     escape = "\\" if tsv else unescape_option(options.get("ESCAPE", "")) or None
     for name, value in (("QUOTE", quote), ("ESCAPE", escape)):
         if value is not None and len(value) != 1:
             raise StageError(f"{name} must be a single character")
+    _check_special(delimiter, record, quote, escape, tsv)
     empty = choice_option(
         options, "EMPTY_FIELD_AS", "FIELD_DEFAULT" if tsv else "NULL", {"NULL", "STRING", "FIELD_DEFAULT"}
     )
@@ -81,6 +81,7 @@ def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
     return CsvDialect(
         tsv=tsv,
         delimiter=delimiter,
+        record=record,
         quote=quote,
         escape=escape,
         skip_header=int_option(options, "SKIP_HEADER"),
@@ -96,6 +97,45 @@ def csv_dialect(options: Mapping[str, str]) -> CsvDialect:
         allow_quoted_nulls=bool_option(options, "ALLOW_QUOTED_NULLS", False),
         binary_format=None if tsv else choice_option(options, "BINARY_FORMAT", "HEX", BINARY_FORMATS),
     )
+
+
+_QUOTES = {'"', "'", "`"}  # Databend's QUOTE values for CSV
+_ESCAPES = {"\\"}  # and ESCAPE's ('' means none)
+
+
+def record_delimiter(options: Mapping[str, str]) -> str:
+    """RECORD_DELIMITER: one ASCII character (not a letter or digit) or '\\r\\n', as Databend takes it."""
+    given = options.get("RECORD_DELIMITER", "\\n")
+    record = unescape_option(given)
+    if record != "\r\n" and (len(record) != 1 or not record.isascii()):
+        raise StageError(f"RECORD_DELIMITER must be one ASCII character or '\\r\\n', got '{given}'")
+    if record.isalnum():
+        raise StageError(f"RECORD_DELIMITER must not be a letter or digit, got '{given}'")
+    return record
+
+
+def _check_special(delimiter: str, record: str, quote: str | None, escape: str | None, tsv: bool) -> None:
+    """The combinations Databend refuses: each special character must be told from the others."""
+    if not delimiter.isascii():
+        raise StageError(f"FIELD_DELIMITER must be one ASCII character, got '{delimiter}'")
+    if delimiter.isalnum():
+        raise StageError(f"FIELD_DELIMITER must not be a letter or digit, got '{delimiter}'")
+    if delimiter in record:
+        raise StageError("FIELD_DELIMITER must differ from RECORD_DELIMITER")
+    if tsv:
+        if delimiter == "\\":
+            raise StageError("FIELD_DELIMITER must not be the escape character '\\\\'")
+        return
+    if quote is not None and quote not in _QUOTES:
+        raise StageError(f"QUOTE must be one of '\"', \"'\" or '`' for CSV, got '{quote}'")
+    if escape is not None and escape not in _ESCAPES:
+        raise StageError(f"ESCAPE must be '\\\\' or '' for CSV, got '{escape}'")
+    if quote is not None and delimiter == quote:
+        raise StageError("FIELD_DELIMITER must differ from QUOTE")
+    if quote is not None and quote in record:
+        raise StageError("RECORD_DELIMITER must differ from QUOTE")
+    if escape is not None and (delimiter == escape or escape in record):
+        raise StageError("FIELD_DELIMITER and RECORD_DELIMITER must differ from ESCAPE")
 
 
 _ARROW_CSV_TYPES: tuple[Callable[[pa.DataType], bool], ...] = (

@@ -79,7 +79,7 @@ class CsvFile:
         )
         # Arrow's streaming CSV reader, not a dataset scan: fed into DuckDB, a dataset scan of one large
         # file grew the server's memory by about a quarter of the file's size (measured, pyarrow 26).
-        with open_stream(self.file.backend, self.file.key, self.codec) as stream:
+        with open_stream(self.file.backend, self.file.key, self.codec, self.file.options) as stream:
             yield from pacsv.open_csv(stream, read_options=read, parse_options=parse, convert_options=convert)
 
     def _finish_fast(self, raw: pa.RecordBatch) -> pa.RecordBatch:
@@ -106,7 +106,7 @@ class CsvFile:
 
     def _careful(self, skip_rows: int) -> Iterator[pa.RecordBatch]:
         """Parse with Python's csv module, which reports physical line numbers."""
-        with open_stream(self.file.backend, self.file.key, self.codec) as stream:
+        with open_stream(self.file.backend, self.file.key, self.codec, self.file.options) as stream:
             text = io.TextIOWrapper(stream, encoding="utf-8", errors="replace", newline="")
             rows = self._rows(text)
             for _ in zip(range(skip_rows), rows, strict=False):

@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from stages.conversion import BINARY_FORMATS, encode_binary, is_binary
+from stages.csv_dialect import record_delimiter
 from stages.errors import StageError
 from stages.options import bool_option, choice_option, unescape_option
 
@@ -41,7 +42,7 @@ class CsvBatchWriter:
         if style == "QUOTE_MINIMAL":
             # Quoted: the delimiter, quotes and line breaks; also '' and the NULL text, which would
             # otherwise read back as NULL.
-            self._special = "[" + re.escape(self._delimiter + '"\r\n') + "]"
+            self._special = "[" + re.escape(self._delimiter + '"\r\n' + self._eol) + "]"
             if header:
                 names = self._quote_where_needed(pa.array(schema.names, pa.string())).to_pylist()
                 stream.write((self._delimiter.join(names) + self._eol).encode())
@@ -102,7 +103,7 @@ class TsvBatchWriter:
             stream.write((header + self._eol).encode())
 
     def write(self, batch: pa.RecordBatch) -> None:
-        columns = [_tsv_column(column) for column in batch.columns]
+        columns = [_tsv_column(column, self._eol) for column in batch.columns]
         lines = pc.binary_join_element_wise(*columns, self._delimiter)
         # No nulls remain, so the data buffer holds the lines back to back.
         lines = pc.binary_join_element_wise(lines, "", self._eol)
@@ -119,11 +120,13 @@ def _values(strings: pa.Array) -> pa.Buffer:
     return buffers[2][offsets[0].as_py() : offsets[-1].as_py()]
 
 
-def _tsv_column(column: pa.Array) -> pa.Array:
+def _tsv_column(column: pa.Array, eol: str) -> pa.Array:
     text = column.cast(pa.string()) if not pa.types.is_string(column.type) else column
     if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
         for plain, escaped in _TSV_ESCAPES:
             text = pc.replace_substring(text, plain, escaped)
+        if eol not in ("\n", "\r\n", "\\", "\t"):  # another record delimiter: '\\' + itself
+            text = pc.replace_substring(text, eol, "\\" + eol)
     return pc.fill_null(text, "\\N")
 
 
@@ -141,7 +144,4 @@ def _one_char(options: Mapping[str, str], name: str, default: str) -> str:
 
 
 def _eol(options: Mapping[str, str]) -> str:
-    value = unescape_option(options.get("RECORD_DELIMITER", "\\n"))
-    if value not in {"\n", "\r\n"}:
-        raise StageError("RECORD_DELIMITER must be '\\n' or '\\r\\n'")
-    return value
+    return record_delimiter(options)  # '\\n', '\\r\\n' or one other ASCII character

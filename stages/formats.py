@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import pyarrow as pa
 
 from stages.csv_dialect import csv_dialect
 from stages.errors import StageError
 from stages.options import choice_option, null_if_option
+from stages.records import records_as_lines
 from stages.storage.base import StorageBackend
 
 FORMAT_TYPES = {"CSV", "TSV", "TEXT", "NDJSON", "PARQUET"}
@@ -129,7 +131,17 @@ def ext_codec(key: str) -> str | None:
     return _EXT_CODECS.get(key[dot:].lower()) if dot >= 0 else None
 
 
-def open_stream(backend: StorageBackend, key: str, codec: str | None) -> pa.NativeFile:
-    """The file's bytes, decompressed with ``codec`` (an Arrow codec name) when given."""
+def open_stream(
+    backend: StorageBackend, key: str, codec: str | None, options: Mapping[str, str] | None = None
+) -> Any:
+    """The file's bytes, decompressed with ``codec`` (an Arrow codec name) when given.
+
+    With the ``options`` of a CSV/TSV format whose RECORD_DELIMITER is not a line break, each
+    record ends in '\\n' instead (:mod:`stages.records`), as the CSV readers need.
+    """
     raw = backend.open_input_stream(key)
-    return pa.CompressedInputStream(raw, codec) if codec else raw
+    stream = pa.CompressedInputStream(raw, codec) if codec else raw
+    if options is None or options.get("TYPE", "PARQUET").upper() not in ("CSV", "TSV", "TEXT"):
+        return stream
+    dialect = csv_dialect(options)
+    return records_as_lines(stream, dialect.record, dialect.quote, dialect.escape)

@@ -8,12 +8,19 @@ from collections.abc import Mapping
 from stages.errors import StageError
 
 _OPTION_ESCAPES = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\", "0": "\0"}
+_ESCAPE_RE = re.compile(r"\\(?:x([0-9A-Fa-f]{2})|(.))", re.S)
 _LIST_ITEM = re.compile(r"\s*'((?:[^'\\]|''|\\.)*)'\s*(,|$)", re.S)
 
 
 def unescape_option(value: str) -> str:
-    """Databend escapes inside option strings: ``\\t \\n \\r \\\\ \\0`` (as typed in SQL)."""
-    return re.sub(r"\\(.)", lambda m: _OPTION_ESCAPES.get(m[1], m[0]), value)
+    """Databend escapes inside option strings: ``\\t \\n \\r \\\\ \\0`` and ``\\xHH`` (as typed in SQL)."""
+    return _ESCAPE_RE.sub(_unescape_one, value)
+
+
+def _unescape_one(match: re.Match[str]) -> str:
+    if match[1] is not None:
+        return chr(int(match[1], 16))
+    return _OPTION_ESCAPES.get(match[2], match[0])
 
 
 def bool_option(options: Mapping[str, str], name: str, default: bool) -> bool:

@@ -134,16 +134,22 @@ def write_files(
     files: list[tuple[int, UnloadedFile]] = []
     current: tuple[int, OpenFile] | None = None
     try:
+        pieces = _Pieces(max_file_size, whole=single or fmt.kind == "PARQUET")
+
+        def written() -> int:  # the size of the file the next piece goes to
+            return current[1].size if current is not None else 0
+
         for batch in batches:
-            if batch.num_rows == 0:
-                continue
-            if current is None:
-                index, name = open_name()
-                current = (index, OpenFile(backend, stage_key(stage_prefix, name), name, fmt, schema))
-            current[1].write(batch)
-            if not single and current[1].size > max_file_size:
-                files.append((current[0], current[1].finish()))
-                current = None
+            for piece in pieces.split(batch, written):
+                if current is None:
+                    index, name = open_name()
+                    current = (index, OpenFile(backend, stage_key(stage_prefix, name), name, fmt, schema))
+                before = current[1].size
+                current[1].write(piece)
+                pieces.wrote(piece.num_rows, current[1].size - before)
+                if not single and current[1].size > max_file_size:
+                    files.append((current[0], current[1].finish()))
+                    current = None
         if current is not None:
             files.append((current[0], current[1].finish()))
             current = None
@@ -152,6 +158,43 @@ def write_files(
             current[1].abort(exc)
         raise
     return files
+
+
+class _Pieces:
+    """Text formats: a batch cut into pieces that end a file near MAX_FILE_SIZE.
+
+    Parquet encodes a whole row group at once, so its files roll at batch boundaries. A text
+    writer writes each batch's bytes at once; a batch of many rows is cut so that a file passes
+    MAX_FILE_SIZE by about one piece: a small probe first, then as many rows as the bytes per row
+    seen so far say will fit.
+    """
+
+    _PROBE_ROWS = 16
+
+    def __init__(self, max_file_size: int, *, whole: bool) -> None:
+        self.max_file_size, self.whole = max_file_size, whole
+        self.rows, self.bytes = 0, 0
+
+    def wrote(self, rows: int, size: int) -> None:
+        self.rows, self.bytes = self.rows + rows, self.bytes + size
+
+    def split(self, batch: pa.RecordBatch, written: Callable[[], int]) -> Iterator[pa.RecordBatch]:
+        """``written``: the size of the file the next piece goes to (0: a new file)."""
+        if batch.num_rows == 0:
+            return
+        if self.whole:
+            yield batch
+            return
+        offset = 0
+        while offset < batch.num_rows:
+            room = max(0, self.max_file_size - written())
+            if self.bytes == 0:  # nothing measured yet; compression may hold the bytes back
+                step = max(self._PROBE_ROWS, 2 * self.rows)
+            else:
+                step = max(1, room * self.rows // self.bytes + 1)
+            piece = batch.slice(offset, min(step, batch.num_rows - offset))
+            offset += piece.num_rows
+            yield piece
 
 
 class _Stopped(Exception):

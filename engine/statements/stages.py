@@ -226,7 +226,7 @@ def _create_stage(cur: TokenCursor) -> Plan:
 
 
 def _check_external(session: RunContext, stage: Stage) -> None:
-    """The endpoint must be allowed, and URL and credentials must work (one listing)."""
+    """The endpoint must be allowed and the URL and CONNECTION well formed; nothing is contacted."""
     check_endpoint(stage.connection.get("ENDPOINT_URL"), session.engine.config.allowed_endpoints)
     session.engine.stages.check_external(stage)
 

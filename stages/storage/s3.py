@@ -136,6 +136,7 @@ class S3Backend(StorageBackend):
         self.region = region
         self.endpoint = Endpoint(endpoint_url, bucket, region)
         self.endpoint_url = endpoint_url
+        self.label = ""  # who uses the bucket, e.g. "stage @s at <endpoint>, ": errors start with it
         self._credentials: Credentials | None = None
         self.signer: Signer | None = None
         if access_key_id and secret_access_key:
@@ -202,7 +203,7 @@ class S3Backend(StorageBackend):
         return self.root + key
 
     def _where(self, object_key: str) -> str:
-        return f"s3://{self.bucket}/{object_key}"
+        return f"{self.label}s3://{self.bucket}/{object_key}"
 
     def _scrub(self, text: str) -> str:
         for secret in self._credentials.secrets() if self._credentials else []:

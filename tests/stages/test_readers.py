@@ -163,7 +163,7 @@ def test_csv_nan_display(local_backend: LocalBackend, trim: str) -> None:
     ("options", "message"),
     [
         ({"FIELD_DELIMITER": "||"}, "FIELD_DELIMITER"),
-        ({"RECORD_DELIMITER": "|"}, "RECORD_DELIMITER"),
+        ({"RECORD_DELIMITER": "||"}, "RECORD_DELIMITER"),
         ({"QUOTE": "ab"}, "QUOTE"),
         ({"SKIP_HEADER": "x"}, "SKIP_HEADER"),
         ({"EMPTY_FIELD_AS": "ZERO"}, "EMPTY_FIELD_AS"),
