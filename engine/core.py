@@ -14,6 +14,7 @@ from engine.catalog.database import CATALOG_SCHEMA, Database
 from engine.catalog.file_formats import FileFormats
 from engine.catalog.load_history import LoadHistory
 from engine.catalog.presign_binding import scopes_for, stamp, why_revoked
+from engine.catalog.query_log import QueryLog
 from engine.catalog.stages import StageCatalog, StagePrivilege
 from engine.catalog.table_owners import OWNERS_TABLE
 from engine.catalog.users import ROOT_USER, UserDirectory
@@ -42,6 +43,7 @@ class Engine:
         self.authorizer = self.stage_catalog.authorizer  # roles and grants (engine.catalog.authorizer)
         self.file_formats = FileFormats(self.db)
         self.load_history = LoadHistory(config.load_history_retention_days)
+        self.query_log = QueryLog()  # running and recent statements (SHOW PROCESSLIST, KILL QUERY)
         self.stages = StageAccess(
             self.stage_catalog,
             self.file_formats,

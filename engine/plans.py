@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from engine.catalog.database import Database
     from engine.catalog.file_formats import FileFormats
     from engine.catalog.load_history import LoadHistory
+    from engine.catalog.query_log import QueryLog
     from engine.catalog.stages import StageCatalog, StagePrivilege
     from engine.catalog.users import UserDirectory
     from engine.config import EngineConfig
@@ -41,6 +42,7 @@ class EngineServices(Protocol):
     stages: StageAccess
     file_formats: FileFormats
     load_history: LoadHistory
+    query_log: QueryLog
     authorizer: Authorizer
 
     def on_password_changed(self, name: str) -> None: ...

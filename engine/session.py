@@ -223,6 +223,10 @@ class Session:
             early = self._take_early(prepared)
             if early is not None:
                 return early
+        log = self.engine.query_log  # one entry per statement run (SHOW PROCESSLIST, KILL QUERY)
+        return log.run(self.user, prepared.sql, self.interrupt, lambda: self._run_plans(prepared, params))
+
+    def _run_plans(self, prepared: Prepared, params: Params) -> Result:
         # Any statement (a GRANT or REVOKE too, which never touches a cursor) makes results run
         # early in other sessions stale.
         self.engine.db.note_cursor_hold()

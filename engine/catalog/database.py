@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from engine.catalog.load_history import MIGRATION as LOAD_HISTORY_MIGRATION
 from engine.catalog.secrets_box import SecretBox
 from engine.catalog.security_db import SecurityDatabase, move_legacy_rows
 from engine.catalog.transactions import transaction_on
@@ -95,7 +96,7 @@ class Database:
         # Locked before anything else runs: no SQL on any cursor can reach host files or change
         # settings. The catalog DDL only touches the database itself.
         self._con = open_locked(str(config.database_path), _settings(config))
-        for ddl in _CATALOG_DDL:
+        for ddl in [*_CATALOG_DDL, *LOAD_HISTORY_MIGRATION]:
             self._con.execute(ddl)
         self.security = SecurityDatabase(config.security_database_path)
         move_legacy_rows(self._con, CATALOG_SCHEMA, self.security)

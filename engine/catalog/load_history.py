@@ -21,6 +21,16 @@ from engine.names import CATALOG_SCHEMA
 from stages.storage.base import StagedFile
 
 HISTORY_TABLE = f"{CATALOG_SCHEMA}.load_history"
+# Columns added after the first release (COPY_HISTORY reports them): run at every start, idempotent.
+# Entries recorded before have NULL counts and user.
+MIGRATION = [
+    f"ALTER TABLE {HISTORY_TABLE} ADD COLUMN IF NOT EXISTS row_count BIGINT",
+    f"ALTER TABLE {HISTORY_TABLE} ADD COLUMN IF NOT EXISTS error_count BIGINT",
+    f"ALTER TABLE {HISTORY_TABLE} ADD COLUMN IF NOT EXISTS first_error VARCHAR",
+    f"ALTER TABLE {HISTORY_TABLE} ADD COLUMN IF NOT EXISTS user_name VARCHAR",
+]
+# What a load reports besides the file: rows loaded, errors seen, the first error, who ran the COPY.
+LoadOutcome = tuple[int | None, int | None, str | None, str | None]
 
 # Runs one server-built statement and returns its rows: a session's run_internal (inside the
 # user's transaction) or a wrapper around a cursor (see on_cursor).
@@ -69,12 +79,32 @@ class LoadHistory:
         return {r[0]: tuple(r[1:]) for r in rows}
 
     @staticmethod
-    def record(run: RunSQL, table_key: str, file: StagedFile) -> None:
+    def record(
+        run: RunSQL, table_key: str, file: StagedFile, outcome: LoadOutcome = (None, None, None, None)
+    ) -> None:
+        """``outcome``: (rows loaded, errors seen, first error, user) as COPY_HISTORY shows them."""
         run(f"DELETE FROM {HISTORY_TABLE} WHERE table_name = ? AND file_key = ?", [table_key, file.key])
         run(
-            f"INSERT INTO {HISTORY_TABLE} (table_name, file_key, etag, size, last_modified) "
-            "VALUES (?, ?, ?, ?, ?)",
-            [table_key, file.key, file.etag, file.size, file.last_modified],
+            f"INSERT INTO {HISTORY_TABLE} (table_name, file_key, etag, size, last_modified, "
+            "row_count, error_count, first_error, user_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [table_key, file.key, file.etag, file.size, file.last_modified, *outcome],
+        )
+
+    @staticmethod
+    def entries(
+        run: RunSQL, table_key: str | None, start: datetime | None, end: datetime | None
+    ) -> list[tuple[Any, ...]]:
+        """(table key, file key, loaded_at, rows, errors, first error, user), newest first."""
+        where, params = ["TRUE"], []
+        filters = (("table_name = ?", table_key), ("loaded_at >= ?", start), ("loaded_at < ?", end))
+        for clause, value in filters:
+            if value is not None:
+                where.append(clause)
+                params.append(value)
+        return run(
+            "SELECT table_name, file_key, loaded_at, row_count, error_count, first_error, user_name "
+            f"FROM {HISTORY_TABLE} WHERE {' AND '.join(where)} ORDER BY loaded_at DESC, file_key",
+            params,
         )
 
     @staticmethod
@@ -102,7 +132,8 @@ class LoadHistory:
         """
         for old, new in moved:
             row = run(
-                f"SELECT etag, size, last_modified, loaded_at FROM {HISTORY_TABLE} "
+                f"SELECT etag, size, last_modified, loaded_at, row_count, error_count, first_error, "
+                f"user_name FROM {HISTORY_TABLE} "
                 "WHERE table_name = ? AND file_key = ?",
                 [table_key, old.key],
             )
@@ -116,6 +147,7 @@ class LoadHistory:
                 )
                 run(
                     f"INSERT INTO {HISTORY_TABLE} (table_name, file_key, etag, size, last_modified, "
-                    "loaded_at) VALUES (?, ?, ?, ?, ?, ?)",
-                    [table_key, new.key, new.etag, new.size, new.last_modified, row[0][3]],
+                    "loaded_at, row_count, error_count, first_error, user_name) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [table_key, new.key, new.etag, new.size, new.last_modified, *row[0][3:]],
                 )

@@ -19,6 +19,7 @@ from engine.statements.copy_into_stage import plan_copy_into_stage
 from engine.statements.copy_into_table import plan_copy_into_table
 from engine.statements.file_formats import plan_file_format_statement
 from engine.statements.grants import plan_grant_statement
+from engine.statements.processes import plan_process_statement
 from engine.statements.query import plan_query
 from engine.statements.roles import plan_role_statement
 from engine.statements.stages import plan_stage_statement
@@ -43,6 +44,7 @@ _SPECIAL_FIRST_WORDS = {
     "VACUUM",
     "COPY",
     "SET",  # SET ROLE, SET SECONDARY ROLES (any other SET goes on to the SQL allowlist)
+    "KILL",  # KILL QUERY <id> (SHOW PROCESSLIST is a SHOW)
 }
 
 
@@ -84,6 +86,7 @@ def _plan_special(sql: str) -> Plan | None:
         plan_file_format_statement,
         plan_role_statement,
         plan_grant_statement,
+        plan_process_statement,
     )
     for parse in parsers:
         special = parse(sql)

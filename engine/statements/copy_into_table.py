@@ -162,7 +162,7 @@ class CopyIntoTableRun:
                 file_row(c, stats.rows_loaded, stats.errors_seen, stats.first_error, stats.first_error_line)
             )
             if stats.rows_loaded or not stats.errors_seen:
-                self._record(c.file)
+                self._record(c.file, stats.rows_loaded, stats.errors_seen, stats.first_error)
             if not stats.errors_seen:
                 loaded.append(c)
 
@@ -224,7 +224,7 @@ class CopyIntoTableRun:
         # ABORT semantics: every row of every file went in, so the footers give the counts.
         for c in group:
             rows.append(file_row(c, job.footer_rows[c.file.key]))
-            self._record(c.file)
+            self._record(c.file, job.footer_rows[c.file.key])
             loaded.append(c)
 
     def _explain_failure(self, c: Candidate) -> EngineError | None:
@@ -258,12 +258,13 @@ class CopyIntoTableRun:
             finally:
                 self.session.unregister_all([name])
             rows.append(file_row(c, loaded_rows))
-            self._record(c.file)
+            self._record(c.file, loaded_rows)
         return rows, list(job.candidates)
 
-    def _record(self, file: StagedFile) -> None:
+    def _record(self, file: StagedFile, rows: int, errors: int = 0, first_error: str | None = None) -> None:
         # Same transaction as the rows: a crash leaves neither, a commit leaves both.
-        LoadHistory.record(on_cursor(self.cur), self.job.history_key, file)
+        outcome = (rows, errors, first_error, self.session.user)
+        LoadHistory.record(on_cursor(self.cur), self.job.history_key, file, outcome)
 
     def _validate(self, mode: str) -> pa.Table:
         job = self.job

@@ -1,0 +1,91 @@
+"""COPY_HISTORY(...): the files COPY loaded, per table and time, only for tables the caller may see."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import adbc_driver_manager.dbapi as dbapi
+import pytest
+
+from tests.e2e.stage_helpers import execute, put, query
+
+CSV_HEADER = "FILE_FORMAT = (TYPE = CSV SKIP_HEADER = 1)"
+
+
+def history(conn, args: str = "") -> list[dict]:
+    return query(conn, f"SELECT * FROM COPY_HISTORY({args}) ORDER BY last_load_time, file_name")
+
+
+def test_copy_history_lists_loads_by_table_and_time(root_conn, user, unique_table):
+    first, second = unique_table("ch"), unique_table("ch")
+    for t in (first, second):
+        execute(root_conn, f"CREATE TABLE {t} (id INTEGER, name VARCHAR)")
+    put(root_conn, f"@~/{first}/a.csv", b"id,name\n1,x\n2,y\n")
+    put(root_conn, f"@~/{first}/b.csv", b"id,name\n3,z\nnot-a-number,w\n")
+    put(root_conn, f"@~/{second}/c.csv", b"id,name\n4,v\n")
+    query(root_conn, f"COPY INTO {first} FROM @~/{first}/ FILES = ('a.csv') {CSV_HEADER}")
+    query(root_conn, f"COPY INTO {first} FROM @~/{first}/ FILES = ('b.csv') {CSV_HEADER} ON_ERROR = CONTINUE")
+    query(root_conn, f"COPY INTO {second} FROM @~/{second}/ {CSV_HEADER}")
+
+    loads = history(root_conn, f"TABLE_NAME => 'main.{first}'")
+    assert [
+        (r["file_name"].rsplit("/", 1)[-1], r["table_name"], r["row_count"], r["error_count"], r["status"])
+        for r in loads
+    ] == [
+        ("a.csv", f"main.{first}", 2, 0, "Loaded"),
+        ("b.csv", f"main.{first}", 1, 1, "Partially loaded"),
+    ]
+    assert loads[0]["first_error_message"] is None
+    assert "not-a-number" in loads[1]["first_error_message"]
+    assert {r["user_name"] for r in loads} == {"root"}
+    # A table named without its schema is looked up in the current one.
+    assert [r["file_name"] for r in history(root_conn, f"TABLE_NAME => '{second}'")] == [
+        r["file_name"] for r in history(root_conn, f"TABLE_NAME => 'main.{second}'")
+    ]
+    assert len(history(root_conn, f"TABLE_NAME => '{second}'")) == 1
+
+    # START_TIME keeps the loads at or after it, END_TIME those before it.
+    after_first = (loads[0]["last_load_time"] + timedelta(microseconds=1)).isoformat()
+    later = history(root_conn, f"TABLE_NAME => 'main.{first}', START_TIME => '{after_first}'")
+    assert [r["file_name"] for r in later] == [loads[1]["file_name"]]
+    earlier = history(root_conn, f"TABLE_NAME => 'main.{first}', END_TIME => '{after_first}'")
+    assert [r["file_name"] for r in earlier] == [loads[0]["file_name"]]
+    assert history(root_conn, f"TABLE_NAME => 'main.{first}', START_TIME => '2999-01-01 00:00:00'") == []
+    everything = {r["table_name"] for r in history(root_conn)}
+    assert {f"main.{first}", f"main.{second}"} <= everything
+
+    # A user without grants sees nothing of root's tables, by name or in the full list.
+    assert history(user, f"TABLE_NAME => 'main.{first}'") == []
+    assert not {f"main.{first}", f"main.{second}"} & {r["table_name"] for r in history(user)}
+    # A SELECT grant shows the table's loads.
+    execute(root_conn, f"GRANT SELECT ON main.{first} TO {user.user_name}")
+    assert len(history(user, f"TABLE_NAME => 'main.{first}'")) == 2
+
+
+def test_copy_history_shows_a_users_own_loads(user, unique_table):
+    t = unique_table("own")
+    execute(user, f"CREATE TABLE {t} (id INTEGER, name VARCHAR)")
+    put(user, f"@~/{t}/a.csv", b"id,name\n1,x\n")
+    query(user, f"COPY INTO {t} FROM @~/{t}/ {CSV_HEADER}")
+    [row] = history(user, f"TABLE_NAME => 'main.{t}'")
+    assert (row["row_count"], row["error_count"], row["status"], row["user_name"]) == (
+        1,
+        0,
+        "Loaded",
+        user.user_name,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        ("LOCATION => '@~'", "Unknown COPY_HISTORY argument LOCATION: use TABLE_NAME, START_TIME or END_TIME"),
+        ("START_TIME => 'yesterday'", "COPY_HISTORY START_TIME must be a timestamp like '2026-12-01 00:00:00'"),
+        ("TABLE_NAME => 'a.b.c'", "COPY_HISTORY TABLE_NAME must be 'table' or 'schema.table'"),
+        ("TABLE_NAME => now()", r"COPY_HISTORY argument TABLE_NAME must be a literal"),
+        ("'main.t'", "COPY_HISTORY takes named arguments: NAME => value"),
+    ],
+)
+def test_copy_history_bad_arguments_are_named(root_conn, args, message):
+    with pytest.raises(dbapi.Error, match=message.replace("(", r"\(").replace(")", r"\)")):
+        history(root_conn, args)
