@@ -37,12 +37,10 @@ _FILE_SUFFIXES = frozenset(
     "csv tsv tbl txt dat parquet parq json jsonl ndjson geojson db duckdb ddb sqlite sqlite3 arrow feather "
     "ipc avro orc xlsx xls gz gzip zst zstd lz4 snappy bz2 xz br brotli lance vortex blob wal".split()
 )
-# infer_schema and list_stage are answered by the engine (stage-aware, privilege-checked), as are
-# copy_history and query_history (engine.statements.system_functions), and replaced by registered
-# Arrow tables before DuckDB sees the statement.
-_TABLE_FUNCTIONS = frozenset(
-    {"range", "generate_series", "unnest", "infer_schema", "list_stage", "copy_history", "query_history"}
-)
+# infer_schema and list_stage are answered by the engine (stage-aware, privilege-checked) and replaced
+# by registered Arrow tables before DuckDB sees the statement.
+_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest", "infer_schema", "list_stage"})
+_TABLE_FUNCTIONS |= {"copy_history", "query_history"}  # answered too: engine.statements.system_functions
 # What a statement may call: the reviewed allowlist (engine/sql/allowed_functions.py), never a deny list.
 _CALLABLE = ALLOWED_FUNCTIONS | SPECIAL_FORMS
 # Functions whose first argument names a catalog object: only a literal, which the literal check sees.
