@@ -197,6 +197,7 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
         # A client that sends Basic on every call should not pay a password hash each time.
         self._basic_cache: dict[bytes, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
+        self.on_failed_login: Callable[[], None] = lambda: None  # counted by /metrics
 
     def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> CallAuth:
         values = headers.get("authorization") or headers.get("Authorization") or []
@@ -226,6 +227,7 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
         user, password = decode_basic(credentials)
         # During a backoff delay the password is not even hashed; the answer is the same.
         if not self.throttle.attempt(user, lambda: self._authenticate(user, password)):
+            self.on_failed_login()
             raise flight.FlightUnauthenticatedError(WRONG_CREDENTIALS)
         token = self.tokens.issue(user)
         if not handshake:

@@ -11,6 +11,8 @@ from typing import Any
 from werkzeug.serving import ThreadedWSGIServer, WSGIRequestHandler
 from werkzeug.wrappers import Request, Response
 
+from flight.metrics import CONTENT_TYPE, ServerMetrics
+
 Handler = Callable[[Request], Response]
 
 # A connection that sends nothing for this long is closed (each socket read waits at most this long;
@@ -67,14 +69,14 @@ class HttpSide:
         self,
         host: str,
         port: int,
-        metrics: Callable[[], dict[str, float]],
+        metrics: ServerMetrics | None,
         *,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         # werkzeug's access log would print presigned URLs, signatures included.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._metrics = metrics
+        self._metrics = metrics or ServerMetrics()
         self._routes: dict[str, Handler] = {"/health": self._health, "/metrics": self._metrics_page}
         self._prefix_routes: list[tuple[str, Handler]] = []
         self._server = _BoundedServer(
@@ -99,11 +101,18 @@ class HttpSide:
         if handler is None:
             handler = next((h for p, h in self._prefix_routes if request.path.startswith(p)), None)
         response = handler(request) if handler else Response("not found\n", status=404)
+        self._metrics.http_requests.labels(_route(request.path), str(response.status_code)).inc()
         return response(environ, start_response)
 
     def _health(self, request: Request) -> Response:
         return Response(json.dumps({"status": "ok"}), mimetype="application/json")
 
     def _metrics_page(self, request: Request) -> Response:
-        lines = [f"stageflight_{name} {value}" for name, value in sorted(self._metrics().items())]
-        return Response("\n".join(lines) + "\n", mimetype="text/plain; version=0.0.4")
+        return Response(self._metrics.page(), headers={"Content-Type": CONTENT_TYPE})
+
+
+def _route(path: str) -> str:
+    """A label that never holds the path itself (presigned paths name files)."""
+    if path in ("/health", "/metrics"):
+        return path[1:]
+    return "presign" if path.startswith("/files/") else "other"

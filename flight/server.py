@@ -15,9 +15,6 @@ from google.protobuf.message import Message
 from engine import (
     Engine,
     EngineError,
-    IfExists,
-    IfMissing,
-    IngestTarget,
     Result,
     StatementRejected,
     caller_visibility,
@@ -30,7 +27,9 @@ from flight import sqlinfo
 from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore
 from flight.cancel import CancelWatcher
 from flight.errors import ClientError, flight_errors
+from flight.ingest_call import ingest_arguments
 from flight.message_size import fitted, sliced
+from flight.metrics import ServerMetrics
 from flight.sessions import FlightSession, PreparedStatement, SessionLimits, SessionRegistry
 from flight.throttle import LoginThrottle
 
@@ -55,18 +54,6 @@ _FILTERED = {
     f"CommandGet{n}" for n in "DbSchemas Tables PrimaryKeys ImportedKeys ExportedKeys CrossReference".split()
 }
 
-_INGEST_MISSING = {
-    cmd.INGEST_NOT_EXIST_CREATE: IfMissing.CREATE,
-    cmd.INGEST_NOT_EXIST_FAIL: IfMissing.FAIL,
-    0: IfMissing.FAIL,
-}
-_INGEST_EXISTS = {
-    cmd.INGEST_EXISTS_FAIL: IfExists.FAIL,
-    cmd.INGEST_EXISTS_APPEND: IfExists.APPEND,
-    cmd.INGEST_EXISTS_REPLACE: IfExists.REPLACE,
-    0: IfExists.FAIL,
-}
-
 
 class StageflightServer(flight.FlightServerBase):
     def __init__(
@@ -89,7 +76,9 @@ class StageflightServer(flight.FlightServerBase):
         self.registry = SessionRegistry(engine, limits=limits)
         self.tokens.activity = self.registry.activity  # expiry never cuts a running call short
         engine.add_credentials_listener(self._revoke_user)
+        self.metrics = ServerMetrics(self.registry.count, self.registry.open_streams, engine.metadata_cursor)
         auth = AuthMiddlewareFactory(self.tokens, engine.users.authenticate, login_throttle)
+        auth.on_failed_login = self.metrics.failed_logins.inc
         super().__init__(
             location,
             auth_handler=PassThroughAuthHandler(),
@@ -150,11 +139,19 @@ class StageflightServer(flight.FlightServerBase):
         return flight.FlightInfo(result.schema, descriptor, [flight.FlightEndpoint(ticket, [])], total, -1)
 
     def _run(
-        self, context: flight.ServerCallContext, fs: FlightSession, fn: Callable[[], T], *, work: bool = True
+        self,
+        context: flight.ServerCallContext,
+        fs: FlightSession,
+        fn: Callable[[], T],
+        *,
+        work: bool = True,
+        sql: str | None = None,
     ) -> T:
-        """Run session work as one call: counted as busy, interrupted when the client cancels."""
+        """Run session work as one call: counted as busy, interrupted when the client cancels;
+        with ``sql``, counted and timed as one statement (/metrics)."""
         with self.registry.call(fs, work=work), self._cancels.watch(context, fs.engine_session.interrupt):
-            return fn()
+            with self.metrics.statement(sql):
+                return self.metrics.tally(sql, fn())
 
     # -- GetFlightInfo --------------------------------------------------------------------
     def get_flight_info(
@@ -166,13 +163,17 @@ class StageflightServer(flight.FlightServerBase):
             if name == "CommandStatementQuery":
                 fs = self._session(context)
                 fs.check_transaction(message.transaction_id or None)
-                result = self._run(context, fs, lambda: fs.engine_session.execute(message.query))
+                query = message.query
+                result = self._run(context, fs, lambda: fs.engine_session.execute(query), sql=query)
                 return self._info_for_result(fs, descriptor, result)
             if name == "CommandPreparedStatementQuery":
                 fs = self._session(context)
                 stmt = fs.statement(message.prepared_statement_handle)
                 result = self._run(
-                    context, fs, lambda: fs.engine_session.run_prepared_rows(stmt.prepared, stmt.params)
+                    context,
+                    fs,
+                    lambda: fs.engine_session.run_prepared_rows(stmt.prepared, stmt.params),
+                    sql=stmt.prepared.sql,
                 )
                 return self._info_for_result(fs, descriptor, result)
             schema = self._metadata_schema(message)
@@ -307,7 +308,7 @@ class StageflightServer(flight.FlightServerBase):
             if name == "CommandStatementUpdate":
                 # No schema and no data arrive here: never touch the reader.
                 fs.check_transaction(message.transaction_id or None)
-                result = self._run(context, fs, lambda: session.execute(message.query))
+                result = self._run(context, fs, lambda: session.execute(message.query), sql=message.query)
                 self._write_count(writer, result)
             elif name == "CommandPreparedStatementQuery":
                 stmt = fs.statement(message.prepared_statement_handle)
@@ -343,11 +344,16 @@ class StageflightServer(flight.FlightServerBase):
         if params.num_columns and params.num_rows:
             batches = params.to_batches()
             count = self._run(
-                context, fs, lambda: Result.update(session.execute_many(stmt.prepared, batches))
+                context,
+                fs,
+                lambda: Result.update(session.execute_many(stmt.prepared, batches)),
+                sql=stmt.prepared.sql,
             ).rowcount
             return Result.update(count)
         bound = stmt.params[0] if stmt.params else None
-        return self._run(context, fs, lambda: session.run_prepared(stmt.prepared, bound))
+        return self._run(
+            context, fs, lambda: session.run_prepared(stmt.prepared, bound), sql=stmt.prepared.sql
+        )
 
     def _ingest(
         self,
@@ -356,22 +362,10 @@ class StageflightServer(flight.FlightServerBase):
         message: Any,
         reader: flight.MetadataRecordBatchReader,
     ) -> int:
-        options = message.table_definition_options
-        target = IngestTarget(
-            table=message.table,
-            schema=message.schema if message.HasField("schema") else None,
-            catalog=message.catalog if message.HasField("catalog") else None,
-            temporary=message.temporary,
-        )
-        data = reader.to_reader()
+        target, if_missing, if_exists = ingest_arguments(message)
+        data = self.metrics.counted_ingest(reader.to_reader())
         with self.registry.call(fs), self._cancels.watch(context, fs.engine_session.interrupt):
-            return ingest(
-                fs.engine_session,
-                target,
-                data,
-                _INGEST_MISSING.get(options.if_not_exist, IfMissing.FAIL),
-                _INGEST_EXISTS.get(options.if_exists, IfExists.FAIL),
-            )
+            return ingest(fs.engine_session, target, data, if_missing, if_exists)
 
     # -- actions --------------------------------------------------------------------------
     def list_actions(self, context: flight.ServerCallContext) -> list[tuple[str, str]]:
@@ -391,7 +385,8 @@ class StageflightServer(flight.FlightServerBase):
         fs = self._session(context)
         fs.check_transaction(request.transaction_id or None)
         # A query may run here already (Session.prepare): it is cancellable like any execution.
-        prepared = self._run(context, fs, lambda: fs.engine_session.prepare(request.query), work=False)
+        with self.metrics.statement(request.query, failures_only=True):  # executions count the rest
+            prepared = self._run(context, fs, lambda: fs.engine_session.prepare(request.query), work=False)
         handle = secrets.token_bytes(16)
         fs.prepared[handle] = PreparedStatement(prepared)
         result = cmd.ActionCreatePreparedStatementResult(

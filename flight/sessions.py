@@ -249,6 +249,11 @@ class SessionRegistry:
         with self._lock:
             return len(self._sessions)
 
+    def open_streams(self) -> int:
+        """Results being streamed (read at scrape time for /metrics)."""
+        with self._lock:
+            return sum(fs.open_streams for fs in self._sessions.values())
+
     # -- pending results -----------------------------------------------------------------
     def park(self, user: str, result: Result, session: FlightSession | None = None) -> bytes:
         """Keep ``result`` for DoGet. Past the user's limit of unread results the oldest is dropped.

@@ -19,7 +19,7 @@ from flight.http import HttpSide
 
 @pytest.fixture
 def http_side() -> Iterator[HttpSide]:
-    side = HttpSide("127.0.0.1", 0, dict, idle_timeout=1.0, max_connections=4)
+    side = HttpSide("127.0.0.1", 0, None, idle_timeout=1.0, max_connections=4)
     side.start()
     yield side
     side.stop()
