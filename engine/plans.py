@@ -110,6 +110,9 @@ class Plan:
     # Running it changes nothing (a read without side effects): prepare may run it at once and
     # hand the result to the first execution, instead of describing it and running it again.
     reads_only: bool = False
+    # The Arrow type of each parameter, for a prepared statement's parameter_schema (may touch the
+    # session's cursor to read column types: engine/sql/parameter_types.py).
+    param_types: Callable[[RunContext], list[pa.DataType]] | None = field(default=None, repr=False)
 
 
 def static_query(schema: pa.Schema, produce: Callable[[RunContext], pa.Table]) -> Plan:

@@ -19,6 +19,7 @@ from engine.errors import EngineError, SessionBusy, StatementRejected, translate
 from engine.names import quote_ident, reject_reserved
 from engine.plans import EngineServices, Params, Plan
 from engine.results import Result
+from engine.sql.session_identity import NO_ROLE, SET_ROLE_SQL, identity_macros
 from engine.stage_access import ResolvedStage
 from engine.statements import plan_statements
 from engine.statements.access import may_use
@@ -34,6 +35,8 @@ class Prepared:
     is_update: bool
     dataset_schema: pa.Schema | None
     param_count: int
+    # The Arrow type of each parameter (parameter_schema); None when not described.
+    param_types: list[pa.DataType] | None = None
     # The result of running it at prepare time, for the first execution if no session ran anything
     # in between (clients prepare and execute at once: the query then runs once, not twice).
     early: Result | None = None
@@ -54,6 +57,9 @@ class Session:
         self.current_role: str | None = engine.users.default_role(user)  # SET ROLE changes it
         self.secondary_roles_all = True  # SET SECONDARY ROLES ALL | NONE
         self.cursor = engine.db.cursor()
+        for macro in identity_macros(user):  # current_user, current_role ... answer this session
+            self.cursor.execute(macro)
+        self._role_set: str | None = None  # the role current_role() last answered
         # Held while a statement runs or a streamed result is open on the cursor. A plain Lock
         # because DoGet (another thread) releases what GetFlightInfo acquired.
         self._busy = threading.Lock()
@@ -168,7 +174,13 @@ class Session:
             dataset_schema=last.schema,
             param_count=sum(p.param_count for p in plans),
         )
-        if not describe or last.schema is not None or len(plans) != 1:
+        if not describe or len(plans) != 1:
+            return prepared
+        if last.param_types is not None:
+            typing_plan = last.param_types
+            with self.exclusive():  # the privilege check may read the catalog on this cursor
+                prepared.param_types = self._duckdb(lambda: typing_plan(self))
+        if last.schema is not None:
             return prepared
         if last.reads_only and not last.param_count:
             self._run_early(prepared)
@@ -266,6 +278,7 @@ class Session:
         self._acquire()
         streaming = False
         try:
+            self._sync_role()
             relation = self._duckdb(lambda: self.cursor.sql(sql, params=list(params) if params else None))
             if transaction == "begin":
                 self.in_transaction = True
@@ -284,6 +297,15 @@ class Session:
         finally:
             if not streaming:
                 self._release()
+
+    def _sync_role(self) -> None:
+        role = self.current_role or NO_ROLE
+        if role != self._role_set:
+            try:
+                self.cursor.execute(SET_ROLE_SQL, [role])
+                self._role_set = role
+            except duckdb.Error:  # an aborted transaction: tried again at the next statement
+                pass
 
     def describe_query(self, sql: str, param_count: int) -> pa.Schema:
         wrapped = f"SELECT * FROM ({sql}) AS _stageflight_q LIMIT 0"

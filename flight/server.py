@@ -395,7 +395,10 @@ class StageflightServer(flight.FlightServerBase):
         if prepared.dataset_schema is not None:
             result.dataset_schema = prepared.dataset_schema.serialize().to_pybytes()
         if prepared.param_count:
-            fields = [pa.field(str(i), pa.null()) for i in range(prepared.param_count)]
+            # Typed (engine/sql/parameter_types.py): JDBC cannot bind into a null vector. Batches
+            # of other types are accepted too: each value is bound as the Python value it holds.
+            types = prepared.param_types or [pa.utf8()] * prepared.param_count
+            fields = [pa.field(str(i), t) for i, t in enumerate(types)]
             result.parameter_schema = pa.schema(fields).serialize().to_pybytes()
         return [cmd.pack(result)]
 

@@ -10,12 +10,13 @@ from sqlglot import exp
 from engine.catalog.load_history import LoadHistory
 from engine.catalog.privileges import USER, Principal
 from engine.catalog.stages import StagePrivilege
-from engine.errors import StatementRejected
+from engine.errors import EngineError, StatementRejected, translated_errors
 from engine.plans import Params, Plan, RunContext
 from engine.results import Result
 from engine.sql import guard
 from engine.sql.dialect import stage_options, stage_refs
-from engine.sql.table_refs import extract
+from engine.sql.parameter_types import Hint, parameter_hints, resolve
+from engine.sql.table_refs import TableNeed, extract
 from engine.statements.access import require_needs
 from engine.statements.system_functions import SYSTEM_TABLE_FUNCTIONS, system_table
 from engine.statements.table_identity import check_rename, history_key_for, track_table_changes
@@ -72,6 +73,7 @@ def plan_query(tree: exp.Expression) -> Plan:
     tracked = changes_tables(tree)
     needs = extract(tree).needs  # names only: checked for the caller at every execution
     new_schema = _created_schema(tree)
+    hints = parameter_hints(tree, params)
 
     def run_statement(session: RunContext, params_in: Params) -> Result:
         require_needs(session, needs)
@@ -111,7 +113,28 @@ def plan_query(tree: exp.Expression) -> Plan:
         param_count=params,
         describe=describe if is_query else None,
         reads_only=reads_only(tree),
+        param_types=_param_types(hints, needs) if params else None,
     )
+
+
+def _param_types(
+    hints: tuple[Hint, ...], needs: tuple[TableNeed, ...]
+) -> Callable[[RunContext], list[pa.DataType]]:
+    """Parameter types at prepare time; column types are read only from tables the caller may use."""
+
+    def describe_table(session: RunContext, table: exp.Table) -> pa.Schema:
+        sql = guard.regenerate(exp.select("*").from_(table))
+        with translated_errors():
+            return session.describe_query(sql, 0)
+
+    def param_types(session: RunContext) -> list[pa.DataType]:
+        try:
+            require_needs(session, needs)
+        except EngineError:
+            return resolve(hints, None)
+        return resolve(hints, lambda table: describe_table(session, table))
+
+    return param_types
 
 
 def _plan_with_stages(tree: exp.Expression) -> Plan:
@@ -183,7 +206,14 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
             result.on_close = close
         return result
 
-    return Plan(is_query=is_query, run=run, param_count=params, reads_only=reads_only(tree))
+    hints = parameter_hints(tree, params, numbered=False)
+    return Plan(
+        is_query=is_query,
+        run=run,
+        param_count=params,
+        reads_only=reads_only(tree),
+        param_types=_param_types(hints, needs) if params else None,
+    )
 
 
 # Functions whose every call changes state, so a statement using them must run exactly when asked.
