@@ -165,18 +165,20 @@ class _Pieces:
 
     Parquet encodes a whole row group at once, so its files roll at batch boundaries. A text
     writer writes each batch's bytes at once; a batch of many rows is cut so that a file passes
-    MAX_FILE_SIZE by about one piece: a small probe first, then as many rows as the bytes per row
-    seen so far say will fit.
+    MAX_FILE_SIZE by about one row: a small probe first, then pieces the bytes per row of the last
+    piece say fill half the room left (rows may grow longer; a file takes a few dozen pieces).
     """
 
     _PROBE_ROWS = 16
 
     def __init__(self, max_file_size: int, *, whole: bool) -> None:
         self.max_file_size, self.whole = max_file_size, whole
-        self.rows, self.bytes = 0, 0
+        self.rows, self.last_rows, self.bytes = 0, 0, 0
 
     def wrote(self, rows: int, size: int) -> None:
-        self.rows, self.bytes = self.rows + rows, self.bytes + size
+        self.rows += rows
+        if size:  # compression may hold the bytes back: keep the last rate measured
+            self.last_rows, self.bytes = rows, size
 
     def split(self, batch: pa.RecordBatch, written: Callable[[], int]) -> Iterator[pa.RecordBatch]:
         """``written``: the size of the file the next piece goes to (0: a new file)."""
@@ -191,7 +193,7 @@ class _Pieces:
             if self.bytes == 0:  # nothing measured yet; compression may hold the bytes back
                 step = max(self._PROBE_ROWS, 2 * self.rows)
             else:
-                step = max(1, room * self.rows // self.bytes + 1)
+                step = max(1, room * self.last_rows // (2 * self.bytes) + 1)
             piece = batch.slice(offset, min(step, batch.num_rows - offset))
             offset += piece.num_rows
             yield piece
