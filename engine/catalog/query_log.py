@@ -10,6 +10,7 @@ the log.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
 import time
 from collections import deque
@@ -26,6 +27,21 @@ KILL_WAIT_SECONDS = 2.0  # KILL QUERY waits this long for the statement to stop
 KILL_RETRY_SECONDS = 0.05  # and interrupts again this often (an early interrupt may be lost)
 
 RUNNING, FINISHED, FAILED, CANCELLED = "running", "finished", "failed", "cancelled"
+# A statement that may carry a secret (a password, stage credentials) is kept with every quoted
+# string replaced: root reads every user's statements, and nobody reads a password back.
+_SECRET_WORDS = re.compile(
+    r"\b(IDENTIFIED|PASSWORD|CREDENTIALS|CONNECTION|SECRET\w*|\w*ACCESS_KEY\w*|\w*TOKEN\w*|\w*KEY_ID)\b",
+    re.IGNORECASE,
+)
+_QUOTED = re.compile(r"'(?:[^']|'')*'")
+REDACTED = "'***'"
+
+
+def logged_text(text: str) -> str:
+    """The text the log keeps: secrets redacted, cut to :data:`MAX_TEXT_CHARS`."""
+    if _SECRET_WORDS.search(text):
+        text = _QUOTED.sub(REDACTED, text)
+    return text if len(text) <= MAX_TEXT_CHARS else text[:MAX_TEXT_CHARS] + "..."
 
 
 @dataclass
@@ -67,8 +83,7 @@ class QueryLog:
 
     def run(self, user: str, text: str, interrupt: Callable[[], None], work: Callable[[], Result]) -> Result:
         """Run one statement as a log entry; ``interrupt`` stops it (the session's cursor)."""
-        if len(text) > MAX_TEXT_CHARS:
-            text = text[:MAX_TEXT_CHARS] + "..."
+        text = logged_text(text)
         with self._lock:
             entry = QueryEntry(next(self._ids), user, text, datetime.now(UTC), interrupt)
             self._running[entry.id] = entry

@@ -107,3 +107,16 @@ def test_query_history_shows_own_statements_with_state_and_rows(root_conn, user,
 def test_bad_query_log_statements_are_named(root_conn, sql, message):
     with pytest.raises(dbapi.Error, match=message):
         execute(root_conn, sql)
+
+
+def test_query_history_never_shows_a_password_and_cuts_long_texts(root_conn):
+    name = f"u_{uuid.uuid4().hex[:8]}"
+    execute(root_conn, f"CREATE USER {name} IDENTIFIED BY 'hunter2-{name}'")
+    long_sql = f"SELECT '{'x' * 20_000}' AS {name}"
+    query(root_conn, long_sql)
+    texts = [
+        r["query_text"] for r in query(root_conn, "SELECT query_text FROM QUERY_HISTORY(RESULT_LIMIT => 10)")
+    ]
+    assert f"CREATE USER {name} IDENTIFIED BY '***'" in texts
+    assert not [t for t in texts if "hunter2" in t]
+    assert long_sql[:10_000] + "..." in texts
