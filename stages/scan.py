@@ -107,7 +107,7 @@ def _parquet_file(backend: StorageBackend, key: str, name: str, hint: bool) -> p
     except pa.ArrowInvalid as exc:
         if "magic bytes" not in str(exc) and "minimum file footer" not in str(exc):
             raise
-        text = f"Cannot read staged file {name}: it is not a Parquet file (Parquet magic bytes not found)"
+        text = f"Cannot read staged file {name}: Parquet magic bytes not found, it is not a Parquet file"
         if hint:
             base = name.lower()
             for codec in (".gz", ".gzip", ".zst", ".bz2", ".xz", ".br", ".deflate"):

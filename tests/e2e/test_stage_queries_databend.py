@@ -183,13 +183,18 @@ def test_no_file_format_reads_parquet_and_names_the_option(user, name, data, sug
     with pytest.raises(dbapi.Error) as raised:
         query(user, f"SELECT $1 FROM @~/np/{name}")
     message = str(raised.value)
-    assert f"Cannot read staged file np/{name}: it is not a Parquet file" in message
+    assert (
+        f"Cannot read staged file np/{name}: Parquet magic bytes not found, it is not a Parquet file"
+        in message
+    )
     assert f"A query with no FILE_FORMAT reads Parquet: add (FILE_FORMAT => '{suggested}')" in message
     assert "Traceback" not in message
 
 
 def test_explicit_parquet_format_says_not_parquet_without_the_hint(user):
     put(user, "@~/np2/x.csv", b"1,x\n2,y\n")
-    with pytest.raises(dbapi.Error, match="np2/x.csv: it is not a Parquet file") as raised:
+    with pytest.raises(
+        dbapi.Error, match="np2/x.csv: Parquet magic bytes not found, it is not a Parquet file"
+    ) as raised:
         query(user, "SELECT $1 FROM @~/np2/x.csv (FILE_FORMAT => 'PARQUET')")
     assert "A query with no FILE_FORMAT" not in str(raised.value)
