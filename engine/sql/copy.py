@@ -39,6 +39,7 @@ class CopyIntoTable:
     return_failed_only: bool = False
     column_match_mode: str = "CASE_INSENSITIVE"
     validation_mode: str | None = None
+    given: set[str] = field(default_factory=set)  # the options the statement spells out
 
 
 @dataclass
@@ -148,6 +149,8 @@ def _read_options(
         if name not in options:
             raise StatementRejected(f"Unknown COPY option: {name}")
         setattr(into, name.lower(), options[name](cur, name))
+        if isinstance(into, CopyIntoTable):
+            into.given.add(name)
 
 
 def _qualified_name(cur: TokenCursor) -> list[str]:

@@ -76,6 +76,8 @@ def build_copy_job(
             f"the corresponding table ({len(target)})"
         )
     options = session.engine.stages.file_format(load.file_format, stage)
+    if "COLUMN_MATCH_MODE" in load.given and options.get("TYPE", "PARQUET").upper() in ("CSV", "TSV", "TEXT"):
+        raise StatementRejected("COLUMN_MATCH_MODE applies to PARQUET and NDJSON files only, not to CSV/TSV")
     history_key = history_key_for(session, catalog, schema, table)
     candidates = _select_files(session, cur, load, stage, history_key)
     return CopyJob(

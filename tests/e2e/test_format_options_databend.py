@@ -8,6 +8,7 @@ CREATE STAGE on an external store that does not contact it.
 from __future__ import annotations
 
 import json
+import re
 import socket
 
 import adbc_driver_manager.dbapi as dbapi
@@ -117,6 +118,30 @@ def test_refused_csv_options_at_every_place_they_are_given(root_conn, unique_tab
 def test_alphanumeric_tsv_delimiter_is_refused(root_conn):
     with pytest.raises(dbapi.Error, match="FIELD_DELIMITER must not be a letter or digit, got 'a'"):
         execute(root_conn, "CREATE FILE FORMAT tsv_a TYPE = TSV FIELD_DELIMITER = 'a'")
+
+
+COLUMN_MATCH = "COLUMN_MATCH_MODE applies to PARQUET and NDJSON files only, not to CSV/TSV"
+
+
+def test_column_match_mode_is_refused_for_csv_and_tsv(root_conn, unique_table):
+    table = unique_table("cm")
+    execute(root_conn, f"CREATE TABLE {table} (a VARCHAR)")
+    put(root_conn, "@~/cm/a.csv", b"x\n")
+    for fmt in ("FILE_FORMAT = (TYPE = CSV)", "FILE_FORMAT = (TYPE = TSV)"):
+        with pytest.raises(dbapi.Error, match=re.escape(COLUMN_MATCH)):
+            query(root_conn, f"COPY INTO {table} FROM @~/cm/ {fmt} COLUMN_MATCH_MODE = CASE_SENSITIVE")
+    # The stage's own format counts too.
+    execute(root_conn, "CREATE OR REPLACE STAGE cm_csv FILE_FORMAT = (TYPE = CSV)")
+    with pytest.raises(dbapi.Error, match=re.escape(COLUMN_MATCH)):
+        query(root_conn, f"COPY INTO {table} FROM @cm_csv COLUMN_MATCH_MODE = CASE_INSENSITIVE")
+    # NDJSON takes it.
+    put(root_conn, "@~/cm_json/a.ndjson", b'{"A": "y"}\n')
+    query(
+        root_conn,
+        f"COPY INTO {table} FROM @~/cm_json/ FILE_FORMAT = (TYPE = NDJSON) "
+        "COLUMN_MATCH_MODE = CASE_INSENSITIVE",
+    )
+    assert query(root_conn, f"SELECT a FROM {table}") == [{"a": "y"}]
 
 
 # -- MAX_FILE_SIZE for text unloads -----------------------------------------------------------
