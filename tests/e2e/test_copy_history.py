@@ -125,3 +125,20 @@ def test_history_from_before_the_new_columns_is_migrated_at_start(tmp_path):
             ("old.csv", None, None),  # loaded before: no counts were kept
             ("new.csv", 3, "root"),
         ]
+
+
+def test_copy_history_follows_a_renamed_table_and_its_stage_files(root_conn, unique_table):
+    old, new = unique_table("ren"), unique_table("ren")
+    execute(root_conn, f"CREATE TABLE {old} (id INTEGER)")
+    put(root_conn, f"@%{old}/a.csv", b"id\n1\n2\n")
+    query(root_conn, f"COPY INTO {old} FROM @%{old} {CSV_HEADER}")
+    execute(root_conn, f"ALTER TABLE {old} RENAME TO {new}")
+    assert history(root_conn, f"TABLE_NAME => 'main.{old}'") == []
+    [row] = history(root_conn, f"TABLE_NAME => 'main.{new}'")
+    assert (row["table_name"], row["row_count"], row["error_count"], row["user_name"]) == (
+        f"main.{new}",
+        2,
+        0,
+        "root",
+    )
+    assert query(root_conn, f"COPY INTO {new} FROM @%{new} {CSV_HEADER}") == []  # still loaded once
