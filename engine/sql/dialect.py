@@ -161,7 +161,7 @@ class StageDuckDBParser(DuckDBParser):
 _PATH_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 
 
-def _is_positional(node: exp.Expression | None) -> bool:
+def _is_positional(node: exp.Expr | None) -> bool:
     """``$1`` or ``t.$1``: a staged file's positional column (a parameter outside stage queries)."""
     if isinstance(node, exp.Column) and node.args.get("table") is not None:
         node = node.this
