@@ -26,6 +26,7 @@ from typing import TypeAlias
 
 import pyarrow as pa
 from sqlglot import exp
+from sqlglot.errors import SqlglotError
 
 from engine.errors import EngineError
 from engine.sql.dialect import StageDuckDB
@@ -135,7 +136,7 @@ def _in_text_order(tree: exp.Expression, placeholders: list[exp.Placeholder]) ->
         node.replace(exp.column(_MARKER.format(i)))
     try:
         order = [int(m.group(1)) for m in _MARKER_RE.finditer(copy.sql(dialect=StageDuckDB))]
-    except Exception:  # noqa: BLE001 - only a hint: tree order is the fallback
+    except (SqlglotError, RecursionError):  # only a hint: tree order is the fallback
         order = []
     if sorted(order) != list(range(len(placeholders))):
         return placeholders

@@ -16,6 +16,7 @@ import pytest
 
 from flight import commands as cmd
 from tests.conftest import ROOT_PASSWORD, connect
+from tests.e2e.stage_helpers import put
 from tests.flight.rawclient import RawClient
 
 COLUMNS = "i INTEGER, b BIGINT, d DOUBLE, s VARCHAR, ok BOOLEAN, day DATE, ts TIMESTAMP, m DECIMAL(10,2)"
@@ -162,3 +163,14 @@ def test_adbc_binds_python_values_into_typed_parameters(server, table):
         assert cur.fetchall() == [ROW]
         cur.execute(f"SELECT i, d FROM {table} WHERE s IN (?, ?) ORDER BY i LIMIT ?", ("1", "2", 5))
         assert cur.fetchall() == [(1, 2.5), (2, None)]
+
+
+def test_stage_queries_type_their_parameters(server, raw):
+    # In a stage query $1 is the file's first column; only '?' are parameters.
+    with connect(server) as conn:
+        put(conn, "@~/param_types.csv", b"1\n2\n3\n")
+        sql = "SELECT $1 AS n FROM @~/param_types.csv (FILE_FORMAT => 'CSV') WHERE $1 > ? LIMIT ?"
+        assert declared(raw, sql) == [pa.utf8(), pa.int64()]  # a file's column: nothing tells
+        with conn.cursor() as cur:
+            cur.execute(sql, ("1", 1))
+            assert [row[0] for row in cur.fetchall()] in (["2"], ["3"])
