@@ -25,7 +25,7 @@ class Explain(exp.Expression):
 
     arg_types = {"this": True, "analyze": False}
 
-    def sql(self, dialect: Any = None, **opts: Any) -> str:
+    def sql(self, dialect: Any = None, **opts: Any) -> str:  # type: ignore[override]  # sqlglot types every option
         inner = self.this.sql(dialect=dialect, **opts)
         return f"EXPLAIN {'ANALYZE ' if self.args.get('analyze') else ''}{inner}"
 
