@@ -186,11 +186,8 @@ class Session:
             self._run_early(prepared)
         elif last.describe is not None:
             describe_plan = last.describe
-            self._acquire()
-            try:
+            with self.exclusive():  # held once; the plan's privilege check runs inside
                 prepared.dataset_schema = self._duckdb(lambda: describe_plan(self))
-            finally:
-                self._release()
         return prepared
 
     def _run_early(self, prepared: Prepared) -> None:

@@ -105,6 +105,7 @@ def plan_query(tree: exp.Expression) -> Plan:
     def describe(session: RunContext) -> pa.Schema | None:
         if not isinstance(tree, exp.Select | exp.SetOperation):
             return None
+        require_needs(session, needs)  # a result's columns are not shown to whom may not read it
         return with_visibility(session, sql, lambda text: session.describe_query(text, params), describe=True)
 
     return Plan(

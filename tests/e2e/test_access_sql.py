@@ -199,3 +199,20 @@ def test_many_users_at_once_see_only_their_own(server, make_user, unique_table):
     for thread in threads:
         thread.join(timeout=120)
     assert failures == []
+
+
+def test_preparing_with_parameters_shows_no_columns_of_a_closed_table(server, payroll):
+    """A parameterised query is described at prepare (LIMIT 0): that needs the privilege too."""
+    import pyarrow.flight as flight
+
+    from tests.flight.rawclient import RawClient
+
+    with connect(server) as root, root.cursor() as r:
+        r.execute("CREATE USER IF NOT EXISTS describe_probe IDENTIFIED BY 'probe-pw'")
+    client = RawClient(server.uri, "describe_probe", "probe-pw")
+    try:
+        denied = f"Permission denied: SELECT on main.{payroll}"
+        with pytest.raises(flight.FlightUnauthorizedError, match=denied):
+            client.prepare(f"SELECT * FROM {payroll} WHERE salary > ?")
+    finally:
+        client.close()
