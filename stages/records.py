@@ -11,8 +11,10 @@ below cannot tell them from the translated ones), so a file may put each record 
 from __future__ import annotations
 
 import io
-import re
 from typing import Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 _CHUNK = 1 << 20
 
@@ -30,8 +32,6 @@ class RecordsAsLines(io.RawIOBase):
         self._record = record.encode("ascii")
         self._quote = quote.encode() if quote else None
         self._escape = escape.encode() if escape else None
-        specials = b"".join(c for c in (self._record, self._quote, self._escape) if c)
-        self._specials = re.compile(b"[" + re.escape(specials) + b"]")
         self._in_quotes = False
         self._skip_next = False  # the last chunk ended with the escape character
         self._pending = b""
@@ -52,26 +52,52 @@ class RecordsAsLines(io.RawIOBase):
         return size
 
     def _translate(self, chunk: bytes) -> bytes:
+        """One chunk, vectorised: a delimiter ends a record unless escaped or inside quotes."""
         if self._quote is None and self._escape is None:
             return chunk.replace(self._record, b"\n")
-        out = bytearray(chunk)
+        n = len(chunk)
+        data = pa.Array.from_buffers(pa.uint8(), n, [None, pa.py_buffer(chunk)])
+        ends = pc.equal(data, self._record[0])
+        escaped = self._escaped(chunk)
+        if escaped is not None:
+            ends = pc.and_not(ends, escaped)
+        if self._quote is not None:
+            quotes = pc.equal(data, self._quote[0])
+            if escaped is not None:
+                quotes = pc.and_not(quotes, escaped)
+            # Quotes seen up to each byte, with the chunks before: odd means inside a quoted field.
+            seen = pc.cumulative_sum(pc.cast(quotes, pa.int64()), start=int(self._in_quotes))
+            inside = pc.equal(pc.bit_wise_and(seen, 1), 1)
+            ends = pc.and_not(ends, inside)
+            self._in_quotes = bool(seen[n - 1].as_py() & 1) if n else self._in_quotes
+        if not pc.any(ends).as_py():
+            return chunk
+        out = pc.if_else(ends, pa.scalar(0x0A, pa.uint8()), data)
+        return out.buffers()[1].to_pybytes()[out.offset : out.offset + n]
+
+    def _escaped(self, chunk: bytes) -> pa.Array | None:
+        """Where a byte follows the escape character (None: nowhere); a loop over escapes only."""
+        if self._escape is None:
+            return None
+        marks: list[int] = []
         pos = 0
         if self._skip_next:
-            pos, self._skip_next = 1, False
-        while (found := self._specials.search(chunk, pos)) is not None:
-            at = found.start()
-            char = chunk[at : at + 1]
-            if char == self._escape:
-                if at + 1 >= len(chunk):
-                    self._skip_next = True
-                pos = at + 2
-                continue
-            if char == self._quote:
-                self._in_quotes = not self._in_quotes
-            elif not self._in_quotes:
-                out[at] = 0x0A
-            pos = at + 1
-        return bytes(out)
+            self._skip_next = False
+            if chunk:
+                marks.append(0)
+                pos = 1
+        while (at := chunk.find(self._escape, pos)) >= 0:
+            if at + 1 >= len(chunk):
+                self._skip_next = True
+                break
+            marks.append(at + 1)
+            pos = at + 2
+        if not marks:
+            return None
+        mask = bytearray(len(chunk))
+        for at in marks:
+            mask[at] = 1
+        return pc.equal(pa.Array.from_buffers(pa.uint8(), len(chunk), [None, pa.py_buffer(mask)]), 1)
 
     def close(self) -> None:
         if not self.closed:
