@@ -17,14 +17,16 @@ Rules (docs/design/catalog-home.md §4):
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from engine.catalog.authorizer import Authorizer
 from engine.catalog.privileges import Principal
 from engine.catalog.table_owners import find_table, table_identity
-from engine.errors import PermissionDenied
+from engine.errors import EngineError, PermissionDenied
 from engine.plans import RunContext
+from engine.results import Result
 from engine.sql.table_refs import TableNeed
 from engine.statements.grantees import session_principals
 
@@ -51,6 +53,42 @@ def require_needs(session: RunContext, needs: Iterable[TableNeed]) -> None:
         return
     for need in needs:
         _require(session, authz, principals, need)
+
+
+def checked_in_one_snapshot(
+    session: RunContext, needs: Sequence[TableNeed], run: Callable[[], Result]
+) -> Result:
+    """Check ``needs`` and run the statement in one transaction (an autocommit statement gets its
+    own), so the check and the statement see the same tables: a table another session creates,
+    drops or replaces in between cannot slip in under a checked name.
+
+    A streamed result keeps its transaction (a read) until the stream is closed.
+    """
+    if not needs or session.in_transaction:
+        require_needs(session, needs)
+        return run()
+    if session.engine.authorizer.is_admin(session_principals(session)):
+        return run()  # nothing is checked, so there is nothing to keep consistent
+    session.begin()
+    try:
+        require_needs(session, needs)
+        result = run()
+    except BaseException:
+        with contextlib.suppress(EngineError):
+            session.rollback()
+        raise
+    if result.stream is None:
+        session.commit()
+        return result
+    done = result.on_close
+
+    def close() -> None:
+        if done is not None:
+            done()  # gives the cursor back first: the commit needs it
+        session.commit()
+
+    result.on_close = close
+    return result
 
 
 def require_table_privilege(session: RunContext, schema: str | None, name: str, privilege: str) -> None:

@@ -17,7 +17,7 @@ from engine.sql import guard
 from engine.sql.dialect import stage_options, stage_refs
 from engine.sql.parameter_types import Hint, parameter_hints, resolve
 from engine.sql.table_refs import TableNeed, extract
-from engine.statements.access import require_needs
+from engine.statements.access import checked_in_one_snapshot, require_needs
 from engine.statements.system_functions import SYSTEM_TABLE_FUNCTIONS, system_table
 from engine.statements.table_identity import check_rename, history_key_for, track_table_changes
 from engine.statements.visibility import with_visibility
@@ -76,7 +76,9 @@ def plan_query(tree: exp.Expression) -> Plan:
     hints = parameter_hints(tree, params)
 
     def run_statement(session: RunContext, params_in: Params) -> Result:
-        require_needs(session, needs)
+        return checked_in_one_snapshot(session, needs, lambda: _run_checked(session, params_in))
+
+    def _run_checked(session: RunContext, params_in: Params) -> Result:
         if renamed is not None:
             check_rename(session, *renamed)
         if new_schema is not None:
@@ -152,7 +154,9 @@ def _plan_with_stages(tree: exp.Expression) -> Plan:
     row_column = any(str(p.args.get("this")) == "1" for p in tree.find_all(exp.Placeholder))
 
     def run(session: RunContext, params_in: Params) -> Result:
-        require_needs(session, needs)
+        return checked_in_one_snapshot(session, needs, lambda: run_checked(session, params_in))
+
+    def run_checked(session: RunContext, params_in: Params) -> Result:
         bound = tree.copy()
         names: list[str] = []
         try:

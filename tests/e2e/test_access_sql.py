@@ -216,3 +216,36 @@ def test_preparing_with_parameters_shows_no_columns_of_a_closed_table(server, pa
             client.prepare(f"SELECT * FROM {payroll} WHERE salary > ?")
     finally:
         client.close()
+
+
+def test_a_table_created_between_check_and_run_is_not_read(alice, bob, unique_table):
+    """The check and the statement share one snapshot: a table that appears (or is replaced)
+    while bob's statement runs is either refused or not there, never read."""
+    import threading
+
+    t = unique_table("race")
+    stop = threading.Event()
+    leaks: list[object] = []
+
+    def churn() -> None:
+        with alice.cursor() as cur:
+            while not stop.is_set():
+                cur.execute(f"CREATE OR REPLACE TABLE {t} AS SELECT 42 AS secret")
+                cur.execute(f"DROP TABLE IF EXISTS {t}")
+
+    worker = threading.Thread(target=churn)
+    worker.start()
+    try:
+        with bob.cursor() as cur:
+            for _ in range(150):
+                try:
+                    cur.execute(f"SELECT secret FROM {t}")
+                    leaks.append(cur.fetchall())
+                except dbapi.Error as exc:
+                    message = str(exc)
+                    if "Permission denied" not in message and "does not exist" not in message:
+                        leaks.append(message)
+    finally:
+        stop.set()
+        worker.join(timeout=60)
+    assert leaks == []
