@@ -78,16 +78,22 @@ async function run(client, step) {
 }
 
 const { options, steps } = parseArgs(process.argv.slice(2));
+// The client panics on a worker thread when the handshake fails (it prints the server's message on
+// stderr) and its promise never settles: give up after CONNECT_TIMEOUT_MS.
+const connectTimeoutMs = Number(process.env.CONNECT_TIMEOUT_MS ?? 10000);
 let client;
 try {
-  client = await createFlightSqlClient({
+  const timeout = new Promise((_, reject) =>
+    setTimeout(() => reject(new Error(`no answer to the handshake within ${connectTimeoutMs} ms`)), connectTimeoutMs),
+  );
+  client = await Promise.race([timeout, createFlightSqlClient({
     host: options.host,
     port: Number(options.port),
     username: options.user,
     password: options.password,
     tls: false,
     headers: [],
-  });
+  })]);
 } catch (error) {
   console.log(JSON.stringify({ step: 'connect', ok: false, error: String(error?.message ?? error) }));
   process.exit(0);
@@ -99,3 +105,4 @@ for (const step of steps) {
     console.log(JSON.stringify({ step, ok: false, error: String(error?.message ?? error) }));
   }
 }
+process.exit(0); // the native client keeps the event loop alive
