@@ -30,6 +30,7 @@ from flight.errors import ClientError, flight_errors
 from flight.ingest_call import ingest_arguments
 from flight.message_size import fitted, sliced
 from flight.metrics import ServerMetrics
+from flight.result_schema import described, shaped
 from flight.sessions import FlightSession, PreparedStatement, SessionLimits, SessionRegistry
 from flight.throttle import LoginThrottle
 
@@ -133,6 +134,7 @@ class StageflightServer(flight.FlightServerBase):
     def _info_for_result(
         self, fs: FlightSession, descriptor: flight.FlightDescriptor, result: Result
     ) -> flight.FlightInfo:
+        result = shaped(result)  # the FlightInfo and DoGet's stream carry one schema
         handle = self.registry.park(fs.user, result, fs)
         ticket = flight.Ticket(cmd.pack(cmd.TicketStatementQuery(statement_handle=handle)))
         total = result.table.num_rows if result.stream is None and result.table is not None else -1
@@ -191,10 +193,10 @@ class StageflightServer(flight.FlightServerBase):
                 session = fs.engine_session
                 prepared = self._run(context, fs, lambda: session.prepare(message.query), work=False)
                 session.drop_early(prepared)  # only the schema was asked for
-                return flight.SchemaResult(prepared.dataset_schema or pa.schema([]))
+                return flight.SchemaResult(described(prepared.dataset_schema or pa.schema([])))
             if name == "CommandPreparedStatementQuery":
                 stmt = self._session(context).statement(message.prepared_statement_handle)
-                return flight.SchemaResult(stmt.prepared.dataset_schema or pa.schema([]))
+                return flight.SchemaResult(described(stmt.prepared.dataset_schema or pa.schema([])))
             return flight.SchemaResult(self._metadata_schema(message))
 
     # -- metadata ---------------------------------------------------------------------
@@ -393,7 +395,7 @@ class StageflightServer(flight.FlightServerBase):
             prepared_statement_handle=handle, is_update=prepared.is_update
         )
         if prepared.dataset_schema is not None:
-            result.dataset_schema = prepared.dataset_schema.serialize().to_pybytes()
+            result.dataset_schema = described(prepared.dataset_schema).serialize().to_pybytes()
         if prepared.param_count:
             # Typed (engine/sql/parameter_types.py): JDBC cannot bind into a null vector. Batches
             # of other types are accepted too: each value is bound as the Python value it holds.

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 from engine.metadata.keys import get_cross_reference, get_exported_keys, get_imported_keys, get_primary_keys
 from engine.metadata.query import EVERYTHING, RESERVED_SCHEMA, Visible
+from engine.metadata.result_fields import annotated, conformed, is_annotated
 from engine.metadata.schemas import (
     CATALOGS_SCHEMA,
     DB_SCHEMAS_SCHEMA,
@@ -59,6 +60,9 @@ __all__ = [
     "TABLE_TYPES_SCHEMA",
     "XDBC_TYPE_INFO_SCHEMA",
     "Visible",
+    "annotated",
+    "conformed",
+    "is_annotated",
     "get_catalogs",
     "get_cross_reference",
     "get_db_schemas",

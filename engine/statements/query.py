@@ -18,6 +18,7 @@ from engine.sql.dialect import stage_options, stage_refs
 from engine.sql.parameter_types import Hint, parameter_hints, resolve
 from engine.sql.table_refs import TableNeed, extract
 from engine.statements.access import checked_in_one_snapshot, require_needs
+from engine.statements.result_source import schema_with_source, source_table, with_source
 from engine.statements.system_functions import SYSTEM_TABLE_FUNCTIONS, system_table
 from engine.statements.table_identity import check_rename, history_key_for, track_table_changes
 from engine.statements.visibility import with_visibility
@@ -74,6 +75,7 @@ def plan_query(tree: exp.Expression) -> Plan:
     needs = extract(tree).needs  # names only: checked for the caller at every execution
     new_schema = _created_schema(tree)
     hints = parameter_hints(tree, params)
+    source = source_table(tree)  # a plain one-table SELECT: its result names the table
 
     def run_statement(session: RunContext, params_in: Params) -> Result:
         return checked_in_one_snapshot(session, needs, lambda: _run_checked(session, params_in))
@@ -83,7 +85,7 @@ def plan_query(tree: exp.Expression) -> Plan:
             check_rename(session, *renamed)
         if new_schema is not None:
             return create_schema(session, new_schema, lambda: _run_sql(session, params_in))
-        return _run_sql(session, params_in)
+        return with_source(session, source, lambda: _run_sql(session, params_in))
 
     def _run_sql(session: RunContext, params_in: Params) -> Result:
         result = with_visibility(  # catalog views read: the caller's visibility is bound for the run
@@ -108,7 +110,10 @@ def plan_query(tree: exp.Expression) -> Plan:
         if not isinstance(tree, exp.Select | exp.SetOperation):
             return None
         require_needs(session, needs)  # a result's columns are not shown to whom may not read it
-        return with_visibility(session, sql, lambda text: session.describe_query(text, params), describe=True)
+        schema = with_visibility(
+            session, sql, lambda text: session.describe_query(text, params), describe=True
+        )
+        return schema_with_source(session, source, schema)
 
     return Plan(
         is_query=is_query,
