@@ -320,17 +320,21 @@ _DIRECT = (
 ENTRY = ["-m", "flight.cli"] if "put" in flight_cli.USAGE else ["-c", _DIRECT]
 
 
-def test_subprocess_entry_point(
-    server: app.RunningServer, make_user: Callable[[], tuple[str, str]], tmp_path: Path
-) -> None:
-    name, password = make_user()
-    env = {
+def _cli_env(server: app.RunningServer, name: str, password: str) -> dict[str, str]:
+    """The environment a `stageflight` subprocess reads its connection from."""
+    return {
         **os.environ,
         "STAGEFLIGHT_URI": server.uri,
         "STAGEFLIGHT_USER": name,
         "STAGEFLIGHT_PASSWORD": password,
         "PYTHONPATH": str(REPO),
     }
+
+
+def test_subprocess_entry_point(
+    server: app.RunningServer, make_user: Callable[[], tuple[str, str]], tmp_path: Path
+) -> None:
+    env = _cli_env(server, *make_user())
     source = write(tmp_path / "sub.csv", b"via subprocess")
 
     def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
@@ -422,14 +426,7 @@ def test_progress_bar_in_a_real_pseudo_terminal(server: Any, make_user: Any, tmp
     """`stageflight put` with stderr on a pty draws the bar (bytes, rate, ETA) and clears it."""
     import pty
 
-    name, password = make_user()
-    env = {
-        **os.environ,
-        "STAGEFLIGHT_URI": server.uri,
-        "STAGEFLIGHT_USER": name,
-        "STAGEFLIGHT_PASSWORD": password,
-        "PYTHONPATH": str(REPO),
-    }
+    env = _cli_env(server, *make_user())
     source = write(tmp_path / "big.bin", os.urandom(24 * MiB))
     controller, terminal = pty.openpty()
     try:
