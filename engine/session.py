@@ -276,17 +276,15 @@ class Session:
         streaming = False
         try:
             self._sync_role()
-            relation = self._duckdb(lambda: self.cursor.sql(sql, params=list(params) if params else None))
-            if transaction == "begin":
-                self.in_transaction = True
-            elif transaction == "end":
-                self.in_transaction = False
+            bound = list(params) if params else None
+            if not is_query:  # execute, not sql(): DuckDB 1.5 gives no relation (no count) for DML
+                rows = self._duckdb(lambda: self.cursor.execute(sql, bound).fetchall())
+                self._track_transaction(transaction)
+                return Result.update(int(rows[0][0]) if rows and rows[0] else -1)
+            relation = self._duckdb(lambda: self.cursor.sql(sql, params=bound))
+            self._track_transaction(transaction)
             if relation is None:
                 return Result.update(-1)
-            if not is_query:
-                table = self._duckdb(relation.to_arrow_table)
-                count = int(table.column(0)[0].as_py()) if table.num_rows and table.num_columns else -1
-                return Result.update(count)
             reader = self._duckdb(lambda: relation.to_arrow_reader(self.engine.config.batch_rows))
             result = self._read_ahead(reader)
             streaming = result.stream is not None
@@ -294,6 +292,12 @@ class Session:
         finally:
             if not streaming:
                 self._release()
+
+    def _track_transaction(self, transaction: str | None) -> None:
+        if transaction == "begin":
+            self.in_transaction = True
+        elif transaction == "end":
+            self.in_transaction = False
 
     def _sync_role(self) -> None:
         role = self.current_role or NO_ROLE

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import duckdb
 import pyarrow as pa
 
+from engine.metadata.generated import generated_columns, has_is_generated
 from engine.metadata.query import EVERYTHING, VISIBLE, Visible, Where, arrow_table, fetch
 from engine.metadata.schemas import (
     CATALOG_NAME_KEY,
@@ -130,14 +131,22 @@ def _columns(
 ) -> dict[tuple[str, str, str], list[_Column]]:
     where = Where("database_name", "schema_name").equal("database_name", catalog)
     where.like("schema_name", schema_pattern).like("table_name", table_pattern)
+    native = has_is_generated(con)
     sql = (
         VISIBLE + "SELECT database_name, schema_name, table_name, column_name, is_nullable, data_type,"
-        " numeric_precision, numeric_scale, column_default, is_generated, comment"
-        " FROM duckdb_columns() WHERE " + where.sql() + " ORDER BY column_index"
+        " numeric_precision, numeric_scale, column_default, "
+        + ("is_generated" if native else "false")
+        + ", comment FROM duckdb_columns() WHERE "
+        + where.sql()
+        + " ORDER BY column_index"
     )
+    generated = set() if native else generated_columns(con, VISIBLE, where.sql(), where.params)
     found: dict[tuple[str, str, str], list[_Column]] = {}
     for row in fetch(con, sql, where.params):
-        found.setdefault(row[:3], []).append(_Column(*row[3:]))
+        column = _Column(*row[3:])
+        if row[:4] in generated:
+            column = column._replace(generated=True)
+        found.setdefault(row[:3], []).append(column)
     return found
 
 
