@@ -69,7 +69,7 @@ REFUSED = [
     ("ABORT", "Statement ABORT is not allowed"),
     ("ALTER TABLE t ADD COLUMN c INT DEFAULT (SELECT 1 FROM glob('/*'))", "Function glob"),
     ("COPY INTO t FROM @~/x.csv", "Statement COPY is not allowed"),
-    ("SELECT * FROM (PIVOT t ON a USING sum(b))", "read by DuckDB as MULTI"),
+    ("SELECT * FROM (PIVOT t ON a USING sum(b))", "read by DuckDB as "),
     ("SELECT * FROM t, LATERAL foo(t.a)", "Table function foo is not allowed"),
     ("SELECT * FROM json_each('{}')", "Table function json_each is not allowed"),
     ("SELECT * FROM main.range(3)", "Table function range cannot be schema-qualified"),
