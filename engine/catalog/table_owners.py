@@ -83,16 +83,19 @@ def table_identity(run: RunSQL, schema: str | None, table: str) -> TableIdentity
     OWNERSHIP, kept in the security database) is the authorizer's to apply on top.
     """
     info = find_table(run, schema, table, temporary=False)
-    if info is None:
-        return None
+    return None if info is None else identity_of(run, info.schema, info.table)
+
+
+def identity_of(run: RunSQL, schema: str, name: str) -> TableIdentity:
+    """The owner row of the table or view named exactly ``schema.name`` (root's when it has none)."""
     rows = run(
         f"SELECT table_id, owner FROM {OWNERS_TABLE} "
         "WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)",
-        [info.schema, info.table],
+        [schema, name],
     )
     if not rows:
-        return TableIdentity(info.schema, info.table, None, ROOT_OWNER)
-    return TableIdentity(info.schema, info.table, str(rows[0][0]), str(rows[0][1]))
+        return TableIdentity(schema, name, None, ROOT_OWNER)
+    return TableIdentity(schema, name, str(rows[0][0]), str(rows[0][1]))
 
 
 def table_names_by_id(run: RunSQL, table_ids: list[str]) -> dict[str, tuple[str, str]]:

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from engine.catalog.authorizer import Authorizer
 from engine.catalog.privileges import Principal
-from engine.catalog.table_owners import find_table, table_identity
+from engine.catalog.table_owners import find_table, identity_of
 from engine.errors import EngineError, PermissionDenied
 from engine.plans import RunContext
 from engine.results import Result
@@ -107,14 +107,13 @@ def may_use(session: RunContext, schema: str, name: str, privilege: str) -> bool
 def resolve(session: RunContext, schema: str | None, name: str) -> Resolved | None:
     """The table or view ``[schema.]name`` means for the session, or None when there is none."""
     authz = session.engine.authorizer
-    info = find_table(session.run_internal, schema, name)
+    info = find_table(session.run_internal, schema, name)  # temporary tables first, as DuckDB
     if info is not None and info.temporary:
         return Resolved(info.schema, info.table, None, Principal("user", session.user), temporary=True)
     if info is not None:
-        identity = table_identity(session.run_internal, info.schema, info.table)
-        if identity is not None:
-            owner = authz.table_owner(identity.table_id, identity.owner)
-            return Resolved(identity.schema, identity.table, identity.table_id, owner)
+        identity = identity_of(session.run_internal, info.schema, info.table)
+        owner = authz.table_owner(identity.table_id, identity.owner)
+        return Resolved(identity.schema, identity.table, identity.table_id, owner)
     return _resolve_view(session, authz, schema, name)
 
 
@@ -133,20 +132,9 @@ def _resolve_view(session: RunContext, authz: Authorizer, schema: str | None, na
     temporary, view_schema, view_name, _ = rows[0]
     if temporary:
         return Resolved(str(view_schema), str(view_name), None, Principal("user", session.user), True)
-    identity = table_identity_of_view(session, str(view_schema), str(view_name))
-    table_id, recorded = identity if identity is not None else (None, None)
-    return Resolved(str(view_schema), str(view_name), table_id, authz.table_owner(table_id, recorded))
-
-
-def table_identity_of_view(session: RunContext, schema: str, name: str) -> tuple[str, str] | None:
-    from engine.catalog.table_owners import OWNERS_TABLE
-
-    rows = session.run_internal(
-        f"SELECT table_id, owner FROM {OWNERS_TABLE} "
-        "WHERE lower(schema_name) = lower(?) AND lower(table_name) = lower(?)",
-        [schema, name],
-    )
-    return (str(rows[0][0]), str(rows[0][1])) if rows else None
+    identity = identity_of(session.run_internal, str(view_schema), str(view_name))
+    owner = authz.table_owner(identity.table_id, identity.owner)
+    return Resolved(identity.schema, identity.table, identity.table_id, owner)
 
 
 def _require(
