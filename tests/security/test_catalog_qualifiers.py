@@ -7,22 +7,11 @@ before DuckDB sees the statement.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import adbc_driver_manager.dbapi as dbapi
 import pytest
-
-from flight.app import RunningServer
-from tests.conftest import connect
-
-
-@pytest.fixture
-def user_conn(server: RunningServer, make_user: Callable[[], tuple[str, str]]) -> Iterator[Any]:
-    name, password = make_user()
-    conn = connect(server, user=name, password=password)
-    yield conn
-    conn.close()
 
 
 def _rows(conn: Any, sql: str) -> list[tuple[Any, ...]]:

@@ -9,7 +9,6 @@ any block comment that never ends, is refused on every path before a parser sees
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import adbc_driver_manager.dbapi as dbapi
@@ -18,27 +17,10 @@ import pytest
 
 from engine.errors import StatementRejected
 from engine.sql.statement_bounds import check_comments
-from tests.conftest import ROOT_PASSWORD, connect
 from tests.e2e.stage_helpers import query
-from tests.flight.rawclient import RawClient
 
 NESTED = "Nested block comments are not allowed: a '/* ... */' comment contains '/*'"
 UNTERMINATED = "Unterminated block comment: a '/*' has no closing '*/'"
-
-
-@pytest.fixture
-def user_conn(server, make_user) -> Iterator[Any]:
-    name, password = make_user()
-    conn = connect(server, user=name, password=password)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def raw_root(server) -> Iterator[RawClient]:
-    raw = RawClient(server.uri, "root", ROOT_PASSWORD)
-    yield raw
-    raw.close()
 
 
 def _refused(conn: Any, sql: str, expected: str) -> None:

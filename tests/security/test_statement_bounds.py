@@ -14,7 +14,6 @@ import random
 import re
 import threading
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,7 @@ from engine.sql.dialect import StageDuckDB
 from engine.sql.guard import MAX_SQL_BYTES
 from engine.sql.statement_bounds import MAX_NESTING, MAX_TOKENS, bounded_tokens
 from engine.sql.tokens import first_word
-from tests.conftest import ROOT_PASSWORD, connect
 from tests.e2e.stage_helpers import execute, put, query
-from tests.flight.rawclient import RawClient
 from tests.serverproc import ROOT_PASSWORD as PROC_ROOT_PASSWORD
 from tests.serverproc import server_process
 
@@ -124,21 +121,6 @@ def _refused(conn: Any, sql: str, expected: str) -> str:
     message = str(err.value)
     assert "Traceback" not in message and "Internal error" not in message, message
     return message
-
-
-@pytest.fixture
-def user_conn(server, make_user) -> Iterator[Any]:
-    name, password = make_user()
-    conn = connect(server, user=name, password=password)
-    yield conn
-    conn.close()
-
-
-@pytest.fixture
-def raw_root(server) -> Iterator[RawClient]:
-    raw = RawClient(server.uri, "root", ROOT_PASSWORD)
-    yield raw
-    raw.close()
 
 
 def test_comment_bomb_is_answered_while_everyone_else_is_served(tmp_path: Path) -> None:
