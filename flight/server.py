@@ -17,18 +17,16 @@ from engine import (
     EngineError,
     Result,
     StatementRejected,
-    caller_visibility,
     ingest,
-    metadata,
     parameter_rows,
 )
 from flight import commands as cmd
-from flight import sqlinfo
 from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore
 from flight.cancel import CancelWatcher
 from flight.errors import ClientError, flight_errors
 from flight.ingest_call import ingest_arguments
 from flight.message_size import fitted, sliced
+from flight.metadata_calls import metadata_schema, metadata_table
 from flight.metrics import ServerMetrics
 from flight.result_schema import described, shaped
 from flight.sessions import FlightSession, PreparedStatement, SessionLimits, SessionRegistry
@@ -36,8 +34,6 @@ from flight.throttle import LoginThrottle
 
 log = logging.getLogger("stageflight")
 T = TypeVar("T")
-
-SERVER_VERSION = "0.1.0"
 
 _ACTIONS = [
     ("CreatePreparedStatement", "Prepare a SQL statement"),
@@ -49,11 +45,6 @@ _ACTIONS = [
     ("GetSessionOptions", "Current catalog and schema"),
     ("SetSessionOptions", "Set the current catalog and schema"),
 ]
-
-# Metadata commands whose answer is filtered to what the caller may see.
-_FILTERED = {
-    f"CommandGet{n}" for n in "DbSchemas Tables PrimaryKeys ImportedKeys ExportedKeys CrossReference".split()
-}
 
 
 class StageflightServer(flight.FlightServerBase):
@@ -178,7 +169,7 @@ class StageflightServer(flight.FlightServerBase):
                     sql=stmt.prepared.sql,
                 )
                 return self._info_for_result(fs, descriptor, result)
-            schema = self._metadata_schema(message)
+            schema = metadata_schema(message)
             ticket = flight.Ticket(cmd.pack(message))
             return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
 
@@ -197,91 +188,9 @@ class StageflightServer(flight.FlightServerBase):
             if name == "CommandPreparedStatementQuery":
                 stmt = self._session(context).statement(message.prepared_statement_handle)
                 return flight.SchemaResult(described(stmt.prepared.dataset_schema or pa.schema([])))
-            return flight.SchemaResult(self._metadata_schema(message))
+            return flight.SchemaResult(metadata_schema(message))
 
     # -- metadata ---------------------------------------------------------------------
-    def _metadata_schema(self, message: Message) -> pa.Schema:
-        name = cmd.type_name(message)
-        if name == "CommandGetTables":
-            with_schema = message.include_schema
-            return metadata.TABLES_WITH_SCHEMA_SCHEMA if with_schema else metadata.TABLES_SCHEMA
-        schemas = {
-            "CommandGetSqlInfo": sqlinfo.SQLINFO_SCHEMA,
-            "CommandGetCatalogs": metadata.CATALOGS_SCHEMA,
-            "CommandGetDbSchemas": metadata.DB_SCHEMAS_SCHEMA,
-            "CommandGetTableTypes": metadata.TABLE_TYPES_SCHEMA,
-            "CommandGetPrimaryKeys": metadata.PRIMARY_KEYS_SCHEMA,
-            "CommandGetImportedKeys": metadata.FOREIGN_KEYS_SCHEMA,
-            "CommandGetExportedKeys": metadata.FOREIGN_KEYS_SCHEMA,
-            "CommandGetCrossReference": metadata.FOREIGN_KEYS_SCHEMA,
-            "CommandGetXdbcTypeInfo": metadata.XDBC_TYPE_INFO_SCHEMA,
-        }
-        if name not in schemas:
-            raise ClientError(f"Unsupported Flight SQL command: {name}")
-        return schemas[name]
-
-    def _metadata_table(self, message: Message, fs: FlightSession) -> pa.Table:
-        m: Any = message
-        name = cmd.type_name(message)
-
-        def opt(field: str) -> str | None:
-            return getattr(m, field) if m.HasField(field) else None
-
-        if name == "CommandGetSqlInfo":
-            return sqlinfo.sql_info_table(
-                list(m.info),
-                server_version=SERVER_VERSION,
-                arrow_version=pa.__version__,
-                duckdb_version=_duckdb_version(),
-            )
-        with self.engine.metadata_cursor() as con:
-            # Only what the caller may see (its user and roles; engine/statements/visibility.py).
-            visible = caller_visibility(fs.engine_session, con) if name in _FILTERED else metadata.Visible()
-            if name == "CommandGetCatalogs":
-                return metadata.get_catalogs(con)
-            if name == "CommandGetDbSchemas":
-                pattern = opt("db_schema_filter_pattern")
-                return metadata.get_db_schemas(con, opt("catalog"), pattern, visible=visible)
-            if name == "CommandGetTables":
-                return metadata.get_tables(
-                    con,
-                    opt("catalog"),
-                    opt("db_schema_filter_pattern"),
-                    opt("table_name_filter_pattern"),
-                    list(m.table_types),
-                    m.include_schema,
-                    visible=visible,
-                )
-            if name == "CommandGetTableTypes":
-                return metadata.get_table_types(con)
-            if name == "CommandGetPrimaryKeys":
-                return metadata.get_primary_keys(
-                    con, opt("catalog"), opt("db_schema"), m.table, visible=visible
-                )
-            if name == "CommandGetImportedKeys":
-                return metadata.get_imported_keys(
-                    con, opt("catalog"), opt("db_schema"), m.table, visible=visible
-                )
-            if name == "CommandGetExportedKeys":
-                return metadata.get_exported_keys(
-                    con, opt("catalog"), opt("db_schema"), m.table, visible=visible
-                )
-            if name == "CommandGetCrossReference":
-                return metadata.get_cross_reference(
-                    con,
-                    opt("pk_catalog"),
-                    opt("pk_db_schema"),
-                    m.pk_table,
-                    opt("fk_catalog"),
-                    opt("fk_db_schema"),
-                    m.fk_table,
-                    visible=visible,
-                )
-            if name == "CommandGetXdbcTypeInfo":
-                data_type = m.data_type if m.HasField("data_type") else None
-                return metadata.get_xdbc_type_info(con, data_type)
-        raise ClientError(f"Unsupported Flight SQL command: {name}")
-
     # -- DoGet ----------------------------------------------------------------------------
     def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.FlightDataStream:
         with flight_errors():
@@ -292,7 +201,7 @@ class StageflightServer(flight.FlightServerBase):
                     result.close()
                     return flight.RecordBatchStream(fitted(result.table))
                 return flight.GeneratorStream(result.schema, sliced(result.batches()))
-            return flight.RecordBatchStream(self._metadata_table(message, self._session(context)))
+            return flight.RecordBatchStream(metadata_table(self.engine, message, self._session(context)))
 
     # -- DoPut ----------------------------------------------------------------------------
     def do_put(
@@ -491,9 +400,3 @@ def _read_params(reader: flight.MetadataRecordBatchReader) -> pa.Table:
         return reader.read_all()
     except (OSError, pa.ArrowInvalid):
         return pa.table({})
-
-
-def _duckdb_version() -> str:
-    import duckdb
-
-    return str(duckdb.__version__)
