@@ -33,9 +33,41 @@ def open_locked(
     ``allowed_directory`` is the only host directory SQL on it may reach (DuckDB adds its own
     database, WAL and temp files); it can only be set before access is switched off.
     """
-    con = duckdb.connect(database, config={**_LOCKED_SETTINGS, **(settings or {})})
+    config = {**_LOCKED_SETTINGS, **(settings or {})}
+    try:
+        con = duckdb.connect(database, config=config)
+    except duckdb.Error as e:
+        if not _is_unreplayable_wal(e):
+            raise
+        _replay_wal_attached(database)
+        con = duckdb.connect(database, config=config)
     if allowed_directory is not None:
         con.execute(f"SET allowed_directories = ['{allowed_directory.replace(chr(39), chr(39) * 2)}']")
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
     return con
+
+
+def _is_unreplayable_wal(error: duckdb.Error) -> bool:
+    """DuckDB 1.5's WAL replay fails on an ALTER TABLE of a table with a function DEFAULT (now()).
+
+    Replaying the ALTER re-binds every DEFAULT before the database is the default one, and binding
+    ``now()`` then fails ("GetDefaultDatabase with no default database set"): a server killed after
+    such an ALTER (our own migrations run one at every first start) could not open its data again.
+    """
+    text = str(error)
+    return "Failure while replaying WAL" in text and "no default database set" in text
+
+
+def _replay_wal_attached(database: str) -> None:
+    """Replay ``database``'s WAL as an attached database (there a default one exists) and checkpoint it.
+
+    The instance is in memory, runs only these statements, and is closed before the real one opens.
+    """
+    con = duckdb.connect(":memory:", config=dict(_LOCKED_SETTINGS))
+    try:
+        con.execute(f"ATTACH '{database.replace(chr(39), chr(39) * 2)}' AS recovered")
+        con.execute("CHECKPOINT recovered")
+        con.execute("DETACH recovered")
+    finally:
+        con.close()

@@ -27,26 +27,33 @@ def _free_port() -> int:
 def _start(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
     port = _free_port()
     env = {**os.environ, "STAGEFLIGHT_ROOT_PASSWORD": PASSWORD}
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "flight.cli",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-            "--http-port",
-            "-1",
-        ],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
+    log_path = data_dir.parent / "server.log"
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the handle
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "flight.cli",
+                "serve",
+                "--data-dir",
+                str(data_dir),
+                "--port",
+                str(port),
+                "--http-port",
+                "-1",
+            ],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=log,
+        )
     assert proc.stdout is not None
     line = proc.stdout.readline().decode()
-    assert "stageflight ready" in line, line
+    if "stageflight ready" not in line:
+        proc.kill()
+        proc.wait()
+        _close_pipe(proc)
+        # The server's stderr says why (e.g. a restart after SIGKILL that cannot open its data).
+        pytest.fail(f"server not ready:\n{log_path.read_text(errors='replace')}")
     return proc, f"grpc://127.0.0.1:{port}"
 
 
