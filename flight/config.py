@@ -50,6 +50,7 @@ class ServerConfig:
     storage_region: str | None = None
     allowed_endpoints: str | None = None
     server_key_file: Path | None = None
+    catalog: str | None = None
 
     @property
     def tls(self) -> bool:
@@ -77,6 +78,7 @@ class ServerConfig:
                 e.strip() for e in (self.allowed_endpoints or "").split(",") if e.strip()
             ),
             server_key_file=self.server_key_file,
+            catalog_url=self.catalog,
         )
 
 
@@ -122,6 +124,9 @@ _HELP: dict[str, str] = {
     "addresses are refused unless listed",
     "server_key_file": "file with the key that encrypts external stages' credentials, created on first "
     "start (default: <data-dir>/server.key; keep it apart from backups of the database)",
+    "catalog": "postgresql://user@host:port/db?schema=name: keep users, roles and grants in PostgreSQL, "
+    "shared by every server given the same URL (password from PGPASSWORD or a pgpass file, never the "
+    "URL); default: <data-dir>/security.duckdb",
 }
 
 
@@ -190,4 +195,8 @@ def load_config(argv: Sequence[str], env: Mapping[str, str]) -> ServerConfig:
     config = ServerConfig(**values)
     if (config.tls_cert is None) != (config.tls_key is None):
         raise SystemExit("stageflight: --tls-cert and --tls-key must be given together")
+    try:
+        config.engine_config()
+    except ValueError as exc:  # e.g. a --catalog URL that is not one
+        raise SystemExit(f"stageflight: {exc}") from None
     return config

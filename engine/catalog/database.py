@@ -17,6 +17,7 @@ import duckdb
 from engine.catalog.load_history import MIGRATION as LOAD_HISTORY_MIGRATION
 from engine.catalog.secrets_box import SecretBox
 from engine.catalog.security_db import SecurityDatabase, move_legacy_rows
+from engine.catalog.security_store import SecurityStore
 from engine.catalog.transactions import transaction_on
 from engine.config import EngineConfig
 from engine.names import CATALOG_SCHEMA
@@ -83,6 +84,18 @@ def _settings(config: EngineConfig) -> dict[str, Setting]:
     return settings
 
 
+def open_security_store(config: EngineConfig) -> SecurityStore:
+    """``security.duckdb`` in the data dir, or the PostgreSQL catalog ``--catalog`` names."""
+    if config.catalog_url is None:
+        return SecurityDatabase(config.security_database_path)
+    try:
+        from engine.catalog.security_pg import PostgresSecurityDatabase  # psycopg: the lake extra only
+    except ImportError as exc:
+        raise RuntimeError(f"--catalog needs psycopg ({exc}): pip install 'stageflight[lake]'") from None
+
+    return PostgresSecurityDatabase(config.catalog_url)
+
+
 class Database:
     """Owns the DuckDB instances. Sessions get their own cursors; server work uses ``server_cursor``.
 
@@ -98,7 +111,7 @@ class Database:
         self._con = open_locked(str(config.database_path), _settings(config))
         for ddl in [*_CATALOG_DDL, *LOAD_HISTORY_MIGRATION]:
             self._con.execute(ddl)
-        self.security = SecurityDatabase(config.security_database_path)
+        self.security: SecurityStore = open_security_store(config)
         move_legacy_rows(self._con, CATALOG_SCHEMA, self.security)
         self.secret_box = SecretBox.load_or_create(config.server_key_path)
         self._server = self._con.cursor()

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from engine.catalog.privileges import TABLE_PRIVILEGES_SCOPE
-from engine.catalog.security_db import SecurityDatabase
+from engine.catalog.security_store import SecurityStore
 from stages.model import Stage, StageKind
 
 
@@ -44,13 +44,13 @@ def scopes_for(user: str, stage: Stage, privilege: str) -> list[str]:
     return [user_scope(user), stage_scope(stage.name), grant_scope(stage.name, user, privilege)]
 
 
-def stamp(security: SecurityDatabase, scopes: Sequence[str]) -> str:
+def stamp(security: SecurityStore, scopes: Sequence[str]) -> str:
     """The binding text for a URL issued now."""
     current = security.generations(scopes)
     return ",".join(f"{scope}:{current[scope]}" for scope in scopes)
 
 
-def why_revoked(security: SecurityDatabase, binding: str | None) -> str | None:
+def why_revoked(security: SecurityStore, binding: str | None) -> str | None:
     """None while every generation in ``binding`` is current, else the reason the URL is refused."""
     if binding is None:
         return "URL revoked: it was issued before URLs were bound to their issuer; presign it again"

@@ -12,7 +12,8 @@ from typing import Any, NamedTuple
 
 import duckdb
 
-from engine.catalog.security_db import ACCOUNT_ADMIN, BUILTIN_ROLES, PUBLIC_ROLE, SecurityDatabase
+from engine.catalog.security_db import ACCOUNT_ADMIN, BUILTIN_ROLES, PUBLIC_ROLE
+from engine.catalog.security_store import DuplicateRow, SecurityStore
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
 
 # The generation that presigned URLs of table stages carry: every loss of a table privilege
@@ -67,7 +68,7 @@ def expand_privileges(kind: str, words: Sequence[str]) -> tuple[str, ...]:
 
 
 class PrivilegeStore:
-    def __init__(self, security: SecurityDatabase) -> None:
+    def __init__(self, security: SecurityStore) -> None:
         self.security = security
 
     def version(self) -> int:
@@ -85,13 +86,16 @@ class PrivilegeStore:
         return self.security.rows("SELECT name, comment, created_by, created_on FROM roles ORDER BY name")
 
     def create_role(self, name: str, created_by: str, *, if_not_exists: bool = False) -> None:
-        with self.security.transaction() as cur:
-            if cur.execute("SELECT 1 FROM roles WHERE name = ?", [name]).fetchall():
-                if if_not_exists:
-                    return
-                raise ObjectAlreadyExists(f"Role already exists: {name}")
-            cur.execute("INSERT INTO roles (name, created_by) VALUES (?, ?)", [name, created_by])
-            self.security.bump_version(cur)
+        try:
+            with self.security.transaction() as cur:
+                if cur.execute("SELECT 1 FROM roles WHERE name = ?", [name]).fetchall():
+                    raise DuplicateRow(name)
+                cur.execute("INSERT INTO roles (name, created_by) VALUES (?, ?)", [name, created_by])
+                self.security.bump_version(cur)
+        except DuplicateRow:  # here, or made at the same moment by another node
+            if if_not_exists:
+                return
+            raise ObjectAlreadyExists(f"Role already exists: {name}") from None
 
     def drop_role(self, name: str, *, if_exists: bool = False) -> list[Principal]:
         """Drop ``name``: its grants and memberships go, what it owned passes to root.
@@ -159,7 +163,7 @@ class PrivilegeStore:
                         f"granted to {role} (directly or through other roles), which would make a cycle"
                     )
             cur.execute(
-                "INSERT OR IGNORE INTO role_grants VALUES (?, ?, ?, ?)",
+                "INSERT INTO role_grants VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                 [role, grantee.kind, grantee.name, granted_by],
             )
             self.security.bump_version(cur)
@@ -199,7 +203,7 @@ class PrivilegeStore:
         with self.security.transaction() as cur:
             for privilege in privileges:
                 cur.execute(
-                    "INSERT OR IGNORE INTO object_grants VALUES (?, ?, ?, ?, ?, ?)",
+                    "INSERT INTO object_grants VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [kind, object_id, privilege, grantee.kind, grantee.name, granted_by],
                 )
             self.security.bump_version(cur)

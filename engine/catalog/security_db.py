@@ -20,12 +20,14 @@ from typing import Any
 
 import duckdb
 
+from engine.catalog.security_store import DuplicateRow, SecurityStore
 from engine.catalog.transactions import transaction_on
 from stages.duckdb_sandbox import open_locked
 
 log = logging.getLogger("stageflight")
 
-_DDL = [
+# The dialect both stores accept (engine.catalog.security_pg runs it too).
+DDL = [
     """CREATE TABLE IF NOT EXISTS users (
         name VARCHAR PRIMARY KEY,
         password_hash VARCHAR NOT NULL,
@@ -68,7 +70,7 @@ _DDL = [
     """CREATE TABLE IF NOT EXISTS catalog_version (
         id BIGINT PRIMARY KEY,
         version BIGINT NOT NULL)""",
-    "INSERT OR IGNORE INTO catalog_version VALUES (1, 0)",
+    "INSERT INTO catalog_version VALUES (1, 0) ON CONFLICT DO NOTHING",
     # A presigned URL carries the generations of what its authority rests on (user, stage,
     # grant); DROP USER, password changes, REVOKE and DROP STAGE bump them. Rows are never
     # deleted, so a re-created user or stage never gets back an old generation.
@@ -91,10 +93,12 @@ LEGACY_TABLES: dict[str, str] = {
 
 
 class SecurityDatabase:
+    shared = False  # one server process: tokens stay node-local
+
     def __init__(self, path: Path) -> None:
         self.path = path
         self._con = open_locked(str(path), {"threads": 1})
-        for ddl in _DDL:
+        for ddl in DDL:
             self._con.execute(ddl)
         self._cur = self._con.cursor()
         self._lock = threading.RLock()
@@ -107,8 +111,13 @@ class SecurityDatabase:
 
     @contextmanager
     def transaction(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self.cursor() as cur, transaction_on(cur):
-            yield cur
+        try:
+            with self.cursor() as cur, transaction_on(cur):
+                yield cur
+        except duckdb.ConstraintException as exc:
+            if "Duplicate key" not in str(exc):
+                raise
+            raise DuplicateRow(str(exc)) from exc
 
     def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
         with self.cursor() as cur:
@@ -148,7 +157,7 @@ class SecurityDatabase:
             self._con.close()
 
 
-def move_legacy_rows(main: duckdb.DuckDBPyConnection, schema: str, security: SecurityDatabase) -> bool:
+def move_legacy_rows(main: duckdb.DuckDBPyConnection, schema: str, security: SecurityStore) -> bool:
     """Move users and grants of an older data dir from ``schema`` of the main database here.
 
     Copy first, then drop the old tables: a crash in between leaves both copies, and the next
@@ -187,7 +196,7 @@ def _insert_legacy(cur: duckdb.DuckDBPyConnection, table: str, row: tuple[Any, .
     if table == "users":
         name, password_hash, is_admin, created_on = row
         cur.execute(
-            "INSERT OR IGNORE INTO users (name, password_hash, created_on) VALUES (?, ?, ?)",
+            "INSERT INTO users (name, password_hash, created_on) VALUES (?, ?, ?) ON CONFLICT DO NOTHING",
             [name, password_hash, created_on],
         )
         if is_admin:
@@ -198,8 +207,8 @@ def _insert_legacy(cur: duckdb.DuckDBPyConnection, table: str, row: tuple[Any, .
         cur.execute(_GRANT_ON, ["global", "*", row[1], row[0]])
 
 
-_GRANT_ROLE = "INSERT OR IGNORE INTO role_grants VALUES (?, 'user', ?, 'root')"
-_GRANT_ON = "INSERT OR IGNORE INTO object_grants VALUES (?, ?, ?, 'user', ?, 'root')"
+_GRANT_ROLE = "INSERT INTO role_grants VALUES (?, 'user', ?, 'root') ON CONFLICT DO NOTHING"
+_GRANT_ON = "INSERT INTO object_grants VALUES (?, ?, ?, 'user', ?, 'root') ON CONFLICT DO NOTHING"
 
 
 def _columns(cur: duckdb.DuckDBPyConnection, table: str) -> set[str]:
@@ -209,6 +218,26 @@ def _columns(cur: duckdb.DuckDBPyConnection, table: str) -> set[str]:
         [table],
     ).fetchall()
     return {r[0] for r in rows}
+
+
+def seed_builtins(cur: Any) -> None:
+    """The built-in roles, and (once: a later REVOKE stays) public's USAGE and CREATE on ``main``.
+
+    Both stores run it inside a transaction; the SQL is the dialect both accept.
+    """
+    seeded = cur.execute("SELECT count(*) FROM roles").fetchall()[0][0] > 0
+    for role in BUILTIN_ROLES:
+        cur.execute(
+            "INSERT INTO roles (name, comment, created_by) VALUES (?, 'built-in', 'root') "
+            "ON CONFLICT DO NOTHING",
+            [role],
+        )
+    if not seeded:
+        for privilege in ("USAGE", "CREATE"):
+            cur.execute(
+                "INSERT INTO object_grants VALUES ('schema', ?, ?, 'role', ?, 'root') ON CONFLICT DO NOTHING",
+                [DEFAULT_SCHEMA, privilege, PUBLIC_ROLE],
+            )
 
 
 def migrate_privileges(security: SecurityDatabase) -> None:
@@ -227,18 +256,7 @@ def migrate_privileges(security: SecurityDatabase) -> None:
                 "SELECT table_name FROM duckdb_tables() WHERE database_name = current_database()"
             ).fetchall()
         }
-        seeded = cur.execute("SELECT count(*) FROM roles").fetchall()[0][0] > 0
-        for role in BUILTIN_ROLES:
-            cur.execute(
-                "INSERT OR IGNORE INTO roles (name, comment, created_by) VALUES (?, 'built-in', 'root')",
-                [role],
-            )
-        if not seeded:
-            for privilege in ("USAGE", "CREATE"):
-                cur.execute(
-                    "INSERT OR IGNORE INTO object_grants VALUES ('schema', ?, ?, 'role', ?, 'root')",
-                    [DEFAULT_SCHEMA, privilege, PUBLIC_ROLE],
-                )
+        seed_builtins(cur)
         if "stage_grants" in present:
             for stage, grantee, privilege in cur.execute(
                 "SELECT stage, grantee, privilege FROM stage_grants"

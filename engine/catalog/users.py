@@ -10,6 +10,7 @@ from engine.catalog import passwords
 from engine.catalog.database import Database, first_row
 from engine.catalog.presign_binding import user_scope
 from engine.catalog.privileges import ACCOUNT_ADMIN, USER, Principal, PrivilegeStore
+from engine.catalog.security_store import DuplicateRow
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
 
 # User names become storage path segments (stage/user/<name>/): the stage layer's rule.
@@ -85,7 +86,10 @@ class UserDirectory:
         generated = None
         if password is None:
             password = generated = passwords.generate_password()
-        self._insert(ROOT_USER, passwords.hash_password(password), is_admin=True)
+        try:
+            self._insert(ROOT_USER, passwords.hash_password(password), is_admin=True)
+        except DuplicateRow:  # another node sharing the catalog made root at the same moment
+            return None if generated else self.ensure_root(password)
         return generated
 
     def _insert(self, name: str, password_hash: str, *, is_admin: bool = False) -> None:
@@ -97,7 +101,7 @@ class UserDirectory:
             cur.execute("INSERT INTO users (name, password_hash) VALUES (?, ?)", [name, password_hash])
             if is_admin:
                 cur.execute(
-                    "INSERT OR IGNORE INTO role_grants VALUES (?, ?, ?, ?)",
+                    "INSERT INTO role_grants VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                     [ACCOUNT_ADMIN, USER, name, ROOT_USER],
                 )
 
@@ -113,7 +117,12 @@ class UserDirectory:
             if if_not_exists:
                 return
             raise ObjectAlreadyExists(f"User already exists: {name}")
-        self._insert(name, passwords.hash_password(password))
+        try:
+            self._insert(name, passwords.hash_password(password))
+        except DuplicateRow:  # made since the check, maybe by another node sharing the catalog
+            if if_not_exists:
+                return
+            raise ObjectAlreadyExists(f"User already exists: {name}") from None
 
     def alter_password(self, name: str, password: str) -> None:
         if not self.exists(name):
