@@ -71,7 +71,7 @@ class CsvBatchWriter:
             if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
                 text = self._quote_where_needed(text)
             fields.append(pc.fill_null(text, self._null))
-        self._stream.write(_values(self._line(fields)))
+        self._stream.write(text_values(self._line(fields)))
 
     def _quote_where_needed(self, text: pa.Array) -> pa.Array:
         needed = pc.or_(
@@ -92,10 +92,13 @@ class CsvBatchWriter:
 
 
 class TsvBatchWriter:
-    """Tab separated, no quoting, backslash escapes, ``\\N`` for NULL; built column-wise."""
+    """Tab separated, no quoting, backslash escapes, ``\\N`` for NULL; built column-wise; binary
+    columns as BINARY_FORMAT text, as in CSV."""
 
     def __init__(self, stream: pa.NativeFile, schema: pa.Schema, options: Mapping[str, str]) -> None:
         self._stream, self._schema = stream, schema
+        self._binary_format = choice_option(options, "BINARY_FORMAT", "HEX", BINARY_FORMATS)
+        self._binary = {i for i, f in enumerate(schema) if is_binary(f.type)}
         self._delimiter = _one_char(options, "FIELD_DELIMITER", "\t")
         self._eol = _eol(options)
         if bool_option(options, "OUTPUT_HEADER", False):
@@ -103,17 +106,22 @@ class TsvBatchWriter:
             stream.write((header + self._eol).encode())
 
     def write(self, batch: pa.RecordBatch) -> None:
-        columns = [_tsv_column(column, self._eol) for column in batch.columns]
+        columns = [
+            _tsv_column(
+                encode_binary(column, self._binary_format) if i in self._binary else column, self._eol
+            )
+            for i, column in enumerate(batch.columns)
+        ]
         lines = pc.binary_join_element_wise(*columns, self._delimiter)
         # No nulls remain, so the data buffer holds the lines back to back.
         lines = pc.binary_join_element_wise(lines, "", self._eol)
-        self._stream.write(_values(lines))
+        self._stream.write(text_values(lines))
 
     def close(self) -> None:
         pass
 
 
-def _values(strings: pa.Array) -> pa.Buffer:
+def text_values(strings: pa.Array) -> pa.Buffer:
     """The concatenated bytes of a null-free string array (zero copy)."""
     buffers = strings.buffers()
     offsets = pa.Array.from_buffers(pa.int32(), len(strings) + 1, [None, buffers[1]], offset=strings.offset)

@@ -91,8 +91,8 @@ class OpenFile:
         """Discard the partial file (the backend drops its temporary file)."""
         try:
             # Closed now, the encoder cannot write to the discarded stream later (pyarrow's
-            # ParquetWriter closes itself when collected).
-            self._writer.close()
+            # ParquetWriter closes itself when collected); a writer that can drop its rows does.
+            getattr(self._writer, "discard", self._writer.close)()
             self._stream.close()
         except BaseException:  # noqa: S110 - the file is being discarded anyway
             pass

@@ -13,14 +13,19 @@ from decimal import Decimal
 from typing import Any, Protocol
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from stages.delimited_writers import CsvBatchWriter, TsvBatchWriter
+from stages.delimited_writers import CsvBatchWriter, TsvBatchWriter, text_values
 from stages.errors import StageError
+from stages.parquet_via_duckdb import DuckdbParquetWriter, needs_duckdb
 
 _TEXT_CODECS = {"NONE": None, "GZIP": "gzip", "ZSTD": "zstd", "BZ2": "bz2", "LZ4": "lz4", "BROTLI": "brotli"}
 _CODEC_EXT = {"gzip": ".gz", "zstd": ".zst", "bz2": ".bz2", "lz4": ".lz4", "brotli": ".br"}
 _PARQUET_CODECS = {"ZSTD": "zstd", "SNAPPY": "snappy", "NONE": "none", "GZIP": "gzip", "LZ4": "lz4"}
+# The one column of an NDJSON unload whose rows DuckDB has already turned into JSON text
+# (stages.unload_columns); any other schema is written row by row here.
+NDJSON_LINE = "__stageflight_ndjson_line"
 _FORMAT_EXT = {"CSV": ".csv", "TSV": ".txt", "TEXT": ".txt", "NDJSON": ".ndjson", "PARQUET": ".parquet"}
 
 
@@ -61,12 +66,18 @@ def unload_format(options: Mapping[str, str]) -> UnloadFormat:
 
 
 class _NdjsonBatchWriter:
-    """One JSON object per line (Python per row: unload of NDJSON is not a hot path)."""
+    """One JSON object per line: the :data:`NDJSON_LINE` text as is, else Python per row."""
 
     def __init__(self, stream: pa.NativeFile, schema: pa.Schema, options: Mapping[str, str]) -> None:
         self._stream = stream
+        self._lines = schema.names == [NDJSON_LINE] and pa.types.is_string(schema.field(0).type)
 
     def write(self, batch: pa.RecordBatch) -> None:
+        if self._lines:
+            if batch.num_rows:
+                lines = pc.binary_join_element_wise(pc.fill_null(batch.column(0), "{}"), "", "\n")
+                self._stream.write(text_values(lines))
+            return
         lines = [json.dumps(row, default=_json_default, ensure_ascii=False) for row in batch.to_pylist()]
         self._stream.write(("\n".join(lines) + "\n").encode())
 
@@ -85,15 +96,30 @@ def _json_default(value: Any) -> Any:
 
 
 class _ParquetBatchWriter:
+    """pyarrow's Parquet writer; DuckDB's for a schema pyarrow cannot write (INTERVAL, UNION)."""
+
     def __init__(self, stream: pa.NativeFile, schema: pa.Schema, options: Mapping[str, str]) -> None:
         codec = _PARQUET_CODECS[options.get("COMPRESSION", "ZSTD").strip().upper()]
-        self._writer = pq.ParquetWriter(stream, schema, compression=codec)
+        self._writer: pq.ParquetWriter | DuckdbParquetWriter
+        if needs_duckdb(schema):
+            self._writer = DuckdbParquetWriter(stream, schema, codec)
+        else:
+            self._writer = pq.ParquetWriter(stream, schema, compression=codec)
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+        if isinstance(self._writer, pq.ParquetWriter):
+            self._writer.write_batch(batch)
+        else:
+            self._writer.write(batch)
 
     def close(self) -> None:
         self._writer.close()
+
+    def discard(self) -> None:
+        if isinstance(self._writer, DuckdbParquetWriter):
+            self._writer.discard()
+        else:
+            self._writer.close()
 
 
 _WRITERS: dict[str, type[CsvBatchWriter | TsvBatchWriter | _NdjsonBatchWriter | _ParquetBatchWriter]] = {

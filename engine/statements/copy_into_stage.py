@@ -63,16 +63,26 @@ def _source_sql(unload: CopyIntoStage) -> tuple[str, bool, tuple[TableNeed, ...]
 
 
 def _run_copy_into_stage(session: RunContext, unload: CopyIntoStage, sql: str, ordered: bool) -> pa.Table:
+    from stages.unload_columns import unload_select
+    from stages.unload_formats import unload_format
     from stages.writers import unload as write_files
 
     resolved = session.resolve_stage(unload.target, StagePrivilege.WRITE)
     options = session.engine.stages.file_format(unload.file_format, resolved)
+    kind = unload_format(options).kind  # checked before the query runs
     writers = 1 if ordered else session.engine.config.threads or os.cpu_count() or 1
     counted = {"rows": 0, "bytes": 0}
 
     def write(text: str) -> list[Any]:
         with translated_errors():
-            source = cur.sql(text).to_arrow_reader(session.engine.config.batch_rows)
+            relation = cur.sql(text)
+            # Types the format's writer cannot take are recast by DuckDB (stages.unload_columns).
+            select = unload_select(
+                kind, [(n, t.id) for n, t in zip(relation.columns, relation.types, strict=True)]
+            )
+            if select is not None:
+                relation = relation.project(select)
+            source = relation.to_arrow_reader(session.engine.config.batch_rows)
 
         def counting() -> Iterator[pa.RecordBatch]:
             for batch in source:
