@@ -11,8 +11,10 @@ TIME that has lost its offset. So DuckDB does the conversion in the unload query
 * NDJSON: each row as DuckDB's JSON of it (``to_json``, as DuckDB's JSON writer), in one column
   :data:`NDJSON_LINE` the NDJSON writer writes as is; top-level BLOBs stay hex text as before.
 * Parquet: BIT and BIGNUM as text (as DuckDB writes them); TIME WITH TIME ZONE as the UTC TIME
-  (DuckDB writes a UTC-adjusted TIME). INTERVAL and UNION stay: pyarrow cannot write them, so the
-  file is written by DuckDB (:mod:`stages.parquet_via_duckdb`).
+  (DuckDB writes a UTC-adjusted TIME); UHUGEINT as text (DuckDB writes a DOUBLE, which loses
+  digits, and Arrow's decimal128 wraps above 2**127 - 1). HUGEINT stays DECIMAL(38, 0), which
+  holds every HUGEINT exactly (DuckDB writes a DOUBLE). INTERVAL and UNION stay: pyarrow cannot
+  write them, so the file is written by DuckDB (:mod:`stages.parquet_via_duckdb`).
 """
 
 from __future__ import annotations
@@ -22,10 +24,12 @@ from collections.abc import Mapping, Sequence
 from stages.unload_formats import NDJSON_LINE
 
 # DuckDB type ids (``DuckDBPyType.id``); BIGNUM was VARINT before DuckDB 2.0.
+# UHUGEINT reaches Arrow as decimal128(38, 0), which wraps above 2**127 - 1 (-1 for the largest).
 _AS_TEXT_IN_DELIMITED = frozenset(
     {"list", "struct", "map", "array", "union", "interval", "bit", "bignum", "varint", "time with time zone"}
+    | {"uhugeint"}
 )
-_AS_TEXT_IN_PARQUET = frozenset({"bit", "bignum", "varint"})
+_AS_TEXT_IN_PARQUET = frozenset({"bit", "bignum", "varint", "uhugeint"})
 
 
 def _ident(name: str) -> str:
