@@ -24,6 +24,8 @@ class Result:
     rowcount: int = -1
     is_update: bool = False
     on_close: Callable[[], None] | None = field(default=None, repr=False)
+    # COPY INTO <table>: (file format TYPE, bytes of the staged files it read), for /metrics.
+    copy_read: tuple[str, int] | None = field(default=None, repr=False)
 
     @classmethod
     def of_table(cls, table: pa.Table, *, is_update: bool = False) -> Result:

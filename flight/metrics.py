@@ -118,6 +118,12 @@ class ServerMetrics:
             "stageflight_copy_files", "Files COPY INTO <table> read, by outcome", ["outcome"], registry=reg
         )
         self.copy_rows = Counter("stageflight_copy_rows", "Rows COPY INTO <table> loaded", registry=reg)
+        self.copy_bytes = Counter(
+            "stageflight_copy_bytes",
+            "Bytes of staged files COPY INTO <table> read, by file format",
+            ["format"],
+            registry=reg,
+        )
         self.copy_errors = Counter("stageflight_copy_errors", "Errors COPY INTO <table> saw", registry=reg)
         self.unload_rows = Counter("stageflight_unload_rows", "Rows COPY INTO @stage wrote", registry=reg)
         self.unload_bytes = Counter(
@@ -168,7 +174,12 @@ class ServerMetrics:
         """``answer``, after counting COPY's answer table: per-file rows for a load, totals (or
         one row per file) for an unload."""
         table = answer.table if isinstance(answer, Result) else None
-        if sql is None or table is None or table.num_rows == 0 or statement_kind(sql) != "copy":
+        if sql is None or table is None or statement_kind(sql) != "copy":
+            return answer
+        if isinstance(answer, Result) and answer.copy_read is not None:
+            fmt, read = answer.copy_read
+            self.copy_bytes.labels(fmt.lower()).inc(read)
+        if table.num_rows == 0:
             return answer
         names = set(table.column_names)
         if {"Rows_loaded", "Errors_seen"} <= names:

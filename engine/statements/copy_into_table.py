@@ -53,7 +53,11 @@ def plan_copy_into_table(load: CopyIntoTable) -> Plan:
     def run(session: RunContext, params: Params) -> Result:
         with session.exclusive() as cur:  # the one hold of the session for the whole COPY
             job = build_copy_job(session, load, transform.copy() if transform else None, cur)
-            return Result.of_table(CopyIntoTableRun(session, job, cur).run())
+            result = Result.of_table(CopyIntoTableRun(session, job, cur).run())
+            if load.validation_mode is None:
+                fmt = job.options.get("TYPE", "PARQUET").upper()
+                result.copy_read = (fmt, sum(c.file.size for c in job.candidates))
+            return result
 
     return Plan(is_query=True, run=run, schema=schema)
 
