@@ -17,13 +17,14 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import secrets
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import pyarrow.flight as flight
 
@@ -52,6 +53,78 @@ class TokenInfo:
     user: str
     issued_at: float
     last_seen: float
+    generation: int | None = None  # the user's token generation it was issued at (SharedTokens)
+
+
+# How long a node trusts a user's token generation it read: a DROP USER or password change on
+# another node ends the user's tokens here within this many seconds.
+GENERATION_TTL = 1.0
+
+
+class SharedTokens:
+    """Bearer tokens that every node sharing one catalog verifies (issue 14).
+
+    ``sf1.<user>.<generation>.<issued unix>.<nonce>.<HMAC-SHA256>`` signed with a key stored in the
+    shared catalog. A node that never saw a token adopts it once the signature holds and the user's
+    generation (bumped by CREATE USER, password changes and DROP USER on any node) still matches;
+    a token it knows is refused once the generation moved on (read at most every GENERATION_TTL).
+    """
+
+    PREFIX = "sf1"
+
+    def __init__(
+        self,
+        key: bytes,
+        generation: Callable[[str], int],
+        ttl: float = GENERATION_TTL,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._key = key
+        self._generation = generation
+        self._ttl = ttl
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[int, float]] = {}
+
+    def _mac(self, body: str) -> str:
+        digest = hmac.new(self._key, body.encode(), hashlib.sha256).digest()
+        return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+    def issue(self, user: str, generation: int) -> str:
+        name = base64.urlsafe_b64encode(user.encode()).rstrip(b"=").decode()
+        body = f"{self.PREFIX}.{name}.{generation}.{int(time.time())}.{secrets.token_urlsafe(16)}"
+        return f"{body}.{self._mac(body)}"
+
+    def verify(self, token: str) -> tuple[str, int, float] | None:
+        """(user, generation, issued unix time) of a token this catalog's key signed, else None."""
+        parts = token.split(".")
+        if len(parts) != 6 or parts[0] != self.PREFIX:
+            return None
+        body, mac = token.rpartition(".")[0], parts[5]
+        if not hmac.compare_digest(self._mac(body), mac):
+            return None
+        try:
+            user = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)).decode()
+            return user, int(parts[2]), float(parts[3])
+        except (binascii.Error, UnicodeDecodeError, ValueError):
+            return None
+
+    def current(self, user: str, *, fresh: bool = False) -> int:
+        """The user's token generation, from the catalog at most every ``ttl`` seconds."""
+        now = self._clock()
+        with self._lock:
+            cached = self._cache.get(user)
+        if cached is not None and not fresh and now - cached[1] < self._ttl:
+            return cached[0]
+        try:
+            generation = self._generation(user)
+        except Exception:  # the catalog is down: refuse to vouch for anyone, say why
+            raise flight.FlightUnavailableError("The catalog is unreachable: try again") from None
+        with self._lock:
+            if len(self._cache) > _REMEMBER_EXPIRED:
+                self._cache.clear()
+            self._cache[user] = (generation, now)
+        return generation
 
 
 class TokenStore:
@@ -68,6 +141,7 @@ class TokenStore:
         self._tokens: dict[bytes, TokenInfo] = {}
         self._expired: OrderedDict[bytes, None] = OrderedDict()
         self._closing: list[bytes] = []
+        self.shared: SharedTokens | None = None  # several nodes: see share()
         # Set by the server: the session registry's view of a token's session (None: no session).
         self.activity: Callable[[bytes], Activity | None] = lambda key: None
 
@@ -76,12 +150,45 @@ class TokenStore:
         """What the store (and the session registry) keys a token by: its SHA-256."""
         return hashlib.sha256(token.encode()).digest()
 
+    def share(self, shared: SharedTokens) -> None:
+        """Issue signed tokens every node verifies, and refuse those whose user changed anywhere."""
+        self.shared = shared
+
     def issue(self, user: str) -> str:
-        token = secrets.token_urlsafe(32)
+        generation = None
+        if self.shared is not None:
+            generation = self.shared.current(user, fresh=True)
+            token = self.shared.issue(user, generation)
+        else:
+            token = secrets.token_urlsafe(32)
         now = self._clock()
         with self._lock:
-            self._tokens[self.key(token)] = TokenInfo(user, now, now)
+            self._tokens[self.key(token)] = TokenInfo(user, now, now, generation)
         return token
+
+    def _shared_check(self, token: str) -> None:
+        """Adopt a token another node issued, or drop one whose user changed on any node."""
+        assert self.shared is not None
+        key = self.key(token)
+        with self._lock:
+            info = self._tokens.get(key)
+        if info is None:
+            claims = self.shared.verify(token)
+            if claims is None:
+                return  # not one of ours: unknown, as before
+            user, generation, issued = claims
+            if self.shared.current(user) != generation:
+                return
+            now = self._clock()
+            with self._lock:
+                if key not in self._tokens and key not in self._expired:
+                    age = max(0.0, time.time() - issued)
+                    self._tokens[key] = TokenInfo(user, now - age, now, generation)
+            return
+        if info.generation is not None and self.shared.current(info.user) != info.generation:
+            with self._lock:
+                if self._tokens.pop(key, None) is not None:
+                    self._closing.append(key)  # its session is closed by the next purge
 
     def _is_expired(self, info: TokenInfo, now: float, activity: Activity | None, lifetime: bool) -> bool:
         busy = activity is not None and activity.busy
@@ -104,6 +211,8 @@ class TokenStore:
 
         ``lifetime``: also enforce the absolute lifetime (the caller is about to start a statement).
         """
+        if self.shared is not None:
+            self._shared_check(token)
         key = self.key(token)
         now = self._clock()
         with self._lock:
@@ -134,10 +243,21 @@ class TokenStore:
             self._tokens.pop(self.key(token), None)
 
     def revoke_user(self, user: str, keep: bytes | None = None) -> list[bytes]:
+        # The kept token (the caller that changed its own password) moves to the new generation
+        # here; other nodes refuse it, as they do the user's other tokens.
+        generation = self.shared.current(user, fresh=True) if self.shared is not None and keep else None
         with self._lock:
             keys = [k for k, v in self._tokens.items() if v.user == user and k != keep]
             for k in keys:
                 del self._tokens[k]
+            kept = self._tokens.get(keep) if keep is not None else None
+            if (
+                kept is not None
+                and kept.user == user
+                and kept.generation is not None
+                and generation is not None
+            ):
+                kept.generation = generation
         return keys
 
     def purge_expired(self) -> list[bytes]:
@@ -198,6 +318,13 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
         self._basic_cache: dict[bytes, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
         self.on_failed_login: Callable[[], None] = lambda: None  # counted by /metrics
+        # A catalog shared with other nodes (--catalog): tokens must verify on each of them. The
+        # server hands us the user directory's authenticate; its directory knows the catalog.
+        directory: Any = getattr(authenticate, "__self__", None)
+        if tokens.shared is None and hasattr(directory, "token_secret"):
+            key = directory.token_secret()
+            if key is not None:
+                tokens.share(SharedTokens(key, directory.token_generation))
 
     def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> CallAuth:
         values = headers.get("authorization") or headers.get("Authorization") or []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 
 import pyarrow as pa
@@ -17,6 +18,7 @@ from engine.errors import ObjectAlreadyExists, ObjectNotFound, StatementRejected
 from stages.paths import USER_NAME_RE
 
 ROOT_USER = "root"
+TOKEN_KEY_NAME = "bearer-token-key"
 
 USERS_SCHEMA = pa.schema(
     [
@@ -152,6 +154,18 @@ class UserDirectory:
             [{"name": r[0], "is_admin": r[0] in admins, "created_on": r[1]} for r in rows],
             schema=USERS_SCHEMA,
         )
+
+    # -- bearer tokens every node verifies (a shared catalog only) --------------------------
+    def token_secret(self) -> bytes | None:
+        """The key all nodes sharing the catalog sign bearer tokens with; None on one node."""
+        if not self._db.security.shared:
+            return None
+        return bytes.fromhex(self._db.security.shared_secret(TOKEN_KEY_NAME, secrets.token_hex(32)))
+
+    def token_generation(self, name: str) -> int:
+        """Moves on at CREATE USER, every password change and DROP USER, on any node: a token
+        stamped with an older one is refused (the same generation presigned URLs carry)."""
+        return self._db.security.generations([user_scope(name)])[user_scope(name)]
 
     def principal(self, name: str) -> Principal:
         if not self.exists(name):
