@@ -49,6 +49,12 @@ def parameter_rows(data: pa.Table | pa.RecordBatch) -> list[Sequence[Any]]:
     return [list(row) for row in zip(*columns, strict=True)] if columns else []
 
 
+def _maybe_renamed(names: list[str]) -> bool:
+    """A subquery renames a repeated column ``a`` to ``a_1``, ``a_2`` ...: is any name such a one?"""
+    seen = set(names)
+    return any(name.rpartition("_")[0] in seen and name.rpartition("_")[2].isdigit() for name in names)
+
+
 class Session:
     def __init__(self, engine: EngineServices, user: str) -> None:
         self.engine = engine
@@ -162,8 +168,9 @@ class Session:
     def prepare(self, sql: str, *, describe: bool = True) -> Prepared:
         """Plan ``sql``; with ``describe``, also report the result schema.
 
-        A query without parameters and side effects is run here and its result kept for the
-        first execution; other queries are described with a ``LIMIT 0`` run.
+        A query is described with a ``LIMIT 0`` run (cheap: DuckDB plans it but reads nothing), so
+        the real run happens at execution, where the client can cancel it. A read that nothing
+        describes (SHOW, DESCRIBE, a stage query) is run here and kept for the first execution.
         """
         plans = plan_statements(sql)
         last = plans[-1]
@@ -182,13 +189,23 @@ class Session:
                 prepared.param_types = self._duckdb(lambda: typing_plan(self))
         if last.schema is not None:
             return prepared
-        if last.reads_only and not last.param_count:
-            self._run_early(prepared)
-        elif last.describe is not None:
+        if last.describe is not None:
             describe_plan = last.describe
             with self.exclusive():  # held once; the plan's privilege check runs inside
                 prepared.dataset_schema = self._duckdb(lambda: describe_plan(self))
+        if prepared.dataset_schema is None and last.reads_only and not last.param_count:
+            self._run_early(prepared)  # nothing describes it (SHOW, DESCRIBE, a stage query)
         return prepared
+
+    @staticmethod
+    def deferrable(prepared: Prepared, params: Sequence[Sequence[Any]]) -> bool:
+        """Whether ``prepared`` may wait to run until its result is fetched: one query that only
+        reads, its schema described (and not already run at prepare time), without parameters
+        (a described parameter is NULL, so its column's type would not be the bound value's)."""
+        if len(prepared.plans) != 1 or prepared.early is not None or prepared.dataset_schema is None:
+            return False
+        plan = prepared.plans[0]
+        return plan.is_query and plan.reads_only and not plan.param_count and not any(params)
 
     def _run_early(self, prepared: Prepared) -> None:
         result = self.run_prepared(prepared)
@@ -309,9 +326,20 @@ class Session:
                 pass
 
     def describe_query(self, sql: str, param_count: int) -> pa.Schema:
+        """The schema the query's run will stream, from a ``LIMIT 0`` run (DuckDB reads nothing).
+
+        The role is set first (current_role()'s type is its value's); the names are the query's
+        own (the LIMIT wraps it in a subquery, which would rename a repeated name ``a`` to ``a_1``).
+        """
+        self._sync_role()
+        params = [None] * param_count if param_count else None
         wrapped = f"SELECT * FROM ({sql}) AS _stageflight_q LIMIT 0"
-        rel = self.cursor.sql(wrapped, params=[None] * param_count if param_count else None)
-        return rel.to_arrow_table().schema
+        schema = self.cursor.sql(wrapped, params=params).to_arrow_table().schema
+        if not _maybe_renamed(schema.names):
+            return schema
+        # DESCRIBE binds without running (a relation's .columns would run nextval()).
+        names = [str(row[0]) for row in self.cursor.execute(f"DESCRIBE {sql}", params).fetchall()]
+        return pa.schema([field.with_name(name) for field, name in zip(schema, names, strict=True)])
 
     def _read_ahead(self, reader: pa.RecordBatchReader) -> Result:
         """Read a result completely when small; otherwise keep streaming it (session stays busy)."""

@@ -15,6 +15,7 @@ from google.protobuf.message import Message
 from engine import (
     Engine,
     EngineError,
+    Prepared,
     Result,
     StatementRejected,
     ingest,
@@ -29,7 +30,7 @@ from flight.message_size import fitted, sliced
 from flight.metadata_calls import metadata_schema, metadata_table
 from flight.metrics import ServerMetrics
 from flight.result_schema import described, shaped
-from flight.sessions import FlightSession, PreparedStatement, SessionLimits, SessionRegistry
+from flight.sessions import DeferredQuery, FlightSession, PreparedStatement, SessionLimits, SessionRegistry
 from flight.throttle import LoginThrottle
 
 log = logging.getLogger("stageflight")
@@ -131,6 +132,23 @@ class StageflightServer(flight.FlightServerBase):
         total = result.table.num_rows if result.stream is None and result.table is not None else -1
         return flight.FlightInfo(result.schema, descriptor, [flight.FlightEndpoint(ticket, [])], total, -1)
 
+    def _info_for_deferred(
+        self, fs: FlightSession, descriptor: flight.FlightDescriptor, prepared: Prepared
+    ) -> flight.FlightInfo:
+        schema = described(prepared.dataset_schema or pa.schema([]))
+        handle = self.registry.park(fs.user, DeferredQuery(fs, prepared), fs)
+        ticket = flight.Ticket(cmd.pack(cmd.TicketStatementQuery(statement_handle=handle)))
+        return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
+
+    def _run_deferred(self, context: flight.ServerCallContext, query: DeferredQuery) -> Result:
+        """Run a deferred query in its DoGet, up to its first batches: a cancelled DoGet stops it."""
+        fs, prepared = query.fs, query.prepared
+        run = fs.engine_session.run_prepared
+        result = shaped(self._run(context, fs, lambda: run(prepared), sql=prepared.sql))
+        if result.stream is not None:
+            self.registry.track_stream(fs, result)
+        return result
+
     def _run(
         self,
         context: flight.ServerCallContext,
@@ -162,6 +180,8 @@ class StageflightServer(flight.FlightServerBase):
             if name == "CommandPreparedStatementQuery":
                 fs = self._session(context)
                 stmt = fs.statement(message.prepared_statement_handle)
+                if fs.engine_session.deferrable(stmt.prepared, stmt.params):
+                    return self._info_for_deferred(fs, descriptor, stmt.prepared)
                 result = self._run(
                     context,
                     fs,
@@ -197,6 +217,8 @@ class StageflightServer(flight.FlightServerBase):
             message = self._command(ticket.ticket)
             if cmd.type_name(message) == "TicketStatementQuery":
                 result = self.registry.redeem(message.statement_handle, self._user(context))
+                if isinstance(result, DeferredQuery):
+                    result = self._run_deferred(context, result)
                 if result.stream is None and result.table is not None:
                     result.close()
                     return flight.RecordBatchStream(fitted(result.table))

@@ -108,9 +108,25 @@ class _Sleeping:
 
 
 @dataclass
+class DeferredQuery:
+    """A query GetFlightInfo announced (schema known) that runs when its DoGet comes.
+
+    There a client's cancel reaches it: JDBC cancels the DoGet stream, never a GetFlightInfo call.
+    Only reads are deferred; a statement with effects runs in GetFlightInfo, fetched or not.
+    """
+
+    fs: FlightSession
+    prepared: Prepared
+    stream: None = None  # nothing is open on the connection until it runs
+
+    def close(self) -> None:
+        """Never run: nothing to free."""
+
+
+@dataclass
 class PendingResult:
     user: str
-    result: Result
+    result: Result | DeferredQuery
     deadline: float
 
 
@@ -255,7 +271,7 @@ class SessionRegistry:
             return sum(fs.open_streams for fs in self._sessions.values())
 
     # -- pending results -----------------------------------------------------------------
-    def park(self, user: str, result: Result, session: FlightSession | None = None) -> bytes:
+    def park(self, user: str, result: Result | DeferredQuery, session: FlightSession | None = None) -> bytes:
         """Keep ``result`` for DoGet. Past the user's limit of unread results the oldest is dropped.
 
         An unfetched result holds its read-ahead batches and, when large, DuckDB's streaming state,
@@ -264,8 +280,8 @@ class SessionRegistry:
         does come back for a dropped result is told why it is gone.
         """
         handle = secrets.token_bytes(16)
-        if session is not None and result.stream is not None:
-            self._track_stream(session, result)
+        if session is not None and isinstance(result, Result) and result.stream is not None:
+            self.track_stream(session, result)
         limit = self.limits.unread_results_per_user
         with self._lock:
             waiting = sorted((p.deadline, h) for h, p in self._results.items() if p.user == user)
@@ -280,7 +296,7 @@ class SessionRegistry:
             p.result.close()
         return handle
 
-    def _track_stream(self, fs: FlightSession, result: Result) -> None:
+    def track_stream(self, fs: FlightSession, result: Result) -> None:
         """A streamed result keeps the session busy (and alive) until it is read or dropped."""
         release = result.on_close
 
@@ -295,7 +311,7 @@ class SessionRegistry:
             fs.open_streams += 1
         result.on_close = closed
 
-    def redeem(self, handle: bytes, user: str) -> Result:
+    def redeem(self, handle: bytes, user: str) -> Result | DeferredQuery:
         with self._lock:
             pending = self._results.get(handle)
             # Tickets are bound to the user; any session of that user may redeem (ADBC partitions).

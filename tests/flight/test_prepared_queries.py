@@ -1,5 +1,6 @@
-"""Prepared queries: every statement that returns rows reports its schema at prepare time, and a
-query run ahead at prepare (so it runs once, not twice) never answers with stale or foreign data."""
+"""Prepared queries: every statement that returns rows reports its schema at prepare time; a query is
+described there and runs when fetched (where a cancel reaches it), a read nothing describes (SHOW, a
+stage query) runs ahead at prepare, and neither ever answers with stale or foreign data."""
 
 from __future__ import annotations
 
@@ -67,8 +68,8 @@ def test_first_execution_sees_what_other_sessions_changed_after_prepare(server, 
         cur.close()
 
 
-def test_first_execution_after_a_revoke_runs_again(server, make_user, unique_table):
-    """A grant change in between (no cursor touched) also makes the kept result stale."""
+def test_first_execution_after_a_revoke_is_checked_again(server, make_user, unique_table):
+    """A grant change between prepare and execution is honoured: the query is checked when it runs."""
     t = unique_table()
     name, password = make_user()
     with connect(server) as root, root.cursor() as r, connect(server, user=name, password=password) as conn:
@@ -76,10 +77,11 @@ def test_first_execution_after_a_revoke_runs_again(server, make_user, unique_tab
         r.execute(f"INSERT INTO {t} VALUES (7)")
         r.execute(f"GRANT SELECT ON {t} TO {name}")
         cur = conn.cursor()
-        cur.adbc_prepare(f"SELECT a FROM {t}")  # allowed, and run ahead
+        cur.adbc_prepare(f"SELECT a FROM {t}")  # allowed, and described
         r.execute(f"REVOKE SELECT ON {t} FROM {name}")
         with pytest.raises(dbapi.ProgrammingError, match=f"Permission denied: SELECT on main.{t}"):
             cur.execute(f"SELECT a FROM {t}")
+            cur.fetchall()  # the query runs in its DoGet: the refusal comes with the result
         cur.close()
 
 
