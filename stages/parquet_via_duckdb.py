@@ -7,7 +7,8 @@ which is the only thing DuckDB's ``read_parquet`` reads back as INTERVAL. DuckDB
 always does (INTERVAL as Parquet INTERVAL, UNION as a STRUCT of its tag and members), so such a file's
 batches go to a local Arrow IPC file as they come, and on close a private locked-down DuckDB (it may
 reach only that temporary directory) writes the Parquet file, which is copied to the output stream.
-Such a file is one file per writer: its size is known only once DuckDB has written it.
+Its size is known only once DuckDB has written it, so MAX_FILE_SIZE is held against the Arrow bytes
+buffered (:attr:`DuckdbParquetWriter.buffered`): such files come out smaller than the limit.
 """
 
 from __future__ import annotations
@@ -48,6 +49,11 @@ class DuckdbParquetWriter:
             shutil.rmtree(self._dir, ignore_errors=True)
             raise
         self._closed = False
+
+    @property
+    def buffered(self) -> int:
+        """Bytes of Arrow buffered so far (a bound on the Parquet file's size)."""
+        return int(self._sink.tell())
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._ipc.write_batch(batch)

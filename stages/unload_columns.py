@@ -36,13 +36,28 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+def _unique_keys(names: Sequence[str]) -> list[str]:
+    """Names made unique as DuckDB's JSON writer does: a repeat (any case) gets ``_<n>``."""
+    seen: dict[str, int] = {}
+    keys = []
+    for name in names:
+        n = seen.get(name.lower(), 0)
+        seen[name.lower()] = n + 1
+        keys.append(f"{name}_{n}" if n else name)
+    return keys
+
+
 def unload_select(kind: str, columns: Sequence[tuple[str, str]]) -> str | None:
     """The select list that recasts ``columns`` ((name, DuckDB type id) of the unload query) for the
-    writer of format ``kind``, or None when the query's own columns do."""
+    writer of format ``kind``, or None when the query's own columns do.
+
+    Columns are referenced by position (``#1``): a query may repeat a name.
+    """
     if kind == "NDJSON":
+        keys = _unique_keys([name for name, _ in columns])
         fields = ", ".join(
-            f"{_ident(name)} := " + (f"lower(hex({_ident(name)}))" if type_id == "blob" else _ident(name))
-            for name, type_id in columns
+            f"{_ident(key)} := " + (f"lower(hex(#{i}))" if type_id == "blob" else f"#{i}")
+            for i, (key, (_, type_id)) in enumerate(zip(keys, columns, strict=True), start=1)
         )
         return f"CAST(to_json(struct_pack({fields})) AS VARCHAR) AS {_ident(NDJSON_LINE)}"
     recast: Mapping[str, str]
@@ -54,8 +69,6 @@ def unload_select(kind: str, columns: Sequence[tuple[str, str]]) -> str | None:
     if not any(type_id in recast for _, type_id in columns):
         return None
     return ", ".join(
-        (recast[type_id].format(c=_ident(name)) + " AS " + _ident(name))
-        if type_id in recast
-        else _ident(name)
-        for name, type_id in columns
+        recast.get(type_id, "{c}").format(c=f"#{i}") + " AS " + _ident(name)
+        for i, (name, type_id) in enumerate(columns, start=1)
     )

@@ -71,7 +71,8 @@ class OpenFile:
 
     @property
     def size(self) -> int:
-        return self._counter.size
+        """Bytes written, or held by a writer that writes its file only when closed."""
+        return max(self._counter.size, getattr(self._writer, "buffered", 0))
 
     def write(self, batch: pa.RecordBatch) -> None:
         self._writer.write(batch)

@@ -115,6 +115,11 @@ class _ParquetBatchWriter:
     def close(self) -> None:
         self._writer.close()
 
+    @property
+    def buffered(self) -> int:
+        """Bytes not yet in the output stream (DuckDB writes its file only when closed)."""
+        return self._writer.buffered if isinstance(self._writer, DuckdbParquetWriter) else 0
+
     def discard(self) -> None:
         if isinstance(self._writer, DuckdbParquetWriter):
             self._writer.discard()

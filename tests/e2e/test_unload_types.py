@@ -206,3 +206,39 @@ def test_ndjson_names_that_need_quoting(root_conn):
         "FILE_FORMAT = (TYPE = NDJSON) SINGLE = TRUE DETAILED_OUTPUT = TRUE",
     )
     assert json.loads(get(root_conn, "@~/" + written["file_name"])) == {'we"ird col': 1, "a:=b": "x"}
+
+
+@pytest.mark.parametrize(
+    ("fmt", "expected"),
+    [("CSV", '"[1]","[2]","3"'), ("TSV", "[1]\t[2]\t3"), ("NDJSON", '{"a":[1],"a_1":[2],"A_2":3}')],
+)
+def test_repeated_column_names_keep_each_columns_values(root_conn, fmt, expected):
+    """Recast columns are taken by position: a repeated name is not the first column twice (and in
+    NDJSON it is renamed as DuckDB's JSON writer does)."""
+    [written] = query(
+        root_conn,
+        f"COPY INTO @~/repeated_{fmt}/ FROM (SELECT [1] AS a, [2] AS a, 3 AS A) "
+        f"FILE_FORMAT = (TYPE = {fmt}) SINGLE = TRUE DETAILED_OUTPUT = TRUE",
+    )
+    assert get(root_conn, "@~/" + written["file_name"]).decode() == expected + "\n"
+
+
+def test_parquet_interval_files_roll_at_max_file_size(root_conn, tmp_path):
+    files = query(
+        root_conn,
+        "COPY INTO @~/interval_roll/ FROM (SELECT range AS id, INTERVAL 1 SECOND * range AS i "
+        "FROM range(1000000)) FILE_FORMAT = (TYPE = PARQUET) MAX_FILE_SIZE = 4000000 DETAILED_OUTPUT = TRUE",
+    )
+    assert len(files) >= 3 and sum(f["row_count"] for f in files) == 1_000_000
+    assert all(f["file_size"] <= 4_000_000 for f in files)
+    total = 0
+    with duckdb.connect() as con:
+        for i, f in enumerate(files):
+            path = tmp_path / f"{i}.parquet"
+            path.write_bytes(get(root_conn, "@~/" + f["file_name"]))
+            [(rows, good)] = con.execute(
+                f"SELECT count(*), bool_and(i = INTERVAL 1 SECOND * id) FROM read_parquet('{path}')"
+            ).fetchall()
+            assert good is True
+            total += rows
+    assert total == 1_000_000
