@@ -171,7 +171,20 @@ class Session:
         A query is described with a ``LIMIT 0`` run (cheap: DuckDB plans it but reads nothing), so
         the real run happens at execution, where the client can cancel it. A read that nothing
         describes (SHOW, DESCRIBE, a stage query) is run here and kept for the first execution.
+        A statement refused here is in the query log as failed, as if it had run.
         """
+        try:
+            prepared = self._planned(sql, describe)
+        except EngineError as exc:
+            self.engine.query_log.failed(self.user, sql, exc)
+            raise
+        [*earlier, last] = prepared.plans
+        undescribed = describe and not earlier and prepared.dataset_schema is None
+        if undescribed and last.reads_only and not last.param_count:
+            self._run_early(prepared)  # nothing describes it (SHOW, DESCRIBE, a stage query)
+        return prepared
+
+    def _planned(self, sql: str, describe: bool) -> Prepared:
         plans = plan_statements(sql)
         last = plans[-1]
         prepared = Prepared(
@@ -193,8 +206,6 @@ class Session:
             describe_plan = last.describe
             with self.exclusive():  # held once; the plan's privilege check runs inside
                 prepared.dataset_schema = self._duckdb(lambda: describe_plan(self))
-        if prepared.dataset_schema is None and last.reads_only and not last.param_count:
-            self._run_early(prepared)  # nothing describes it (SHOW, DESCRIBE, a stage query)
         return prepared
 
     @staticmethod

@@ -98,6 +98,12 @@ class QueryLog:
         self._end(entry, FINISHED, _result_rows(result), None)
         return result
 
+    def failed(self, user: str, text: str, error: BaseException) -> None:
+        """A statement refused before it ran (when it was prepared: a missing table, a typo)."""
+        with self._lock:
+            entry = QueryEntry(next(self._ids), user, logged_text(text), datetime.now(UTC), lambda: None)
+        self._end(entry, FAILED, None, str(error) or type(error).__name__)
+
     def _end(self, entry: QueryEntry, state: str, rows: int | None, error: str | None) -> None:
         with self._lock:
             entry.state, entry.rows, entry.error = state, rows, error
