@@ -10,6 +10,7 @@ import threading
 from collections.abc import Sequence
 
 from client import cli as client_cli
+from engine import EngineError
 from flight import app
 from flight.config import ServerConfig, load_config
 
@@ -31,6 +32,8 @@ def banner(running: app.RunningServer) -> str:
         f"stageflight ready: listening on {running.uri}",
         f"  data dir:  {cfg.data_dir.resolve()}",
     ]
+    if cfg.catalog:  # never holds a password (refused in the URL)
+        lines.append(f"  catalog:   {cfg.catalog} (users, roles and grants, shared with other nodes)")
     if running.http is not None:
         lines.append(f"  http:      http://{host}:{running.http.port} (/health, /metrics)")
     if running.generated_root_password:
@@ -56,7 +59,11 @@ def serve(argv: Sequence[str]) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
-    running = app.start(config)
+    try:
+        running = app.start(config)
+    except EngineError as exc:  # e.g. the --catalog database is unreachable: say so, no traceback
+        print(f"stageflight: cannot start: {exc}", file=sys.stderr)
+        return 1
     print(banner(running), flush=True)
 
     stopping = threading.Event()

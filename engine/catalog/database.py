@@ -17,7 +17,7 @@ import duckdb
 from engine.catalog.load_history import MIGRATION as LOAD_HISTORY_MIGRATION
 from engine.catalog.secrets_box import SecretBox
 from engine.catalog.security_db import SecurityDatabase, move_legacy_rows
-from engine.catalog.security_store import SecurityStore
+from engine.catalog.security_store import CatalogUnavailable, SecurityStore
 from engine.catalog.transactions import transaction_on
 from engine.config import EngineConfig
 from engine.names import CATALOG_SCHEMA
@@ -91,7 +91,9 @@ def open_security_store(config: EngineConfig) -> SecurityStore:
     try:
         from engine.catalog.security_pg import PostgresSecurityDatabase  # psycopg: the lake extra only
     except ImportError as exc:
-        raise RuntimeError(f"--catalog needs psycopg ({exc}): pip install 'stageflight[lake]'") from None
+        raise CatalogUnavailable(
+            f"--catalog needs psycopg ({exc}): pip install 'stageflight[lake]'"
+        ) from None
 
     return PostgresSecurityDatabase(config.catalog_url)
 

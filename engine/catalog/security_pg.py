@@ -28,15 +28,16 @@ from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 
 from engine.catalog.security_db import DDL, seed_builtins
-from engine.catalog.security_store import DuplicateRow
+from engine.catalog.security_store import CatalogUnavailable, DuplicateRow
 from engine.config import CatalogUrl
-from engine.errors import EngineError
 
 log = logging.getLogger("stageflight")
 
 # pg_advisory_xact_lock keys (any bigint; spelled "sf" + purpose, to be recognisable in pg_locks).
 DDL_LOCK = 0x7366_0001
 WRITE_LOCK = 0x7366_0002
+# A node that holds the write lock and stops answering must not stall every other node for long.
+SESSION_SETTINGS = {"lock_timeout": "30s", "idle_in_transaction_session_timeout": "60s"}
 # Server-wide secrets every node must share (the bearer-token signing key).
 _EXTRA_DDL = [
     """CREATE TABLE IF NOT EXISTS server_secrets (
@@ -44,10 +45,6 @@ _EXTRA_DDL = [
         secret VARCHAR NOT NULL,
         created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
 ]
-
-
-class CatalogUnavailable(EngineError):
-    """PostgreSQL cannot be reached (or the connection broke inside a transaction)."""
 
 
 _PLACEHOLDERS: dict[str, str] = {}
@@ -108,6 +105,8 @@ class PostgresSecurityDatabase:
         except psycopg.OperationalError as exc:
             raise CatalogUnavailable(f"Cannot reach the catalog {u.describe()}: {_reason(exc)}") from None
         con.execute(pg_sql.SQL("SET search_path TO {}").format(pg_sql.Identifier(u.schema)))
+        for name, value in SESSION_SETTINGS.items():
+            con.execute("SELECT set_config(%s, %s, false)", [name, value])
         return con
 
     def _connection(self) -> psycopg.Connection[Any]:
@@ -129,6 +128,8 @@ class PostgresSecurityDatabase:
                     return cur.fetchall() if cur.description is not None else []
             except pg_errors.UniqueViolation as exc:
                 raise DuplicateRow(_reason(exc)) from None
+            except pg_errors.LockNotAvailable:
+                raise CatalogUnavailable("The catalog is busy (another node holds its lock): retry") from None
             except psycopg.OperationalError as exc:
                 if self._in_tx or attempt == 2 or not con.broken:
                     raise CatalogUnavailable(f"The catalog connection failed: {_reason(exc)}") from None
@@ -177,6 +178,9 @@ class PostgresSecurityDatabase:
                 con.execute("BEGIN")
                 con.execute("SELECT pg_advisory_xact_lock(%s)", [lock])
                 return
+            except pg_errors.LockNotAvailable:
+                self._rollback()
+                raise CatalogUnavailable("The catalog is busy (another node holds its lock): retry") from None
             except psycopg.OperationalError as exc:
                 if attempt == 2 or not con.broken:
                     raise CatalogUnavailable(f"The catalog connection failed: {_reason(exc)}") from None

@@ -12,12 +12,17 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
-from engine.errors import ObjectAlreadyExists
+from engine.errors import EngineError, ObjectAlreadyExists
 
 
 class DuplicateRow(ObjectAlreadyExists):
     """A write met a PRIMARY KEY or UNIQUE constraint: another transaction (maybe on another node)
     made the row first. Callers that know the object say which ("User already exists: bob")."""
+
+
+class CatalogUnavailable(EngineError):
+    """The shared catalog cannot be used: PostgreSQL unreachable, busy past the lock timeout, the
+    connection broken inside a transaction, or psycopg missing. The message never has a password."""
 
 
 class SecurityCursor(Protocol):

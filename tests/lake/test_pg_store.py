@@ -9,8 +9,8 @@ import pytest
 
 from engine.catalog.authorizer import Authorizer
 from engine.catalog.privileges import ROLE, USER, Principal, PrivilegeStore
-from engine.catalog.security_pg import CatalogUnavailable, PostgresSecurityDatabase
-from engine.catalog.security_store import DuplicateRow
+from engine.catalog.security_pg import PostgresSecurityDatabase
+from engine.catalog.security_store import CatalogUnavailable, DuplicateRow
 from engine.config import CatalogUrl
 from engine.errors import ObjectAlreadyExists
 from tests.pg import PgCluster
