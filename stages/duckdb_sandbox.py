@@ -6,7 +6,7 @@ database and the confined Parquet reader.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import duckdb
 
@@ -26,12 +26,16 @@ _LOCKED_SETTINGS: dict[str, Setting] = {
 
 
 def open_locked(
-    database: str, settings: Mapping[str, Setting] | None = None, allowed_directory: str | None = None
+    database: str,
+    settings: Mapping[str, Setting] | None = None,
+    allowed_directory: str | None = None,
+    before_lock: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """Open a DuckDB instance with external access off and its configuration locked.
 
     ``allowed_directory`` is the only host directory SQL on it may reach (DuckDB adds its own
     database, WAL and temp files); it can only be set before access is switched off.
+    ``before_lock`` runs server SQL that needs the access about to go (LOAD, ATTACH, SET).
     """
     config = {**_LOCKED_SETTINGS, **(settings or {})}
     try:
@@ -41,6 +45,12 @@ def open_locked(
             raise
         _replay_wal_attached(database)
         con = duckdb.connect(database, config=config)
+    if before_lock is not None:
+        try:
+            before_lock(con)
+        except BaseException:
+            con.close()
+            raise
     if allowed_directory is not None:
         con.execute(f"SET allowed_directories = ['{allowed_directory.replace(chr(39), chr(39) * 2)}']")
     con.execute("SET enable_external_access = false")
