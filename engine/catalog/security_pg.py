@@ -87,7 +87,16 @@ class PostgresSecurityDatabase:
         self._lock = threading.RLock()
         self._con: psycopg.Connection[Any] | None = None
         self._in_tx = False
-        self._create_schema()
+        try:
+            self._create_schema()
+        except psycopg.Error as exc:  # e.g. no right to create the schema: say so, do not leak
+            self.close()
+            raise CatalogUnavailable(
+                f"Cannot set up the catalog {self.url.describe()}: {_reason(exc)}"
+            ) from None
+        except BaseException:
+            self.close()
+            raise
 
     # -- connection ------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
@@ -138,11 +147,11 @@ class PostgresSecurityDatabase:
     def _create_schema(self) -> None:
         """The schema and tables, once: two nodes starting at the same moment take turns."""
         with self.transaction(lock=DDL_LOCK) as cur:
-            cur.execute(
-                pg_sql.SQL("CREATE SCHEMA IF NOT EXISTS {}")
-                .format(pg_sql.Identifier(self.url.schema))
-                .as_string()
-            )
+            # An operator may have made the schema for a role without CREATE on the database.
+            if not cur.execute("SELECT 1 FROM pg_namespace WHERE nspname = ?", [self.url.schema]).fetchall():
+                cur.execute(
+                    pg_sql.SQL("CREATE SCHEMA {}").format(pg_sql.Identifier(self.url.schema)).as_string()
+                )
             for ddl in [*DDL, *_EXTRA_DDL]:
                 cur.execute(ddl)
             seed_builtins(cur)

@@ -166,3 +166,26 @@ def test_a_wrong_password_is_a_clear_error_without_the_password(
         PostgresSecurityDatabase(pg_url)
     assert "wrong-pw-123" not in str(caught.value)
     assert "password authentication failed" in str(caught.value)
+
+
+def test_a_role_without_create_on_the_database_uses_a_schema_made_for_it(
+    pg_cluster: PgCluster, pg_url: str
+) -> None:
+    """init-lake style: an operator makes the schema; the server's role may not create schemas."""
+    with pg_cluster.admin() as con:
+        con.execute("REVOKE CREATE ON DATABASE stageflight FROM sf")
+        con.execute("ALTER DATABASE stageflight OWNER TO postgres")
+    try:
+        store = PostgresSecurityDatabase(pg_url)  # pg_url's schema exists, owned by sf
+        try:
+            assert store.version() >= 0
+        finally:
+            store.close()
+        other = pg_url.rsplit("=", 1)[0] + "=t_not_made"
+        with pytest.raises(
+            CatalogUnavailable, match="Cannot set up the catalog .*permission denied for database"
+        ):
+            PostgresSecurityDatabase(other)
+    finally:
+        with pg_cluster.admin() as con:
+            con.execute("ALTER DATABASE stageflight OWNER TO sf")
