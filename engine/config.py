@@ -76,10 +76,16 @@ class EngineConfig:
     # postgresql://user@host:port/db?schema=name: users, roles and grants live there, shared by
     # every server given the same URL (issue 14). None: <data_dir>/security.duckdb.
     catalog_url: str | None = None
+    # With catalog_url: tables (and the reserved schema: stages, load history) live in a DuckLake
+    # whose metadata is in that PostgreSQL database and whose files are under <stage_root>/lake/,
+    # so every node given the same settings serves the same tables (engine.catalog.lake).
+    lake_tables: bool = False
 
     def __post_init__(self) -> None:
         if self.catalog_url is not None:
             CatalogUrl.parse(self.catalog_url)  # a clear error at start-up, not at first use
+        elif self.lake_tables:
+            raise ValueError("Lake tables need --catalog postgresql://...: the lake's metadata lives there")
 
     @property
     def database_path(self) -> Path:

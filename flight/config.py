@@ -51,6 +51,7 @@ class ServerConfig:
     allowed_endpoints: str | None = None
     server_key_file: Path | None = None
     catalog: str | None = None
+    tables: str = "local"
 
     @property
     def tls(self) -> bool:
@@ -79,7 +80,15 @@ class ServerConfig:
             ),
             server_key_file=self.server_key_file,
             catalog_url=self.catalog,
+            lake_tables=self._lake_tables(),
         )
+
+    def _lake_tables(self) -> bool:
+        if self.tables not in ("local", "lake"):
+            raise SystemExit(f"stageflight: tables must be local or lake, got {self.tables!r}")
+        if self.tables == "lake" and self.catalog is None:
+            raise SystemExit("stageflight: --tables lake needs --catalog postgresql://... (its metadata)")
+        return self.tables == "lake"
 
 
 # name -> (flag help, converter). Every ServerConfig field but root_password is a flag.
@@ -127,6 +136,9 @@ _HELP: dict[str, str] = {
     "catalog": "postgresql://user@host:port/db?schema=name: keep users, roles and grants in PostgreSQL, "
     "shared by every server given the same URL (password from PGPASSWORD or a pgpass file, never the "
     "URL); default: <data-dir>/security.duckdb",
+    "tables": "where tables live: local (this node's DuckDB file) or lake (a DuckLake whose metadata is in "
+    "--catalog and whose files are under <storage-root>/lake/, shared by every node given the same "
+    "settings; needs pip install 'stageflight[lake]')",
 }
 
 

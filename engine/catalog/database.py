@@ -14,12 +14,13 @@ from typing import Any
 
 import duckdb
 
+from engine.catalog.lake import attach_lake, lake_data_path, lake_ddl, use_lake
 from engine.catalog.load_history import MIGRATION as LOAD_HISTORY_MIGRATION
 from engine.catalog.secrets_box import SecretBox
 from engine.catalog.security_db import SecurityDatabase, move_legacy_rows
 from engine.catalog.security_store import CatalogUnavailable, SecurityStore
 from engine.catalog.transactions import transaction_on
-from engine.config import EngineConfig
+from engine.config import CatalogUrl, EngineConfig
 from engine.names import CATALOG_SCHEMA
 from stages.duckdb_sandbox import Setting, open_locked
 
@@ -110,21 +111,39 @@ class Database:
         config.temp_dir.mkdir(parents=True, exist_ok=True)
         # Locked before anything else runs: no SQL on any cursor can reach host files or change
         # settings. The catalog DDL only touches the database itself.
-        self._con = open_locked(str(config.database_path), _settings(config))
+        self.lake = config.lake_tables
+        if self.lake:
+            self._con = self._open_lake()
+        else:
+            self._con = open_locked(str(config.database_path), _settings(config))
         for ddl in [*_CATALOG_DDL, *LOAD_HISTORY_MIGRATION]:
-            self._con.execute(ddl)
+            self._con.execute(lake_ddl(ddl) if self.lake else ddl)
         self.security: SecurityStore = open_security_store(config)
         move_legacy_rows(self._con, CATALOG_SCHEMA, self.security)
         self.secret_box = SecretBox.load_or_create(config.server_key_path)
-        self._server = self._con.cursor()
-        self._server_lock = threading.RLock()
         self._cursor_lock = threading.Lock()
+        self._server = self.cursor()
+        self._server_lock = threading.RLock()
         # Its own connection, so a checkpoint never holds up catalog work on the server cursor.
-        self._checkpoint = self._con.cursor()
+        self._checkpoint = self.cursor()
         self._checkpoint_lock = threading.Lock()
         self.wal_path = config.database_path.with_name(config.database_path.name + ".wal")
         self._holds = 0
         self._holds_lock = threading.Lock()
+
+    def _open_lake(self) -> duckdb.DuckDBPyConnection:
+        """An in-memory instance with the lake attached (and used) before it is locked."""
+        config = self.config
+        assert config.catalog_url is not None  # EngineConfig refuses lake tables without it
+        catalog = CatalogUrl.parse(config.catalog_url)
+        data_path = lake_data_path(config.stage_root)
+        # The lake's Parquet files are all DuckDB may reach; stage files go through pyarrow.
+        return open_locked(
+            ":memory:",
+            _settings(config),
+            allowed_directory=data_path,
+            before_lock=lambda con: attach_lake(con, catalog, data_path, config.data_dir / "extensions"),
+        )
 
     def note_cursor_hold(self) -> int:
         """Counts every hold of any session's cursor: an unchanged count means nothing ran since."""
@@ -140,7 +159,8 @@ class Database:
         """A new connection to the instance (per session: own temp tables, transaction, registrations)."""
         # The parent connection object is not safe to share between threads.
         with self._cursor_lock:
-            return self._con.cursor()
+            cur = self._con.cursor()
+        return use_lake(cur) if self.lake else cur
 
     @contextmanager
     def server_cursor(self) -> Iterator[duckdb.DuckDBPyConnection]:
