@@ -115,7 +115,7 @@ class SecurityDatabase:
             with self.cursor() as cur, transaction_on(cur):
                 yield cur
         except duckdb.ConstraintException as exc:
-            if "Duplicate key" not in str(exc):
+            if "duplicate key" not in str(exc).lower():
                 raise
             raise DuplicateRow(str(exc)) from exc
 

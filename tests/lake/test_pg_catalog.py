@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from typing import Any
 
@@ -38,9 +39,15 @@ def nodes(
         mp.setenv("PGPASSWORD", pg_cluster.role_password)
         mp.delenv("PGPASSFILE", raising=False)
         url = pg_cluster.url(schema)
-        a = stack.enter_context(server_process(base / "a", "--catalog", url))
-        b = stack.enter_context(server_process(base / "b", "--catalog", url))
-        yield a, b
+        # Both start at the same moment on an empty schema: tables, built-in roles and root are
+        # made once, and neither node fails on the other's rows.
+        managers = [server_process(base / name, "--catalog", url) for name in ("a", "b")]
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(m.__enter__) for m in managers]
+            started = [f.result() for f in futures]
+        for manager in managers:
+            stack.push(manager.__exit__)
+        yield started[0], started[1]
     pg_cluster.drop_schema(schema)
 
 
@@ -57,6 +64,17 @@ def roots(nodes: tuple[ServerProcess, ...]) -> Iterator[tuple[Any, Any]]:
     a, b = nodes
     with _connect(a) as ra, _connect(b) as rb:
         yield ra, rb
+
+
+def test_nodes_started_together_share_one_root(
+    nodes: tuple[ServerProcess, ...], roots: tuple[Any, Any]
+) -> None:
+    # Both logged root in (the roots fixture); each sees the same one root, an admin.
+    for conn in roots:
+        [root] = [r for r in query(conn, "SHOW USERS") if r["name"] == "root"]
+        assert root["is_admin"] is True
+    logs = nodes[0].log_text() + nodes[1].log_text()
+    assert "Traceback" not in logs and "duplicate key" not in logs
 
 
 def test_a_user_made_on_a_logs_in_on_b(nodes: tuple[ServerProcess, ...], roots: tuple[Any, Any]) -> None:
