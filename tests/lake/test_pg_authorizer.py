@@ -6,7 +6,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.catalog.security_pg import PostgresSecurityDatabase
+pytest.importorskip("psycopg", reason="the PostgreSQL catalog needs psycopg: pip install 'psycopg[binary]'")
+
+from engine.catalog.security_pg import PostgresSecurityDatabase  # noqa: E402
 from tests.engine.test_authorizer import (  # noqa: F401  (collected here again, on PostgreSQL)
     auth,
     test_drop_role_hands_owned_objects_to_root_and_ends_grants,

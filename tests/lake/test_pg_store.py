@@ -7,13 +7,15 @@ from collections.abc import Iterator
 
 import pytest
 
-from engine.catalog.authorizer import Authorizer
-from engine.catalog.privileges import ROLE, USER, Principal, PrivilegeStore
-from engine.catalog.security_pg import PostgresSecurityDatabase
-from engine.catalog.security_store import CatalogUnavailable, DuplicateRow
-from engine.config import CatalogUrl
-from engine.errors import ObjectAlreadyExists
-from tests.pg import PgCluster
+pytest.importorskip("psycopg", reason="the PostgreSQL catalog needs psycopg: pip install 'psycopg[binary]'")
+
+from engine.catalog.authorizer import Authorizer  # noqa: E402
+from engine.catalog.privileges import ROLE, USER, Principal, PrivilegeStore  # noqa: E402
+from engine.catalog.security_pg import PostgresSecurityDatabase  # noqa: E402
+from engine.catalog.security_store import CatalogUnavailable, DuplicateRow  # noqa: E402
+from engine.config import CatalogUrl  # noqa: E402
+from engine.errors import ObjectAlreadyExists  # noqa: E402
+from tests.pg import PgCluster  # noqa: E402
 
 
 @pytest.fixture
