@@ -38,6 +38,11 @@ class SessionBusy(EngineError):
     """The session still streams a large result on its connection."""
 
 
+class ConcurrentChange(EngineError):
+    """Another transaction (on this node or another one sharing the lake) changed what this one
+    changed, and committed first: the whole transaction may be run again."""
+
+
 class QueryCancelled(EngineError):
     """The running statement was interrupted (client cancel or timeout)."""
 
@@ -74,5 +79,18 @@ def translated_errors(describe: Callable[[str], str] = duckdb_error_text) -> Ite
         yield
     except duckdb.InterruptException as exc:
         raise QueryCancelled("Query cancelled") from exc
+    except duckdb.TransactionException as exc:
+        if "Transaction conflict" not in str(exc):
+            raise EngineError(describe(str(exc))) from exc
+        raise ConcurrentChange(
+            "Concurrent change: another transaction changed the same table first; retry the transaction "
+            f"({_conflict_detail(str(exc))})"
+        ) from exc
     except (duckdb.Error, pa.ArrowException) as exc:
         raise EngineError(describe(str(exc))) from exc
+
+
+def _conflict_detail(text: str) -> str:
+    """DuckLake's own words for the conflict (after "Transaction conflict - "), on one line."""
+    detail = text.split("Transaction conflict", 1)[1].lstrip(" -:")
+    return " ".join(detail.split())[:300]

@@ -113,6 +113,9 @@ class Plan:
     # The Arrow type of each parameter, for a prepared statement's parameter_schema (may touch the
     # session's cursor to read column types: engine/sql/parameter_types.py).
     param_types: Callable[[RunContext], list[pa.DataType]] | None = field(default=None, repr=False)
+    # Outside a transaction, running it again after a concurrent change (ConcurrentChange) does what
+    # one run would have done: INSERT, COPY INTO a table (its load history skips what committed).
+    retry_on_conflict: bool = False
 
 
 def static_query(schema: pa.Schema, produce: Callable[[RunContext], pa.Table]) -> Plan:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
+import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -15,7 +17,7 @@ import pyarrow as pa
 
 from engine.catalog.stages import StagePrivilege
 from engine.catalog.table_owners import table_for_stage
-from engine.errors import EngineError, SessionBusy, StatementRejected, translated_errors
+from engine.errors import ConcurrentChange, EngineError, SessionBusy, StatementRejected, translated_errors
 from engine.names import quote_ident, reject_reserved
 from engine.plans import EngineServices, Params, Plan
 from engine.results import Result
@@ -26,6 +28,9 @@ from engine.statements.access import may_use
 from stages.batching import coalesce
 
 T = TypeVar("T")
+# Runs of an autocommit INSERT or COPY that keeps losing to concurrent changes before the client
+# gets the ConcurrentChange error (backoff 20 ms doubling, jittered).
+CONFLICT_RETRIES = 6
 
 
 @dataclass
@@ -136,7 +141,11 @@ class Session:
                 pass  # already rolled back by DuckDB
             self._after_commit.clear()
             raise
-        cur.execute("COMMIT")
+        try:
+            self._duckdb(lambda: cur.execute("COMMIT"))  # a lake commit can lose to another node's
+        except EngineError:
+            self._after_commit.clear()
+            raise
         self._run_after_commit()
 
     def after_commit(self, action: Callable[[], object]) -> None:
@@ -273,10 +282,22 @@ class Session:
         for plan in prepared.plans:
             if result is not None:
                 result.close()
-            result = plan.run(self, params)
+            result = self._run_plan(plan, params)
         if not self.in_transaction:
             self.engine.db.checkpoint_if_due()  # autocommit: the statement's work is committed
         return result if result is not None else Result.update(-1)
+
+    def _run_plan(self, plan: Plan, params: Params) -> Result:
+        """Run ``plan``; an autocommit INSERT or COPY that lost a race to a concurrent change (two
+        nodes writing one lake table) runs again, a bounded number of times."""
+        for attempt in range(CONFLICT_RETRIES):
+            try:
+                return plan.run(self, params)
+            except ConcurrentChange:
+                if not plan.retry_on_conflict or self.in_transaction or attempt == CONFLICT_RETRIES - 1:
+                    raise
+                time.sleep(random.uniform(0.5, 1.5) * 0.02 * 2**attempt)  # noqa: S311 - jitter, not secrets
+        raise AssertionError("unreachable")
 
     def run_prepared_rows(self, prepared: Prepared, rows: list[Sequence[Any]]) -> Result:
         """Run a query once per parameter row and concatenate the results."""

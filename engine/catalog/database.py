@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from engine.catalog.lake import attach_lake, lake_data_path, lake_ddl, use_lake
+from engine.catalog.lake import advisory_lock, attach_lake, lake_data_path, lake_ddl, use_lake
 from engine.catalog.load_history import MIGRATION as LOAD_HISTORY_MIGRATION
 from engine.catalog.secrets_box import SecretBox
 from engine.catalog.security_db import SecurityDatabase, move_legacy_rows
@@ -144,6 +144,20 @@ class Database:
             allowed_directory=data_path,
             before_lock=lambda con: attach_lake(con, catalog, data_path, config.data_dir / "extensions"),
         )
+
+    @contextmanager
+    def load_lock(self, target: str) -> Iterator[None]:
+        """Held by a COPY from choosing its files to its commit: in the lake, two nodes loading the
+        same table would otherwise both load a file neither saw in the history (DuckLake has no
+        UNIQUE). One lock per target table, never one for all. On one node the history's primary
+        key already refuses a second load of a file."""
+        if not self.lake:
+            yield
+            return
+        assert self.config.catalog_url is not None
+        catalog = CatalogUrl.parse(self.config.catalog_url)
+        with advisory_lock(catalog, f"load:{target}", f"COPY INTO {target} waited too long"):
+            yield
 
     def note_cursor_hold(self) -> int:
         """Counts every hold of any session's cursor: an unchanged count means nothing ran since."""

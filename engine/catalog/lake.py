@@ -29,11 +29,14 @@ import duckdb
 
 from engine.catalog.security_store import CatalogUnavailable
 from engine.config import CatalogUrl
+from engine.errors import ConcurrentChange
 
 LAKE = "lake"
 # DuckLake retries a commit whose snapshot id another node took; concurrent appends need more
 # than its default 10 with a few busy nodes (duckdb/ducklake#233).
 MAX_COMMIT_RETRIES = 100
+# How long a node waits for another one's lake initialisation or load into the same table.
+LOCK_WAIT_SECONDS = 300
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY", re.IGNORECASE)
 
 
@@ -83,8 +86,12 @@ def extension_file(name: str, extensions_dir: Path) -> Path:
 
 
 @contextmanager
-def _init_lock(catalog: CatalogUrl) -> Iterator[None]:
-    """A session-level advisory lock in PostgreSQL, held while this node attaches the lake."""
+def advisory_lock(catalog: CatalogUrl, name: str, waiting: str) -> Iterator[None]:
+    """A session-level PostgreSQL advisory lock on ``name``, on a connection of its own.
+
+    Every node sharing the catalog waits for it; a node that dies lets go with its connection.
+    ``waiting`` says, in the error, what could not be done when the lock does not come in time.
+    """
     import psycopg  # the lake extra
 
     try:
@@ -94,10 +101,15 @@ def _init_lock(catalog: CatalogUrl) -> Iterator[None]:
     except psycopg.Error as exc:
         raise CatalogUnavailable(f"Cannot reach the catalog {catalog.describe()}: {exc}") from None
     try:
-        conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"stageflight:lake:{catalog.schema}"])
+        conn.execute(f"SET lock_timeout = '{LOCK_WAIT_SECONDS}s'")
+        try:
+            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"stageflight:{catalog.schema}:{name}"])
+        except psycopg.errors.LockNotAvailable:
+            held = f"another node held it for {LOCK_WAIT_SECONDS} s"
+            raise ConcurrentChange(f"{waiting}: {held}; retry") from None
         yield
     finally:
-        conn.close()
+        conn.close()  # ends the session, and the lock with it
 
 
 def attach_lake(
@@ -118,7 +130,7 @@ def attach_lake(
     )
     if not data_path.startswith("s3://"):
         Path(data_path).mkdir(parents=True, exist_ok=True)
-    with _init_lock(catalog):
+    with advisory_lock(catalog, "lake", "Attaching the lake timed out"):
         try:
             metadata_schema = _quoted(catalog.schema + "_lake")
             con.execute(f"ATTACH 'ducklake:lake_cfg' AS {LAKE} (METADATA_SCHEMA {metadata_schema})")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import ExitStack
 from functools import partial
 from typing import Any
 
@@ -51,15 +52,16 @@ def plan_copy_into_table(load: CopyIntoTable) -> Plan:
     transform = parse_transform(load.transform_sql) if load.transform_sql is not None else None
 
     def run(session: RunContext, params: Params) -> Result:
-        with session.exclusive() as cur:  # the one hold of the session for the whole COPY
-            job = build_copy_job(session, load, transform.copy() if transform else None, cur)
+        # The one hold of the session for the whole COPY, and the target's load lock to its commit.
+        with session.exclusive() as cur, ExitStack() as locks:
+            job = build_copy_job(session, load, transform.copy() if transform else None, cur, locks)
             result = Result.of_table(CopyIntoTableRun(session, job, cur).run())
             if load.validation_mode is None:
                 fmt = job.options.get("TYPE", "PARQUET").upper()
                 result.copy_read = (fmt, sum(c.file.size for c in job.candidates))
             return result
 
-    return Plan(is_query=True, run=run, schema=schema)
+    return Plan(is_query=True, run=run, schema=schema, retry_on_conflict=load.validation_mode is None)
 
 
 class CopyIntoTableRun:

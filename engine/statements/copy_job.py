@@ -8,6 +8,7 @@ table's columns and defaults, the load-history key and the files still to load. 
 from __future__ import annotations
 
 import re
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -55,9 +56,16 @@ class CopyJob:
 
 
 def build_copy_job(
-    session: RunContext, load: CopyIntoTable, transform: exp.Select | None, cur: duckdb.DuckDBPyConnection
+    session: RunContext,
+    load: CopyIntoTable,
+    transform: exp.Select | None,
+    cur: duckdb.DuckDBPyConnection,
+    locks: ExitStack,
 ) -> CopyJob:
-    """Resolve everything a COPY needs; ``cur`` is the session's cursor, already held."""
+    """Resolve everything a COPY needs; ``cur`` is the session's cursor, already held.
+
+    The target's load lock is taken into ``locks`` before the files are chosen: the caller holds
+    it until the load commits (engine.catalog.database.Database.load_lock)."""
     catalog, schema, table = _split_table(load.table)
     reject_reserved(catalog, schema, table)
     on_error = parse_on_error(load.on_error)
@@ -79,6 +87,7 @@ def build_copy_job(
     if "COLUMN_MATCH_MODE" in load.given and options.get("TYPE", "PARQUET").upper() in ("CSV", "TSV", "TEXT"):
         raise StatementRejected("COLUMN_MATCH_MODE applies to PARQUET and NDJSON files only, not to CSV/TSV")
     history_key = history_key_for(session, catalog, schema, table)
+    locks.enter_context(session.engine.db.load_lock(history_key))
     candidates = _select_files(session, cur, load, stage, history_key)
     return CopyJob(
         load=load,

@@ -122,6 +122,7 @@ def plan_query(tree: exp.Expression) -> Plan:
         describe=describe if is_query else None,
         reads_only=reads_only(tree),
         param_types=_param_types(hints, needs) if params else None,
+        retry_on_conflict=isinstance(tree, exp.Insert),
     )
 
 
