@@ -86,7 +86,7 @@ def start(config: ServerConfig) -> RunningServer:
     )
     http = None
     if config.http_port >= 0:
-        http = HttpSide(config.host, config.http_port, server.metrics)
+        http = HttpSide(config.host, config.http_port, server.metrics, health=engine.db.health)
         base_url = config.public_url or f"http://{config.host}:{http.port}"
         http.route_prefix("/files/", engine.enable_local_presign(base_url))
         http.start()

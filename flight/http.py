@@ -71,12 +71,14 @@ class HttpSide:
         port: int,
         metrics: ServerMetrics | None,
         *,
+        health: Callable[[], dict[str, str]] | None = None,
         idle_timeout: float = IDLE_TIMEOUT_SECONDS,
         max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         # werkzeug's access log would print presigned URLs, signatures included.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
         self._metrics = metrics or ServerMetrics()
+        self._checks = health
         self._routes: dict[str, Handler] = {"/health": self._health, "/metrics": self._metrics_page}
         self._prefix_routes: list[tuple[str, Handler]] = []
         self._server = _BoundedServer(
@@ -105,7 +107,12 @@ class HttpSide:
         return response(environ, start_response)
 
     def _health(self, request: Request) -> Response:
-        return Response(json.dumps({"status": "ok"}), mimetype="application/json")
+        """``{"status": "ok", ...}`` with each store's state; 503 when one is unreachable, so a load
+        balancer takes the node out until its catalog (or lake) answers again."""
+        checks = self._checks() if self._checks is not None else {}
+        healthy = all(state == "ok" for state in checks.values())
+        body = {"status": "ok" if healthy else "unavailable", **checks}
+        return Response(json.dumps(body), status=200 if healthy else 503, mimetype="application/json")
 
     def _metrics_page(self, request: Request) -> Response:
         return Response(self._metrics.page(), headers={"Content-Type": CONTENT_TYPE})

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -158,6 +158,25 @@ class Database:
         catalog = CatalogUrl.parse(self.config.catalog_url)
         with advisory_lock(catalog, f"load:{target}", f"COPY INTO {target} waited too long"):
             yield
+
+    def health(self) -> dict[str, str]:
+        """Each store's state for /health: ``ok`` or why not (the password is in no message)."""
+
+        def probe(check: Callable[[], object]) -> str:
+            try:
+                check()
+                return "ok"
+            except Exception as exc:  # a health probe reports any failure, it never raises
+                return f"unavailable: {type(exc).__name__}: {str(exc)[:200]}"
+
+        def tables() -> None:
+            cur = self.cursor()  # a fresh cursor: in the lake this reads its metadata in PostgreSQL
+            try:
+                cur.execute(f"SELECT count(*) FROM {CATALOG_SCHEMA}.file_formats").fetchall()
+            finally:
+                cur.close()
+
+        return {"catalog": probe(self.security.version), "lake" if self.lake else "database": probe(tables)}
 
     def note_cursor_hold(self) -> int:
         """Counts every hold of any session's cursor: an unchanged count means nothing ran since."""

@@ -218,3 +218,13 @@ def test_lake_internals_are_out_of_reach(roots, sql, message):
     with pytest.raises(dbapi.Error, match=message):
         execute(ra, sql)
     assert query(ra, "SELECT 1 AS still") == [{"still": 1}]
+
+
+def test_health_reports_the_catalog_and_the_lake(lake):
+    import json
+    import urllib.request
+
+    for node in (lake["a"], lake["b"]):
+        with urllib.request.urlopen(node.http_url + "/health", timeout=30) as response:
+            assert response.status == 200
+            assert json.loads(response.read()) == {"status": "ok", "catalog": "ok", "lake": "ok"}
