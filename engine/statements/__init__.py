@@ -19,6 +19,7 @@ from engine.statements.copy_into_stage import plan_copy_into_stage
 from engine.statements.copy_into_table import plan_copy_into_table
 from engine.statements.file_formats import plan_file_format_statement
 from engine.statements.grants import plan_grant_statement
+from engine.statements.maintenance import plan_maintenance_statement
 from engine.statements.processes import plan_process_statement
 from engine.statements.query import plan_query
 from engine.statements.roles import plan_role_statement
@@ -87,6 +88,7 @@ def _plan_special(sql: str) -> Plan | None:
         plan_role_statement,
         plan_grant_statement,
         plan_process_statement,
+        plan_maintenance_statement,
     )
     for parse in parsers:
         special = parse(sql)

@@ -400,3 +400,9 @@ def test_same_text_reads_each_callers_own_user_stage(alice, bob):
     assert query(alice, sql) == [{"who": "alice"}]
     assert query(bob, sql) == [{"who": "bob"}]
     assert query(alice, sql) == [{"who": "alice"}]
+
+
+def test_vacuum_lake_needs_lake_mode(root_conn):
+    with pytest.raises(dbapi.Error, match=r"VACUUM LAKE needs lake mode \(serve --tables lake\)"):
+        with root_conn.cursor() as cur:
+            cur.execute("VACUUM LAKE RETAIN 2 DAYS")

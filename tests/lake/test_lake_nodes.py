@@ -228,3 +228,20 @@ def test_health_reports_the_catalog_and_the_lake(lake):
         with urllib.request.urlopen(node.http_url + "/health", timeout=30) as response:
             assert response.status == 200
             assert json.loads(response.read()) == {"status": "ok", "catalog": "ok", "lake": "ok"}
+
+
+def test_root_vacuums_the_lake_and_others_may_not(lake, roots):
+    ra, rb = roots
+    t = _name("vac")
+    execute(ra, f"CREATE TABLE {t} AS SELECT range AS i FROM range(1000)")
+    execute(ra, f"DROP TABLE {t}")
+    [row] = query(rb, "VACUUM LAKE RETAIN 0 HOURS")
+    assert row["expired_snapshots"] >= 2 and row["removed_files"] >= 1
+    assert query(rb, "VACUUM LAKE") == [{"expired_snapshots": 0, "removed_files": 0}]  # kept: 7 days
+    user = _name("v")
+    execute(ra, f"CREATE USER {user} IDENTIFIED BY 'pw-{user}'")
+    with flightsql.connect(
+        lake["a"].uri, db_kwargs={"username": user, "password": f"pw-{user}"}, autocommit=True
+    ) as conn:
+        with pytest.raises(dbapi.Error, match="VACUUM LAKE requires the root user"):
+            query(conn, "VACUUM LAKE")
