@@ -151,12 +151,19 @@ class Database:
         same table would otherwise both load a file neither saw in the history (DuckLake has no
         UNIQUE). One lock per target table, never one for all. On one node the history's primary
         key already refuses a second load of a file."""
+        with self.node_lock(f"load:{target}", f"COPY INTO {target} waited too long"):
+            yield
+
+    @contextmanager
+    def node_lock(self, name: str, waiting: str) -> Iterator[None]:
+        """In lake mode, a lock every node sharing the catalog takes for ``name`` (a PostgreSQL
+        advisory lock): what a PRIMARY KEY keeps unique on one node (a stage's or file format's
+        name, a loaded file) DuckLake cannot. On one node: nothing to take."""
         if not self.lake:
             yield
             return
         assert self.config.catalog_url is not None
-        catalog = CatalogUrl.parse(self.config.catalog_url)
-        with advisory_lock(catalog, f"load:{target}", f"COPY INTO {target} waited too long"):
+        with advisory_lock(CatalogUrl.parse(self.config.catalog_url), name, waiting):
             yield
 
     def health(self) -> dict[str, str]:

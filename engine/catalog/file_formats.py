@@ -49,7 +49,8 @@ class FileFormats:
         replace: bool,
         if_not_exists: bool,
     ) -> None:
-        with self._db.server_transaction() as cur:
+        unique = self._db.node_lock(f"file_format:{name}", f"CREATE FILE FORMAT {name} waited too long")
+        with unique, self._db.server_transaction() as cur:
             owner = _owner(cur, name)
             if owner is not None and if_not_exists:
                 return

@@ -138,7 +138,8 @@ class StageCatalog:
         # go unless the same owner replaces it. Grants were the old owner's to give: none carry
         # over to root's replacement. For a new name this clears grants left by a racing GRANT.
         self._retire(stage.name, keep_grants=old is not None and old.creator == stage.creator)
-        with self._db.server_transaction() as cur:
+        unique = self._db.node_lock(f"stage:{stage.name}", f"CREATE STAGE {stage.name} waited too long")
+        with unique, self._db.server_transaction() as cur:
             exists = first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [stage.name])
             if exists and not replace:
                 raise ObjectAlreadyExists(f"Stage already exists: @{stage.name}")

@@ -245,3 +245,29 @@ def test_root_vacuums_the_lake_and_others_may_not(lake, roots):
     ) as conn:
         with pytest.raises(dbapi.Error, match="VACUUM LAKE requires the root user"):
             query(conn, "VACUUM LAKE")
+
+
+def test_two_nodes_creating_one_stage_name_at_once_make_one_stage(roots):
+    ra, rb = roots
+    for _ in range(3):
+        stage = _name("race")
+        barrier = threading.Barrier(2)
+        outcomes: list[str] = []
+
+        def create(conn: Any) -> None:
+            barrier.wait()
+            try:
+                execute(conn, f"CREATE STAGE {stage}")
+                outcomes.append("created")
+            except dbapi.Error as exc:
+                outcomes.append(str(exc))
+
+        workers = [threading.Thread(target=create, args=(c,)) for c in (ra, rb)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(60)
+        assert outcomes.count("created") == 1
+        [refused] = [o for o in outcomes if o != "created"]
+        assert f"Stage already exists: @{stage}" in refused
+        assert [r["name"] for r in query(ra, "SHOW STAGES") if r["name"] == stage] == [stage]
