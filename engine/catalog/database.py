@@ -116,8 +116,10 @@ class Database:
             self._con = self._open_lake()
         else:
             self._con = open_locked(str(config.database_path), _settings(config))
-        for ddl in [*_CATALOG_DDL, *LOAD_HISTORY_MIGRATION]:
-            self._con.execute(lake_ddl(ddl) if self.lake else ddl)
+        # Nodes starting together on a new lake would collide on these (a DuckLake conflict).
+        with self.node_lock("catalog-ddl", "Creating the catalog schema in the lake waited too long"):
+            for ddl in [*_CATALOG_DDL, *LOAD_HISTORY_MIGRATION]:
+                self._con.execute(lake_ddl(ddl) if self.lake else ddl)
         self.security: SecurityStore = open_security_store(config)
         move_legacy_rows(self._con, CATALOG_SCHEMA, self.security)
         self.secret_box = SecretBox.load_or_create(config.server_key_path)

@@ -254,7 +254,7 @@ def test_two_nodes_creating_one_stage_name_at_once_make_one_stage(roots):
         barrier = threading.Barrier(2)
         outcomes: list[str] = []
 
-        def create(conn: Any) -> None:
+        def create(conn: Any, stage: str = stage, barrier: Any = barrier, outcomes: Any = outcomes) -> None:
             barrier.wait()
             try:
                 execute(conn, f"CREATE STAGE {stage}")
@@ -271,3 +271,34 @@ def test_two_nodes_creating_one_stage_name_at_once_make_one_stage(roots):
         [refused] = [o for o in outcomes if o != "created"]
         assert f"Stage already exists: @{stage}" in refused
         assert [r["name"] for r in query(ra, "SHOW STAGES") if r["name"] == stage] == [stage]
+
+
+def test_two_nodes_starting_together_on_a_new_lake_both_come_up(pg_cluster, tmp_path):
+    """The first ATTACH creates the lake's metadata tables: a second node must wait, not collide."""
+    schema = pg_cluster.new_schema()
+    results: dict[str, Any] = {}
+    try:
+        with pytest.MonkeyPatch.context() as mp, ExitStack() as stack:
+            mp.setenv("PGPASSWORD", pg_cluster.role_password)
+            url = pg_cluster.url(schema)
+            args = ("--catalog", url, "--tables", "lake", "--storage-root", str(tmp_path / "s"))
+            barrier = threading.Barrier(2)
+
+            def start(label: str) -> None:
+                barrier.wait()
+                try:
+                    results[label] = stack.enter_context(server_process(tmp_path / label, *args))
+                except BaseException as exc:  # asserted below
+                    results[label] = exc
+
+            workers = [threading.Thread(target=start, args=(n,)) for n in "ab"]
+            for w in workers:
+                w.start()
+            for w in workers:
+                w.join(120)
+            assert all(isinstance(results[n], ServerProcess) for n in "ab"), results
+            with _connect(results["a"]) as ra, _connect(results["b"]) as rb:
+                execute(ra, "CREATE TABLE together AS SELECT 1 AS x")
+                assert query(rb, "SELECT x FROM together") == [{"x": 1}]
+    finally:
+        pg_cluster.drop_schema(schema)
