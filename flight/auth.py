@@ -24,7 +24,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import pyarrow.flight as flight
 
@@ -318,13 +318,6 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
         self._basic_cache: dict[bytes, tuple[str, str, float]] = {}
         self._lock = threading.Lock()
         self.on_failed_login: Callable[[], None] = lambda: None  # counted by /metrics
-        # A catalog shared with other nodes (--catalog): tokens must verify on each of them. The
-        # server hands us the user directory's authenticate; its directory knows the catalog.
-        directory: Any = getattr(authenticate, "__self__", None)
-        if tokens.shared is None and hasattr(directory, "token_secret"):
-            key = directory.token_secret()
-            if key is not None:
-                tokens.share(SharedTokens(key, directory.token_generation))
 
     def start_call(self, info: flight.CallInfo, headers: dict[str, list[str]]) -> CallAuth:
         values = headers.get("authorization") or headers.get("Authorization") or []

@@ -22,7 +22,14 @@ from engine import (
     parameter_rows,
 )
 from flight import commands as cmd
-from flight.auth import MIDDLEWARE_KEY, AuthMiddlewareFactory, CallAuth, PassThroughAuthHandler, TokenStore
+from flight.auth import (
+    MIDDLEWARE_KEY,
+    AuthMiddlewareFactory,
+    CallAuth,
+    PassThroughAuthHandler,
+    SharedTokens,
+    TokenStore,
+)
 from flight.cancel import CancelWatcher
 from flight.errors import ClientError, flight_errors
 from flight.ingest_call import ingest_arguments
@@ -65,6 +72,9 @@ class StageflightServer(flight.FlightServerBase):
     ) -> None:
         self.engine = engine
         self.tokens = TokenStore(token_ttl, token_max_lifetime)
+        key = engine.users.token_secret()  # a catalog shared with other nodes (--catalog): None here
+        if key is not None:  # tokens are signed with the catalog's key, so every node verifies them
+            self.tokens.share(SharedTokens(key, engine.users.token_generation))
         limits = limits or SessionLimits(max_sessions, idle_seconds=session_idle, result_ttl=result_ttl)
         self.registry = SessionRegistry(engine, limits=limits)
         self.tokens.activity = self.registry.activity  # expiry never cuts a running call short
