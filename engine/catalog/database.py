@@ -144,7 +144,9 @@ class Database:
             ":memory:",
             _settings(config),
             allowed_directory=data_path,
-            before_lock=lambda con: attach_lake(con, catalog, data_path, config.data_dir / "extensions"),
+            before_lock=lambda con: attach_lake(
+                con, catalog, data_path, config.data_dir / "extensions", config.storage_options
+            ),
         )
 
     @contextmanager

@@ -4,7 +4,8 @@ The lake's metadata is in the PostgreSQL database ``--catalog`` names (schema ``
 its Parquet files under ``<storage root>/lake/``. Each node opens an in-memory DuckDB and, before
 locking it (docs/design/catalog-home.md §3, /work/shared/docs/scaleout.md §5.1):
 
-1. loads the ducklake and postgres extensions from their PyPI wheels (DuckDB 1.5.5 only);
+1. loads the ducklake and postgres extensions from their PyPI wheels (DuckDB 1.5.5 only), and
+   httpfs with an S3 secret scoped to the data path when the storage root is on S3;
 2. creates a postgres secret without a password (libpq reads PGPASSWORD or the pgpass file, so
    the password is in no setting, secret or database path user SQL could list);
 3. attaches the lake as ``lake``, under a PostgreSQL advisory lock: two nodes creating a new
@@ -21,9 +22,10 @@ import importlib.util
 import os
 import re
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import duckdb
 
@@ -112,12 +114,43 @@ def advisory_lock(catalog: CatalogUrl, name: str, waiting: str) -> Iterator[None
         conn.close()  # ends the session, and the lock with it
 
 
+def s3_secret(data_path: str, options: Mapping[str, str]) -> str:
+    """The ``CREATE SECRET`` giving DuckDB (httpfs) the storage root's S3 credentials, scoped to
+    the lake's data path. ``options`` are the --storage-* flags (ENDPOINT_URL, ACCESS_KEY_ID,
+    SECRET_ACCESS_KEY, REGION); without ENDPOINT_URL DuckDB talks to AWS itself."""
+    parts = [
+        "TYPE s3",
+        f"KEY_ID {_quoted(options.get('ACCESS_KEY_ID', ''))}",
+        f"SECRET {_quoted(options.get('SECRET_ACCESS_KEY', ''))}",
+        f"REGION {_quoted(options.get('REGION') or 'us-east-1')}",
+    ]
+    endpoint = options.get("ENDPOINT_URL")
+    if endpoint:
+        url = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        if not url.netloc:
+            raise CatalogUnavailable(f"Invalid storage endpoint for the lake: {endpoint!r}")
+        parts += [
+            f"ENDPOINT {_quoted(url.netloc + url.path.rstrip('/'))}",
+            "URL_STYLE 'path'",
+            f"USE_SSL {'false' if url.scheme == 'http' else 'true'}",
+        ]
+    parts.append(f"SCOPE {_quoted(data_path)}")
+    return f"CREATE SECRET lake_s3 ({', '.join(parts)})"
+
+
 def attach_lake(
-    con: duckdb.DuckDBPyConnection, catalog: CatalogUrl, data_path: str, extensions_dir: Path
+    con: duckdb.DuckDBPyConnection,
+    catalog: CatalogUrl,
+    data_path: str,
+    extensions_dir: Path,
+    storage_options: Mapping[str, str] | None = None,
 ) -> None:
     """Load the extensions and attach the lake on ``con`` (before it is locked)."""
-    for name in ("ducklake", "postgres"):
+    on_s3 = data_path.startswith("s3://")
+    for name in ("ducklake", "postgres", *(("httpfs",) if on_s3 else ())):
         con.execute(f"LOAD {_quoted(str(extension_file(name, extensions_dir)))}")
+    if on_s3:
+        con.execute(s3_secret(data_path, storage_options or {}))
     con.execute(
         "CREATE SECRET lake_pg (TYPE postgres, "
         f"HOST {_quoted(catalog.host)}, PORT {int(catalog.port)}, "
@@ -128,7 +161,7 @@ def attach_lake(
         f"DATA_PATH {_quoted(data_path)}, "
         "METADATA_PARAMETERS MAP {'TYPE': 'postgres', 'SECRET': 'lake_pg'})"
     )
-    if not data_path.startswith("s3://"):
+    if not on_s3:
         Path(data_path).mkdir(parents=True, exist_ok=True)
     with advisory_lock(catalog, "lake", "Attaching the lake timed out"):
         try:

@@ -142,3 +142,88 @@ def test_open_sessions_on_both_nodes_survive_a_postgresql_restart(
             {"node": "a", "n": 2},
             {"node": "b", "n": 1},
         ]
+
+
+@pytest.fixture
+def s3_lake(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[dict[str, Any]]:
+    """Two lake nodes whose storage root (stages and the lake's Parquet files) is on moto's S3."""
+    from tests.s3 import make_bucket, moto_server
+
+    with moto_server() as s3:
+        bucket = make_bucket(s3)
+        flags = (
+            "--storage-endpoint",
+            s3.endpoint,
+            "--storage-access-key-id",
+            s3.access_key,
+            "--storage-secret-access-key",
+            s3.secret_key,
+            "--storage-region",
+            s3.region,
+        )
+        with _nodes(pg_cluster, tmp_path, *flags, shared=f"s3://{bucket}/root") as lake:
+            yield {**lake, "s3": s3, "bucket": bucket}
+
+
+def _s3_keys(lake: dict[str, Any], prefix: str) -> list[str]:
+    from tests.s3 import s3_client
+
+    listing = s3_client(lake["s3"]).list_objects_v2(Bucket=lake["bucket"], Prefix=prefix)
+    return [o["Key"] for o in listing.get("Contents", [])]
+
+
+def test_on_s3_a_table_made_on_one_node_is_served_by_the_other(s3_lake: dict[str, Any]) -> None:
+    with _connect(s3_lake["a"]) as ra, _connect(s3_lake["b"]) as rb:
+        t = _name("s3v")
+        execute(ra, f"CREATE TABLE {t} (id INTEGER, name VARCHAR)")
+        assert execute(ra, f"INSERT INTO {t} VALUES (1, 'from a'), (2, 'from a')") == 2
+        assert query(rb, f"SELECT id, name FROM {t} ORDER BY id") == [
+            {"id": 1, "name": "from a"},
+            {"id": 2, "name": "from a"},
+        ]
+        assert execute(rb, f"INSERT INTO {t} VALUES (3, 'from b')") == 1
+        assert _count(ra, t) == 3
+        # enough rows that DuckLake writes a Parquet file (it keeps a few rows inline in its metadata)
+        execute(rb, f"INSERT INTO {t} SELECT range, 'bulk' FROM range(10, 100010)")
+        assert _count(ra, t) == 100_003
+    # the rows are Parquet files in the bucket, under <root>/lake/
+    assert [k for k in _s3_keys(s3_lake, "root/lake/") if k.endswith(".parquet")]
+
+
+def test_on_s3_both_nodes_copying_the_same_files_load_each_once(s3_lake: dict[str, Any]) -> None:
+    from tests.s3 import s3_client
+
+    client = s3_client(s3_lake["s3"])
+    with _connect(s3_lake["a"]) as ra, _connect(s3_lake["b"]) as rb:
+        t, stage = _name("s3cp"), _name("s3st")
+        execute(ra, f"CREATE TABLE {t} (f INTEGER, i BIGINT)")
+        execute(ra, f"CREATE STAGE {stage}")
+        for n in range(6):
+            sink = pa.BufferOutputStream()
+            pq.write_table(
+                pa.table({"f": pa.array([n] * 1000, pa.int32()), "i": pa.array(range(1000))}), sink
+            )
+            key = f"root/stage/internal/{stage}/part_{n:02d}.parquet"
+            client.put_object(Bucket=s3_lake["bucket"], Key=key, Body=sink.getvalue().to_pybytes())
+        loaded: dict[str, list[str]] = {}
+        errors: list[BaseException] = []
+
+        def copy(label: str, conn: Any) -> None:
+            try:
+                loaded[label] = [r["File"] for r in query(conn, f"COPY INTO {t} FROM @{stage}")]
+            except BaseException as exc:  # asserted below
+                errors.append(exc)
+
+        workers = [threading.Thread(target=copy, args=(lb, c)) for lb, c in (("a", ra), ("b", rb))]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+        assert errors == []
+        assert sorted(loaded["a"] + loaded["b"]) == [f"part_{n:02d}.parquet" for n in range(6)]
+        assert query(rb, f"SELECT f, count(*) AS n FROM {t} GROUP BY f ORDER BY f") == [
+            {"f": n, "n": 1000} for n in range(6)
+        ]
+        assert len(query(rb, f"SELECT file_name FROM COPY_HISTORY(TABLE_NAME => 'main.{t}')")) == 6
+        assert query(ra, f"COPY INTO {t} FROM @{stage}") == []
+        assert query(rb, f"COPY INTO {t} FROM @{stage}") == []
