@@ -109,10 +109,13 @@ def test_cancelled_copy_is_reported_as_cancelled(server, unique_table):
         timer = threading.Timer(1.0, cur.adbc_cancel)
         timer.start()
         try:
-            # Hashing 200,000 x 2 MB takes minutes: the cancel arrives while the INSERT runs.
+            # Hashing 200,000 x ~100 KB takes tens of seconds: the cancel arrives while the INSERT
+            # runs. DuckDB sees an interrupt between chunks, so a chunk (2,048 rows) stays short
+            # enough to end well within the next statement's wait for the session, even on a busy
+            # machine (2 MB rows made one chunk take longer than that wait).
             with pytest.raises(dbapi.OperationalError, match="^CANCELLED: "):
                 cur.execute(
-                    f"COPY INTO {t} FROM (SELECT md5(repeat($1, 200000)) FROM @~/{t}/) "
+                    f"COPY INTO {t} FROM (SELECT md5(repeat($1, 20000)) FROM @~/{t}/) "
                     "FILE_FORMAT = (TYPE = CSV)"
                 )
         finally:
