@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_flightsql.dbapi as flightsql
+import adbc_driver_manager.dbapi as dbapi
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -186,6 +187,9 @@ def test_on_s3_a_table_made_on_one_node_is_served_by_the_other(s3_lake: dict[str
         # enough rows that DuckLake writes a Parquet file (it keeps a few rows inline in its metadata)
         execute(rb, f"INSERT INTO {t} SELECT range, 'bulk' FROM range(10, 100010)")
         assert _count(ra, t) == 100_003
+        # the S3 secret the node created for the lake is out of users' reach
+        with pytest.raises(dbapi.Error, match="Function duckdb_secrets is not allowed"):
+            query(ra, "SELECT * FROM duckdb_secrets(redact := false)")
     # the rows are Parquet files in the bucket, under <root>/lake/
     assert [k for k in _s3_keys(s3_lake, "root/lake/") if k.endswith(".parquet")]
 
