@@ -3,8 +3,8 @@
 DuckLake keeps every snapshot, so dropped tables and deleted rows stay on storage (and would stay
 readable through time travel, which the guard refuses). This expires the snapshots older than the
 retention (default 7 days, Databend's data_retention_time_in_days default is 1, Snowflake's 1-90)
-and deletes the files no live snapshot needs. It runs on the server's own cursor: user SQL never
-reaches the ducklake_* functions.
+and deletes the files no live snapshot needs, and the orphaned files older than the retention. It
+runs on the server's own cursor: user SQL never reaches the ducklake_* functions.
 """
 
 from __future__ import annotations
@@ -52,12 +52,16 @@ def _vacuum_lake(cur: TokenCursor) -> Plan:
         db = session.engine.db
         if not db.lake:
             raise StatementRejected("VACUUM LAKE needs lake mode (serve --tables lake)")
+        retained = f"INTERVAL {int(hours)} HOUR"
         with db.server_cursor() as server:
-            expired = server.execute(
-                f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - INTERVAL {int(hours)} HOUR)"
-            ).fetchall()
+            expire = f"CALL ducklake_expire_snapshots('{LAKE}', older_than => now() - {retained})"
+            expired = server.execute(expire).fetchall()
             cleanup = f"CALL ducklake_cleanup_old_files('{LAKE}', cleanup_all => true)"
             removed = server.execute(cleanup).fetchall()
+            # Files no snapshot ever referenced (a node killed mid-COPY), past the retention: a
+            # younger one may belong to a transaction still running on another node.
+            orphans = f"CALL ducklake_delete_orphaned_files('{LAKE}', older_than => now() - {retained})"
+            removed += server.execute(orphans).fetchall()
         return pa.table(
             {"expired_snapshots": [len(expired)], "removed_files": [len(removed)]}, schema=VACUUM_LAKE_SCHEMA
         )
