@@ -202,7 +202,8 @@ class Probe:
 
     def __exit__(self, *exc: object) -> None:
         self.wall = time.perf_counter() - self.t0
-        self.servers = sum(cpu_seconds(p) - c for p, c in zip(self.pids, self.cpu0, strict=True))
+        self.per_pid = [cpu_seconds(p) - c for p, c in zip(self.pids, self.cpu0, strict=True)]
+        self.servers = sum(self.per_pid)
         client = time.process_time() - self.client0
         # other = every process we did not start, in cores (PostgreSQL's backends count here)
         self.other_cores = max(0.0, _machine_busy() - self.busy0 - self.servers - client) / self.wall
@@ -395,15 +396,18 @@ def part_scale(
         out: dict[str, list[float]] = {"one": [], "two": [], "same": []}
         cpu: dict[str, list[float]] = {"one": [], "two": [], "same": []}
         other: list[float] = []
+        per_node: dict[str, list[list[float]]] = {"two": [], "same": []}
 
         def both(targets: list[str]) -> float:
             go = threading.Event()
             results: list[Any] = [None, None]
+            ends = [0.0, 0.0]
 
             def work_on(i: int) -> None:
                 go.wait()
                 try:
                     results[i] = copy(conns[i], targets[i], f"@~/{ext}/", fmt, patterns[i])
+                    ends[i] = time.perf_counter()
                 except BaseException as exc:  # reported below
                     results[i] = exc
 
@@ -417,7 +421,13 @@ def part_scale(
             for i, res in enumerate(results):
                 if isinstance(res, BaseException) or res != (len(halves[i]), expected_half[i][0]):
                     raise AssertionError(f"node {i} COPY into {targets[i]}: {res!r}")
-            cpu["two" if targets[0] != targets[1] else "same"].append(probe.servers)
+            key = "two" if targets[0] != targets[1] else "same"
+            cpu[key].append(probe.servers)
+            # when each node finished (s after the start) and the CPU it used: staggered ends mean
+            # the nodes ran one after the other; equal ends with half the CPU each, a shared core
+            per_node[key].append(
+                [round(e - probe.t0, 3) for e in ends] + [round(c, 3) for c in probe.per_pid]
+            )
             other.append(probe.other_cores)
             return probe.wall
 
@@ -456,6 +466,15 @@ def part_scale(
             f"  speedup 2 nodes (one table, info) best {min(out['one']) / min(out['same']):.2f}; per round "
             f"{min(same):.2f}-{max(same):.2f}"
         )
+        for key, label in (("two", "own tables"), ("same", "one table")):
+            ends_cpu = [statistics.median(r[i] for r in per_node[key]) for i in range(4)]
+            print(
+                f"  2 nodes, {label}: median end A {ends_cpu[0]:.2f} s, B {ends_cpu[1]:.2f} s; "
+                f"CPU A {ends_cpu[2]:.2f} s, B {ends_cpu[3]:.2f} s"
+            )
+        # What 2 idle cores would give if each node is CPU-bound: 1-node CPU / the busier node's CPU
+        estimate = statistics.median(cpu["one"]) / statistics.median(max(r[2:]) for r in per_node["two"])
+        print(f"  info: CPU-bound estimate on 2 idle cores (1-node CPU / busier node's CPU) {estimate:.2f}")
         print(
             "  server CPU-s per run (median): "
             + ", ".join(f"{k} {statistics.median(v):.2f}" for k, v in cpu.items())
@@ -471,6 +490,8 @@ def part_scale(
                 "passed": best >= SCALE_GOAL,
                 "rows_per_s_best": rows_per_s,
                 "server_cpu_s": cpu,
+                "per_node_end_s_and_cpu_s": per_node,
+                "cpu_bound_estimate": estimate,
             },
             {
                 "name": "  info: 2 nodes into one table vs 1",
