@@ -8,7 +8,7 @@ a planner can be read, typed and tested against these two Protocols alone. ``Ses
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,6 +73,7 @@ class RunContext(Protocol):
     def statement_transaction(self, cur: duckdb.DuckDBPyConnection) -> AbstractContextManager[None]: ...
 
     def after_commit(self, action: Callable[[], object]) -> None: ...
+    def hold_until_transaction_end(self, held: ExitStack) -> None: ...
 
     def transaction_ended(self, committed: bool) -> None: ...
 

@@ -8,7 +8,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -83,6 +83,7 @@ class Session:
         self.in_transaction = False
         self.closed = False
         self._after_commit: list[Callable[[], object]] = []
+        self._transaction_holds = ExitStack()  # released when the open transaction ends
 
     # -- exclusivity -----------------------------------------------------------------
     def _acquire(self) -> None:
@@ -347,6 +348,11 @@ class Session:
             self.in_transaction = True
         elif transaction == "end":
             self.in_transaction = False
+            self._transaction_holds.close()
+
+    def hold_until_transaction_end(self, held: ExitStack) -> None:
+        """Keep what ``held`` holds (a COPY's load lock) until the open transaction commits or rolls back."""
+        self._transaction_holds.enter_context(held)
 
     def _sync_role(self) -> None:
         role = self.current_role or NO_ROLE
@@ -436,13 +442,15 @@ class Session:
         self.in_transaction = True
 
     def commit(self) -> None:
-        self.run_internal("COMMIT")
+        with self._transaction_holds:
+            self.run_internal("COMMIT")
         self.in_transaction = False
         self._run_after_commit()
 
     def rollback(self) -> None:
         self._after_commit.clear()
-        self.run_internal("ROLLBACK")
+        with self._transaction_holds:
+            self.run_internal("ROLLBACK")
         self.in_transaction = False
 
     def run_internal(self, sql: str, params: Params = None) -> list[tuple[Any, ...]]:
@@ -486,5 +494,6 @@ class Session:
                     pass
             self.cursor.close()
         finally:
+            self._transaction_holds.close()
             if got:
                 self._busy.release()

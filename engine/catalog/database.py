@@ -112,6 +112,9 @@ class Database:
         # Locked before anything else runs: no SQL on any cursor can reach host files or change
         # settings. The catalog DDL only touches the database itself.
         self.lake = config.lake_tables
+        # Node locks this process holds (name -> owner, depth): an owner may take its own again.
+        self._held: dict[str, tuple[object, int]] = {}
+        self._held_lock = threading.Lock()
         if self.lake:
             self._con = self._open_lake()
         else:
@@ -150,25 +153,44 @@ class Database:
         )
 
     @contextmanager
-    def load_lock(self, target: str) -> Iterator[None]:
+    def load_lock(self, target: str, owner: object) -> Iterator[None]:
         """Held by a COPY from choosing its files to its commit: in the lake, two nodes loading the
         same table would otherwise both load a file neither saw in the history (DuckLake has no
-        UNIQUE). One lock per target table, never one for all. On one node the history's primary
-        key already refuses a second load of a file."""
-        with self.node_lock(f"load:{target}", f"COPY INTO {target} waited too long"):
+        UNIQUE). One lock per target table, never one for all; ``owner`` (the session) may take it
+        again while it holds it (two COPYs into one table in one transaction). On one node the
+        history's primary key already refuses a second load of a file."""
+        with self.node_lock(f"load:{target}", f"COPY INTO {target} waited too long", owner):
             yield
 
     @contextmanager
-    def node_lock(self, name: str, waiting: str) -> Iterator[None]:
+    def node_lock(self, name: str, waiting: str, owner: object = None) -> Iterator[None]:
         """In lake mode, a lock every node sharing the catalog takes for ``name`` (a PostgreSQL
         advisory lock): what a PRIMARY KEY keeps unique on one node (a stage's or file format's
         name, a loaded file) DuckLake cannot. On one node: nothing to take."""
         if not self.lake:
             yield
             return
+        with self._held_lock:
+            held = self._held.get(name)
+            again = held is not None and owner is not None and held[0] is owner
+            if held is not None and again:
+                self._held[name] = (owner, held[1] + 1)
+        if again:
+            try:
+                yield
+            finally:
+                with self._held_lock:
+                    self._held[name] = (owner, self._held[name][1] - 1)
+            return
         assert self.config.catalog_url is not None
         with advisory_lock(CatalogUrl.parse(self.config.catalog_url), name, waiting):
-            yield
+            with self._held_lock:
+                self._held[name] = (owner, 1)
+            try:
+                yield
+            finally:
+                with self._held_lock:
+                    del self._held[name]
 
     def health(self) -> dict[str, str]:
         """Each store's state for /health: ``ok`` or why not (the password is in no message)."""

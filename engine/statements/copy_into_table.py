@@ -59,6 +59,8 @@ def plan_copy_into_table(load: CopyIntoTable) -> Plan:
             if load.validation_mode is None:
                 fmt = job.options.get("TYPE", "PARQUET").upper()
                 result.copy_read = (fmt, sum(c.file.size for c in job.candidates))
+            if session.in_transaction:  # the rows commit later: so must the lock go
+                session.hold_until_transaction_end(locks.pop_all())
             return result
 
     return Plan(is_query=True, run=run, schema=schema, retry_on_conflict=load.validation_mode is None)

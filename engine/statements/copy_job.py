@@ -87,7 +87,7 @@ def build_copy_job(
     if "COLUMN_MATCH_MODE" in load.given and options.get("TYPE", "PARQUET").upper() in ("CSV", "TSV", "TEXT"):
         raise StatementRejected("COLUMN_MATCH_MODE applies to PARQUET and NDJSON files only, not to CSV/TSV")
     history_key = history_key_for(session, catalog, schema, table)
-    locks.enter_context(session.engine.db.load_lock(history_key))
+    locks.enter_context(session.engine.db.load_lock(history_key, owner=session))
     candidates = _select_files(session, cur, load, stage, history_key)
     return CopyJob(
         load=load,

@@ -302,3 +302,27 @@ def test_two_nodes_starting_together_on_a_new_lake_both_come_up(pg_cluster, tmp_
                 assert query(rb, "SELECT x FROM together") == [{"x": 1}]
     finally:
         pg_cluster.drop_schema(schema)
+
+
+def test_a_copy_in_an_open_transaction_keeps_the_table_locked_until_commit(lake, roots):
+    """Node b's COPY waits for a's transaction: it then sees a's history and loads nothing twice."""
+    ra, rb = roots
+    t, stage = _name("tx"), _name("txs")
+    execute(ra, f"CREATE TABLE {t} (f INTEGER, i BIGINT)")
+    execute(ra, f"CREATE STAGE {stage}")
+    _stage_files(lake["shared"], stage, count=4, rows=1000)
+    other: list[Any] = []
+    with ra.cursor() as ca:
+        ca.execute("BEGIN TRANSACTION")
+        ca.execute(f"COPY INTO {t} FROM @{stage}")
+        assert len(ca.fetchall()) == 4
+        ca.execute(f"COPY INTO {t} FROM @{stage}")  # the same session takes its own lock again
+        assert ca.fetchall() == []
+        waiting = threading.Thread(target=lambda: other.append(query(rb, f"COPY INTO {t} FROM @{stage}")))
+        waiting.start()
+        waiting.join(3)
+        assert waiting.is_alive()  # b waits for a's lock
+        ca.execute("COMMIT")
+    waiting.join(60)
+    assert other == [[]]
+    assert _count(rb, t) == 4 * 1000
