@@ -6,7 +6,9 @@ external stages' credentials are sealed with a key kept outside both files (engi
 
 from __future__ import annotations
 
+import base64
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -125,7 +127,7 @@ class Database:
                 self._con.execute(lake_ddl(ddl) if self.lake else ddl)
         self.security: SecurityStore = open_security_store(config)
         move_legacy_rows(self._con, CATALOG_SCHEMA, self.security)
-        self.secret_box = SecretBox.load_or_create(config.server_key_path)
+        self.secret_box = self._secret_box()
         self._cursor_lock = threading.Lock()
         self._server = self.cursor()
         self._server_lock = threading.RLock()
@@ -135,6 +137,15 @@ class Database:
         self.wal_path = config.database_path.with_name(config.database_path.name + ".wal")
         self._holds = 0
         self._holds_lock = threading.Lock()
+
+    def _secret_box(self) -> SecretBox:
+        """The key sealing external stages' credentials: the server key file, or in lake mode
+        (unless --server-key-file names one) a key kept in the PostgreSQL catalog, so a stage
+        made on one node opens on every node. User SQL reaches neither (no file, no postgres_*)."""
+        if not self.lake or self.config.server_key_file is not None:
+            return SecretBox.load_or_create(self.config.server_key_path)
+        fresh = base64.b64encode(secrets.token_bytes(32)).decode("ascii")
+        return SecretBox(base64.b64decode(self.security.shared_secret("stage_credentials_key", fresh)))
 
     def _open_lake(self) -> duckdb.DuckDBPyConnection:
         """An in-memory instance with the lake attached (and used) before it is locked."""

@@ -161,6 +161,8 @@ def s3_lake(pg_cluster: PgCluster, tmp_path: Path) -> Iterator[dict[str, Any]]:
             s3.secret_key,
             "--storage-region",
             s3.region,
+            "--allowed-endpoints",  # external stages on the same moto server
+            s3.endpoint.split("://", 1)[1],
         )
         with _nodes(pg_cluster, tmp_path, *flags, shared=f"s3://{bucket}/root") as lake:
             yield {**lake, "s3": s3, "bucket": bucket}
@@ -231,3 +233,22 @@ def test_on_s3_both_nodes_copying_the_same_files_load_each_once(s3_lake: dict[st
         assert len(query(rb, f"SELECT file_name FROM COPY_HISTORY(TABLE_NAME => 'main.{t}')")) == 6
         assert query(ra, f"COPY INTO {t} FROM @{stage}") == []
         assert query(rb, f"COPY INTO {t} FROM @{stage}") == []
+
+
+def test_on_s3_an_external_stage_with_credentials_made_on_one_node_opens_on_the_other(
+    s3_lake: dict[str, Any],
+) -> None:
+    """Its credentials are sealed with a key every node shares (kept in the PostgreSQL catalog)."""
+    from tests.s3 import s3_client
+
+    s3, bucket = s3_lake["s3"], s3_lake["bucket"]
+    s3_client(s3).put_object(Bucket=bucket, Key="ext/one.csv", Body=b"a\n1\n")
+    stage = _name("ext")
+    with _connect(s3_lake["a"]) as ra, _connect(s3_lake["b"]) as rb:
+        execute(
+            ra,
+            f"CREATE STAGE {stage} URL = 's3://{bucket}/ext/' CONNECTION = ("
+            f"ENDPOINT_URL = '{s3.endpoint}', ACCESS_KEY_ID = '{s3.access_key}', "
+            f"SECRET_ACCESS_KEY = '{s3.secret_key}', REGION = '{s3.region}')",
+        )
+        assert [r["name"] for r in query(rb, f"LIST @{stage}")] == ["one.csv"]
