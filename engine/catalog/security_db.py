@@ -13,14 +13,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from engine.catalog.security_store import DuplicateRow, SecurityStore
+from engine.catalog.security_store import CatalogCounters, DuplicateRow, SecurityStore
 from engine.catalog.transactions import transaction_on
 from stages.duckdb_sandbox import open_locked
 
@@ -92,7 +92,7 @@ LEGACY_TABLES: dict[str, str] = {
 }
 
 
-class SecurityDatabase:
+class SecurityDatabase(CatalogCounters):
     shared = False  # one server process: tokens stay node-local
 
     def __init__(self, path: Path) -> None:
@@ -119,38 +119,7 @@ class SecurityDatabase:
                 raise
             raise DuplicateRow(str(exc)) from exc
 
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.cursor() as cur:
-            return cur.execute(sql, list(params)).fetchall()
-
-    # -- presigned-URL generations ---------------------------------------------------------
-    @staticmethod
-    def bump(cur: duckdb.DuckDBPyConnection, scope: str) -> None:
-        """Invalidate every URL bound to ``scope`` (inside the caller's transaction)."""
-        cur.execute(
-            "INSERT INTO url_generations VALUES (?, 1) "
-            "ON CONFLICT (scope) DO UPDATE SET generation = url_generations.generation + 1",
-            [scope],
-        )
-
-    def generations(self, scopes: Iterable[str]) -> dict[str, int]:
-        """Current generation of each scope (0 for one never bumped)."""
-        wanted = list(dict.fromkeys(scopes))
-        if not wanted:
-            return {}
-        marks = ", ".join("?" for _ in wanted)
-        sql = f"SELECT scope, generation FROM url_generations WHERE scope IN ({marks})"
-        found = dict(self.rows(sql, wanted))
-        return {scope: int(found.get(scope, 0)) for scope in wanted}
-
-    @staticmethod
-    def bump_version(cur: duckdb.DuckDBPyConnection) -> None:
-        """Access changed (inside the caller's transaction): cached privileges are stale."""
-        cur.execute("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
-
-    def version(self) -> int:
-        return int(self.rows("SELECT version FROM catalog_version WHERE id = 1")[0][0])
-
+    # rows, bump, generations, bump_version, version: CatalogCounters
     def shared_secret(self, name: str, make: str) -> str:
         raise NotImplementedError("one server process: nothing is shared with other nodes")
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -28,7 +28,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 
 from engine.catalog.security_db import DDL, seed_builtins
-from engine.catalog.security_store import CatalogUnavailable, DuplicateRow
+from engine.catalog.security_store import CatalogCounters, CatalogUnavailable, DuplicateRow
 from engine.config import CatalogUrl
 
 log = logging.getLogger("stageflight")
@@ -77,7 +77,7 @@ class PgCursor:
         return self._rows.pop(0) if self._rows else None
 
 
-class PostgresSecurityDatabase:
+class PostgresSecurityDatabase(CatalogCounters):
     shared = True  # several server processes: tokens verify on every node
     path = None  # no file: see ``url``
 
@@ -212,34 +212,6 @@ class PostgresSecurityDatabase:
             raise DuplicateRow(_reason(exc)) from None
         except psycopg.OperationalError as exc:
             raise CatalogUnavailable(f"The catalog connection failed at COMMIT: {_reason(exc)}") from None
-
-    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
-        with self.cursor() as cur:
-            return cur.execute(sql, list(params)).fetchall()
-
-    @staticmethod
-    def bump(cur: Any, scope: str) -> None:
-        cur.execute(
-            "INSERT INTO url_generations VALUES (?, 1) "
-            "ON CONFLICT (scope) DO UPDATE SET generation = url_generations.generation + 1",
-            [scope],
-        )
-
-    def generations(self, scopes: Iterable[str]) -> dict[str, int]:
-        wanted = list(dict.fromkeys(scopes))
-        if not wanted:
-            return {}
-        found = dict(
-            self.rows("SELECT scope, generation FROM url_generations WHERE scope = ANY(?)", [wanted])
-        )
-        return {scope: int(found.get(scope, 0)) for scope in wanted}
-
-    @staticmethod
-    def bump_version(cur: Any) -> None:
-        cur.execute("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
-
-    def version(self) -> int:
-        return int(self.rows("SELECT version FROM catalog_version WHERE id = 1")[0][0])
 
     def shared_secret(self, name: str, make: str) -> str:
         """The secret ``name`` all nodes share; the first node to ask stores ``make``."""

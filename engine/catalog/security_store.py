@@ -33,6 +33,45 @@ class SecurityCursor(Protocol):
     def fetchall(self) -> list[Any]: ...
 
 
+class CatalogCounters:
+    """What both security stores share, written once in SQL DuckDB and PostgreSQL both run: reading
+    rows, presigned-URL generations per scope, the catalog version (cached privileges key on it)."""
+
+    def cursor(self) -> AbstractContextManager[Any]:
+        raise NotImplementedError
+
+    def rows(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        with self.cursor() as cur:
+            return list(cur.execute(sql, list(params)).fetchall())
+
+    @staticmethod
+    def bump(cur: Any, scope: str) -> None:
+        """Invalidate every URL bound to ``scope`` (inside the caller's transaction)."""
+        cur.execute(
+            "INSERT INTO url_generations VALUES (?, 1) "
+            "ON CONFLICT (scope) DO UPDATE SET generation = url_generations.generation + 1",
+            [scope],
+        )
+
+    def generations(self, scopes: Iterable[str]) -> dict[str, int]:
+        """Current generation of each scope (0 for one never bumped)."""
+        wanted = list(dict.fromkeys(scopes))
+        if not wanted:
+            return {}
+        marks = ", ".join("?" for _ in wanted)
+        sql = f"SELECT scope, generation FROM url_generations WHERE scope IN ({marks})"
+        found = dict(self.rows(sql, wanted))
+        return {scope: int(found.get(scope, 0)) for scope in wanted}
+
+    @staticmethod
+    def bump_version(cur: Any) -> None:
+        """Access changed (inside the caller's transaction): cached privileges are stale."""
+        cur.execute("UPDATE catalog_version SET version = version + 1 WHERE id = 1")
+
+    def version(self) -> int:
+        return int(self.rows("SELECT version FROM catalog_version WHERE id = 1")[0][0])
+
+
 class SecurityStore(Protocol):
     # Whether several server processes share this store (tokens then verify on every node).
     shared: bool
