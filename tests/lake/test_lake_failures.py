@@ -21,7 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.e2e.stage_helpers import execute, query
-from tests.lake.test_lake_nodes import _connect, _count, _lake_missing, _name
+from tests.lake.test_lake_nodes import _connect, _count, _lake_missing, _name, copy_from_both
 from tests.pg import PgCluster
 from tests.serverproc import ServerProcess, server_process
 
@@ -211,22 +211,7 @@ def test_on_s3_both_nodes_copying_the_same_files_load_each_once(s3_lake: dict[st
             )
             key = f"root/stage/internal/{stage}/part_{n:02d}.parquet"
             client.put_object(Bucket=s3_lake["bucket"], Key=key, Body=sink.getvalue().to_pybytes())
-        loaded: dict[str, list[str]] = {}
-        errors: list[BaseException] = []
-
-        def copy(label: str, conn: Any) -> None:
-            try:
-                loaded[label] = [r["File"] for r in query(conn, f"COPY INTO {t} FROM @{stage}")]
-            except BaseException as exc:  # asserted below
-                errors.append(exc)
-
-        workers = [threading.Thread(target=copy, args=(lb, c)) for lb, c in (("a", ra), ("b", rb))]
-        for w in workers:
-            w.start()
-        for w in workers:
-            w.join(120)
-        assert errors == []
-        assert sorted(loaded["a"] + loaded["b"]) == [f"part_{n:02d}.parquet" for n in range(6)]
+        assert copy_from_both(ra, rb, t, stage) == [f"part_{n:02d}.parquet" for n in range(6)]
         assert query(rb, f"SELECT f, count(*) AS n FROM {t} GROUP BY f ORDER BY f") == [
             {"f": n, "n": 1000} for n in range(6)
         ]

@@ -148,18 +148,14 @@ def _stage_files(shared: Path, stage: str, count: int, rows: int) -> None:
         pq.write_table(table, folder / f"part_{n:02d}.parquet")
 
 
-def test_both_nodes_copying_the_same_files_load_each_once(lake, roots):
-    ra, rb = roots
-    t, stage = _name("cp"), _name("st")
-    execute(ra, f"CREATE TABLE {t} (f INTEGER, i BIGINT)")
-    execute(ra, f"CREATE STAGE {stage}")
-    _stage_files(lake["shared"], stage, count=8, rows=5000)
+def copy_from_both(ra: Any, rb: Any, table: str, stage: str) -> list[str]:
+    """Both nodes run ``COPY INTO table FROM @stage`` at once: the files they loaded, together, sorted."""
     loaded: dict[str, list[str]] = {}
     errors: list[BaseException] = []
 
     def copy(label: str, conn: Any) -> None:
         try:
-            loaded[label] = [r["File"] for r in query(conn, f"COPY INTO {t} FROM @{stage}")]
+            loaded[label] = [r["File"] for r in query(conn, f"COPY INTO {table} FROM @{stage}")]
         except BaseException as exc:  # asserted below
             errors.append(exc)
 
@@ -169,7 +165,16 @@ def test_both_nodes_copying_the_same_files_load_each_once(lake, roots):
     for w in workers:
         w.join(120)
     assert errors == []
-    assert sorted(loaded["a"] + loaded["b"]) == [f"part_{n:02d}.parquet" for n in range(8)]
+    return sorted(loaded["a"] + loaded["b"])
+
+
+def test_both_nodes_copying_the_same_files_load_each_once(lake, roots):
+    ra, rb = roots
+    t, stage = _name("cp"), _name("st")
+    execute(ra, f"CREATE TABLE {t} (f INTEGER, i BIGINT)")
+    execute(ra, f"CREATE STAGE {stage}")
+    _stage_files(lake["shared"], stage, count=8, rows=5000)
+    assert copy_from_both(ra, rb, t, stage) == [f"part_{n:02d}.parquet" for n in range(8)]
     assert _count(ra, t) == 8 * 5000
     history = query(rb, f"SELECT file_name FROM COPY_HISTORY(TABLE_NAME => 'main.{t}')")
     assert len(history) == 8
