@@ -11,22 +11,11 @@ import pytest
 
 from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, query
-
-LONG = "SELECT count(*) AS {marker} FROM range(100000000000) a"
-
-
-def _wait_running(conn, sql: str, seconds: float = 20.0) -> dict:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = [r for r in query(conn, "SHOW PROCESSLIST") if r["query"] == sql]
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"{sql!r} never showed in SHOW PROCESSLIST")
+from tests.long_queries import long_query, wait_running
 
 
 def test_kill_query_cancels_a_running_statement(server, root_conn, user):
-    sql = LONG.format(marker=f"m_{uuid.uuid4().hex[:8]}")
+    sql = long_query("m")
     outcome: list[BaseException | None] = []
 
     def run() -> None:
@@ -41,7 +30,7 @@ def test_kill_query_cancels_a_running_statement(server, root_conn, user):
     worker = threading.Thread(target=run)
     worker.start()
     try:
-        row = _wait_running(root_conn, sql)
+        row = wait_running(root_conn, sql)
         assert (row["user"], row["state"], row["type"]) == ("root", "running", "Query")
         assert row["time_seconds"] >= 0
         # Another user neither sees nor kills root's query.

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 
 import adbc_driver_manager.dbapi as dbapi
 import pyarrow.flight as flight
@@ -25,8 +24,7 @@ from flight import commands as cmd
 from tests.conftest import ROOT_PASSWORD, connect
 from tests.e2e.stage_helpers import query
 from tests.flight.rawclient import RawClient
-
-LONG = "SELECT count(*) AS {marker} FROM range(100000000000) a"
+from tests.long_queries import long_query, wait_running
 
 
 @pytest.fixture
@@ -38,7 +36,7 @@ def raw(server):
 
 def _prepared_info(raw: RawClient, sql: str) -> flight.FlightInfo:
     """CreatePreparedStatement and GetFlightInfo, each answered well within a deadline a run of
-    LONG (tens of seconds) would pass."""
+    long_query() (tens of seconds) would pass."""
     quick = flight.FlightCallOptions(headers=raw.options.headers, timeout=10.0)
     request = cmd.pack(cmd.ActionCreatePreparedStatementRequest(query=sql))
     [body] = [
@@ -62,17 +60,8 @@ def _state_of(root_conn, sql: str, seconds: float = 20.0) -> str:
     raise AssertionError(f"{sql!r} did not end")
 
 
-def _wait_running(root_conn, sql: str, seconds: float = 20.0) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if any(r["query"] == sql for r in query(root_conn, "SHOW PROCESSLIST")):
-            return
-        time.sleep(0.05)
-    raise AssertionError(f"{sql!r} never showed in SHOW PROCESSLIST")
-
-
 def test_prepare_and_get_flight_info_only_describe_a_long_query(raw, root_conn):
-    sql = LONG.format(marker=f"m_{uuid.uuid4().hex[:8]}")
+    sql = long_query("m")
     info = _prepared_info(raw, sql)  # would take minutes if it ran here
     assert info.schema.names == [sql.split()[3]]
     assert str(info.schema.field(0).type) == "int64"
@@ -82,10 +71,10 @@ def test_prepare_and_get_flight_info_only_describe_a_long_query(raw, root_conn):
 
 def test_cancelling_the_doget_stops_the_query(server, root_conn):
     """ADBC's cancel (like JDBC's) cancels the DoGet call that runs the query."""
-    sql = LONG.format(marker=f"m_{uuid.uuid4().hex[:8]}")
+    sql = long_query("m")
     with connect(server) as conn, conn.cursor() as cur:
         cur.execute(sql)  # prepared and announced; the DoGet runs it
-        canceller = threading.Thread(target=lambda: (_wait_running(root_conn, sql), cur.adbc_cancel()))
+        canceller = threading.Thread(target=lambda: (wait_running(root_conn, sql), cur.adbc_cancel()))
         canceller.start()
         try:
             with pytest.raises(dbapi.OperationalError, match="^CANCELLED: "):
@@ -99,7 +88,7 @@ def test_cancelling_the_doget_stops_the_query(server, root_conn):
 
 def test_a_client_that_goes_away_mid_query_stops_it(server, raw, root_conn):
     """The client process dies while its DoGet runs the query: the server stops DuckDB."""
-    sql = LONG.format(marker=f"m_{uuid.uuid4().hex[:8]}")
+    sql = long_query("m")
     info = _prepared_info(raw, sql)
     ticket = base64.b64encode(info.endpoints[0].ticket.ticket).decode()
     script = (
@@ -110,7 +99,7 @@ def test_a_client_that_goes_away_mid_query_stops_it(server, raw, root_conn):
     )
     child = subprocess.Popen([sys.executable, "-c", script])
     try:
-        _wait_running(root_conn, sql)
+        wait_running(root_conn, sql)
     finally:
         child.kill()
         child.wait(30)
@@ -120,7 +109,7 @@ def test_a_client_that_goes_away_mid_query_stops_it(server, raw, root_conn):
 
 def test_a_doget_deadline_stops_the_query(raw, root_conn):
     """setQueryTimeout: the call's deadline passes while DuckDB runs."""
-    sql = LONG.format(marker=f"m_{uuid.uuid4().hex[:8]}")
+    sql = long_query("m")
     info = _prepared_info(raw, sql)
     options = flight.FlightCallOptions(headers=raw.options.headers, timeout=1.0)
     with pytest.raises(flight.FlightTimedOutError, match="Deadline"):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import io
 import threading
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +18,7 @@ import pytest
 from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, put, query
 from tests.flight.test_metrics import scrape, value
-
-LONG = "SELECT count(*) AS {marker} FROM range(100000000000) a"
+from tests.long_queries import long_query, wait_running
 
 
 def parquet_bytes(table: pa.Table) -> bytes:
@@ -58,23 +56,13 @@ def test_copy_bytes_are_counted_by_format(start_server: Callable[..., Any]) -> N
     assert value(after, "stageflight_copy_rows_total") == 54
 
 
-def _wait_running(conn: Any, sql: str, seconds: float = 20.0) -> dict[str, Any]:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = [r for r in query(conn, "SHOW PROCESSLIST") if r["query"] == sql]
-        if found:
-            return found[0]
-        time.sleep(0.05)
-    raise AssertionError(f"{sql!r} never showed in SHOW PROCESSLIST")
-
-
 def _cancelled(samples: Any) -> float:
     return value(samples, "stageflight_statements_total", kind="select", outcome="cancelled")
 
 
 def test_kill_query_counts_a_cancelled_statement(start_server: Callable[..., Any]) -> None:
     running = start_server()
-    sql = LONG.format(marker=f"m_{uuid.uuid4().hex[:8]}")
+    sql = long_query("m")
     outcome: list[BaseException | None] = []
 
     def run() -> None:
@@ -91,7 +79,7 @@ def test_kill_query_counts_a_cancelled_statement(start_server: Callable[..., Any
         worker = threading.Thread(target=run)
         worker.start()
         try:
-            row = _wait_running(root, sql)
+            row = wait_running(root, sql)
             execute(root, f"KILL QUERY {row['id']}")
         finally:
             worker.join(60)
@@ -105,10 +93,10 @@ def test_kill_query_counts_a_cancelled_statement(start_server: Callable[..., Any
 
 def test_client_cancel_counts_a_cancelled_statement(start_server: Callable[..., Any]) -> None:
     running = start_server()
-    sql = LONG.format(marker=f"c_{uuid.uuid4().hex[:8]}")
+    sql = long_query("c")
     before = scrape(running)
     with connect(running) as root, connect(running) as conn, conn.cursor() as cur:
-        watcher = threading.Thread(target=lambda: (_wait_running(root, sql), cur.adbc_cancel()))
+        watcher = threading.Thread(target=lambda: (wait_running(root, sql), cur.adbc_cancel()))
         watcher.start()
         try:
             with pytest.raises(dbapi.OperationalError, match="^CANCELLED: "):
