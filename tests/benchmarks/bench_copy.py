@@ -32,15 +32,13 @@ import pyarrow.parquet as pq
 
 from tests.benchmarks.bench_flight_core import (
     PASSWORD,
-    Proc,
-    _spawn,
     _stageflight_argv,
-    _stop,
     checksum,
     connect,
     make_lineitem,
     save_results,
 )
+from tests.benchmarks.server_procs import Proc, _spawn, _stop
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "copy.json"
 DEFAULT_ROWS = 10_000_000

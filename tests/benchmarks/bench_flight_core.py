@@ -19,7 +19,6 @@ import os
 import platform
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -35,7 +34,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.benchmarks.server_procs import REPO_ROOT, Proc, _spawn, _stop
+
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "flight_core.json"
 DEFAULT_ROWS = 10_000_000
 BATCH_ROWS = 131_072  # what stageflight streams per batch (EngineConfig.batch_rows)
@@ -43,7 +43,6 @@ SEED = 20240601
 PASSWORD = "bench-root-pw"
 LATENCY_ITERATIONS = 300
 LATENCY_WARMUP = 30
-READY_TIMEOUT = 120.0
 
 # ---------------------------------------------------------------------------------------------
 # data
@@ -235,47 +234,6 @@ class ServerOptions:
 
     tree: Path | None = None
     args: tuple[str, ...] = ()
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    uri: str
-    log: Path
-
-
-def _spawn(
-    name: str, argv: list[str], env: dict[str, str], log_dir: Path, marker: str, cwd: Path = REPO_ROOT
-) -> Proc:
-    out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        popen = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=cwd)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline:
-        for line in out_path.read_text(errors="replace").splitlines():
-            if marker in line and "listening on " in line:
-                uri = line.split("listening on ", 1)[1].strip()
-                return Proc(name, popen, uri, err_path)
-        if popen.poll() is not None:
-            break
-        time.sleep(0.1)
-    popen.kill()
-    popen.wait()
-    raise RuntimeError(
-        f"{name} did not start (exit {popen.returncode}):\n"
-        f"{out_path.read_text(errors='replace')}\n{err_path.read_text(errors='replace')}"
-    )
-
-
-def _stop(proc: Proc) -> None:
-    if proc.popen.poll() is None:
-        proc.popen.send_signal(signal.SIGTERM)
-        try:
-            proc.popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            proc.popen.wait()
 
 
 def _stageflight_argv(data_dir: Path, options: ServerOptions | None = None) -> list[str]:

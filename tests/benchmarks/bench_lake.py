@@ -22,16 +22,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -41,11 +38,13 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
+from tests.benchmarks.server_procs import REPO_ROOT, Proc, _spawn, _stop
+
+READY = "stageflight ready"  # the server's ready line
+
 # Self-contained: bench_flight_core / bench_copy import numpy, which a lake virtualenv may lack.
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "bench-root-pw"
-READY_TIMEOUT = 120.0
 SETTLE_SECONDS = 0.5
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "lake.json"
@@ -83,40 +82,6 @@ def checksum(table: pa.Table) -> tuple[int, int]:
     import pyarrow.compute as pc
 
     return table.num_rows, int(pc.sum(table.column("l_partkey")).as_py() or 0)
-
-
-@dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    uri: str
-
-
-def _spawn(name: str, argv: list[str], env: dict[str, str], log_dir: Path) -> Proc:
-    out_path, err_path = log_dir / f"{name}.out", log_dir / f"{name}.err"
-    with out_path.open("wb") as out, err_path.open("wb") as err:
-        popen = subprocess.Popen(argv, stdout=out, stderr=err, env=env, cwd=REPO_ROOT)
-    deadline = time.monotonic() + READY_TIMEOUT
-    while time.monotonic() < deadline and popen.poll() is None:
-        for line in out_path.read_text(errors="replace").splitlines():
-            if "stageflight ready" in line and "listening on " in line:
-                return Proc(name, popen, line.split("listening on ", 1)[1].strip())
-        time.sleep(0.1)
-    popen.kill()
-    popen.wait()
-    raise RuntimeError(
-        f"{name} did not start (exit {popen.returncode}):\n{err_path.read_text(errors='replace')}"
-    )
-
-
-def _stop(proc: Proc) -> None:
-    if proc.popen.poll() is None:
-        proc.popen.send_signal(signal.SIGTERM)
-        try:
-            proc.popen.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            proc.popen.wait()
 
 
 def connect(uri: str) -> Any:
@@ -287,8 +252,8 @@ def part_modes(
     conns: dict[str, Any] = {}
     rows: list[dict[str, Any]] = []
     try:
-        procs["single"] = _spawn("single", _argv(work / "single"), env, work)
-        procs["lake"] = _spawn("lake", _argv(work / "lake1", *lake_args), env, work)
+        procs["single"] = _spawn("single", _argv(work / "single"), env, work, READY)
+        procs["lake"] = _spawn("lake", _argv(work / "lake1", *lake_args), env, work, READY)
         for mode, proc in procs.items():
             conns[mode] = connect(proc.uri)
             with conns[mode].cursor() as cur:
@@ -387,7 +352,7 @@ def part_scale(
     conns: list[Any] = []
     try:
         for name in ("node_a", "node_b"):
-            procs.append(_spawn(name, _argv(work / name, *args), env, work))
+            procs.append(_spawn(name, _argv(work / name, *args), env, work, READY))
         conns = [connect(p.uri) for p in procs]
         with conns[0].cursor() as cur:
             for t in ("s_all", "s_a", "s_b", "s_same"):

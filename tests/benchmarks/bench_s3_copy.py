@@ -40,14 +40,13 @@ from tests.benchmarks.bench_copy import DDL
 from tests.benchmarks.bench_flight_core import (
     BATCH_ROWS,
     PASSWORD,
-    _spawn,
     _stageflight_argv,
-    _stop,
     checksum,
     connect,
     make_lineitem,
     save_results,
 )
+from tests.benchmarks.server_procs import _spawn, _stop
 from tests.s3 import MotoServer, make_bucket, moto_server, s3_client
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "s3_copy.json"
