@@ -291,14 +291,14 @@ class Session:
     def _run_plan(self, plan: Plan, params: Params) -> Result:
         """Run ``plan``; an autocommit INSERT or COPY that lost a race to a concurrent change (two
         nodes writing one lake table) runs again, a bounded number of times."""
-        for attempt in range(CONFLICT_RETRIES):
+        for attempt in range(CONFLICT_RETRIES - 1):
             try:
                 return plan.run(self, params)
             except ConcurrentChange:
-                if not plan.retry_on_conflict or self.in_transaction or attempt == CONFLICT_RETRIES - 1:
+                if not plan.retry_on_conflict or self.in_transaction:
                     raise
                 time.sleep(random.uniform(0.5, 1.5) * 0.02 * 2**attempt)  # noqa: S311 - jitter, not secrets
-        raise AssertionError("unreachable")
+        return plan.run(self, params)  # the last run: its conflict reaches the client
 
     def run_prepared_rows(self, prepared: Prepared, rows: list[Sequence[Any]]) -> Result:
         """Run a query once per parameter row and concatenate the results."""

@@ -117,7 +117,6 @@ class DeferredQuery:
 
     fs: FlightSession
     prepared: Prepared
-    stream: None = None  # nothing is open on the connection until it runs
 
     def close(self) -> None:
         """Never run: nothing to free."""

@@ -114,6 +114,8 @@ class Database:
         # Locked before anything else runs: no SQL on any cursor can reach host files or change
         # settings. The catalog DDL only touches the database itself.
         self.lake = config.lake_tables
+        # EngineConfig refuses lake tables without a catalog URL (and checked the URL).
+        self._catalog = CatalogUrl.parse(config.catalog_url) if config.catalog_url is not None else None
         # Node locks this process holds (name -> owner, depth): an owner may take its own again.
         self._held: dict[str, tuple[object, int]] = {}
         self._held_lock = threading.Lock()
@@ -150,8 +152,8 @@ class Database:
     def _open_lake(self) -> duckdb.DuckDBPyConnection:
         """An in-memory instance with the lake attached (and used) before it is locked."""
         config = self.config
-        assert config.catalog_url is not None  # EngineConfig refuses lake tables without it
-        catalog = CatalogUrl.parse(config.catalog_url)
+        catalog = self._catalog
+        assert catalog is not None
         data_path = lake_data_path(config.stage_root)
         # The lake's Parquet files are all DuckDB may reach; stage files go through pyarrow.
         return open_locked(
@@ -193,8 +195,8 @@ class Database:
                 with self._held_lock:
                     self._held[name] = (owner, self._held[name][1] - 1)
             return
-        assert self.config.catalog_url is not None
-        with advisory_lock(CatalogUrl.parse(self.config.catalog_url), name, waiting):
+        assert self._catalog is not None
+        with advisory_lock(self._catalog, name, waiting):
             with self._held_lock:
                 self._held[name] = (owner, 1)
             try:
