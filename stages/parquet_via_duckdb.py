@@ -59,36 +59,36 @@ class DuckdbParquetWriter:
         self._ipc.write_batch(batch)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._ipc.close()
-            self._sink.close()
-            out = self._dir / "out.parquet"
-            with pa.memory_map(str(self._dir / "batches.arrow")) as source:
-                table = pa.ipc.open_file(source).read_all()
-                con = open_locked(":memory:", allowed_directory=str(self._dir))
-                try:
-                    con.register("batches", table)
-                    target = str(out).replace("'", "''")
-                    con.execute(f"COPY batches TO '{target}' (FORMAT PARQUET, COMPRESSION {self._codec})")
-                finally:
-                    con.close()
-                del table
-            with open(out, "rb") as written:
-                while chunk := written.read(_CHUNK):
-                    self._stream.write(chunk)
-        finally:
-            shutil.rmtree(self._dir, ignore_errors=True)
+        self._finish(write=True)
 
     def discard(self) -> None:
         """Drop the batches without writing the file (the unload failed)."""
+        self._finish(write=False)
+
+    def _finish(self, *, write: bool) -> None:
         if self._closed:
             return
         self._closed = True
         try:
             self._ipc.close()
             self._sink.close()
+            if write:
+                self._write_parquet()
         finally:
             shutil.rmtree(self._dir, ignore_errors=True)
+
+    def _write_parquet(self) -> None:
+        out = self._dir / "out.parquet"
+        with pa.memory_map(str(self._dir / "batches.arrow")) as source:
+            table = pa.ipc.open_file(source).read_all()
+            con = open_locked(":memory:", allowed_directory=str(self._dir))
+            try:
+                con.register("batches", table)
+                target = str(out).replace("'", "''")
+                con.execute(f"COPY batches TO '{target}' (FORMAT PARQUET, COMPRESSION {self._codec})")
+            finally:
+                con.close()
+            del table
+        with open(out, "rb") as written:
+            while chunk := written.read(_CHUNK):
+                self._stream.write(chunk)
