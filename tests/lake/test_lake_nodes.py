@@ -8,7 +8,9 @@ Lake mode needs DuckDB 1.5.5 with its extension wheels (``pip install -e '.[lake
 from __future__ import annotations
 
 import importlib.util
+import json
 import threading
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -226,9 +228,6 @@ def test_lake_internals_are_out_of_reach(roots, sql, message):
 
 
 def test_health_reports_the_catalog_and_the_lake(lake):
-    import json
-    import urllib.request
-
     for node in (lake["a"], lake["b"]):
         with urllib.request.urlopen(node.http_url + "/health", timeout=30) as response:
             assert response.status == 200
