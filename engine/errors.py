@@ -90,6 +90,24 @@ def translated_errors(describe: Callable[[str], str] = duckdb_error_text) -> Ite
         raise EngineError(describe(str(exc))) from exc
 
 
+@contextmanager
+def translated_stream_errors() -> Iterator[None]:
+    """Errors of a DuckDB result read through its Arrow stream, after the first batches.
+
+    The Arrow C-stream reader raises DuckDB's error as a plain OSError with DuckDB's text (an
+    interrupt reads "INTERRUPT Error: ..."); only the reader's OSError is translated, so an
+    OSError from our own code still reaches the boundary as an internal error.
+    """
+    with translated_errors():
+        try:
+            yield
+        except OSError as exc:
+            text = str(exc)
+            if text.startswith("INTERRUPT Error"):
+                raise QueryCancelled("Query cancelled") from exc
+            raise EngineError(duckdb_error_text(text)) from exc
+
+
 def _conflict_detail(text: str) -> str:
     """DuckLake's own words for the conflict (after "Transaction conflict - "), on one line."""
     detail = text.split("Transaction conflict", 1)[1].lstrip(" -:")

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import pyarrow as pa
 
+from engine.errors import translated_stream_errors
+
 UPDATE_COUNT_SCHEMA = pa.schema([pa.field("Count", pa.int64())])
 
 
@@ -57,3 +59,25 @@ class Result:
         self.stream = None
         if hook is not None:
             hook()
+
+
+def read_ahead(reader: pa.RecordBatchReader, budget: int | None, on_close: Callable[[], None]) -> Result:
+    """A result read completely when it is under ``budget`` bytes (``None``: always); otherwise the
+    batches read so far plus the rest of the stream, which keeps DuckDB busy until ``on_close``."""
+    head: list[pa.RecordBatch] = []
+    size = 0
+    while budget is None or size < budget:
+        try:
+            with translated_stream_errors():
+                batch = reader.read_next_batch()
+        except StopIteration:
+            return Result.of_table(pa.Table.from_batches(head, schema=reader.schema))
+        head.append(batch)
+        size += batch.nbytes
+
+    def rest() -> Iterator[pa.RecordBatch]:
+        yield from head
+        with translated_stream_errors():
+            yield from reader
+
+    return Result(schema=reader.schema, stream=rest(), on_close=on_close)

@@ -20,7 +20,7 @@ from engine.catalog.table_owners import table_for_stage
 from engine.errors import ConcurrentChange, EngineError, SessionBusy, StatementRejected, translated_errors
 from engine.names import quote_ident, reject_reserved
 from engine.plans import EngineServices, Params, Plan
-from engine.results import Result
+from engine.results import Result, read_ahead
 from engine.sql.session_identity import NO_ROLE, SET_ROLE_SQL, identity_macros
 from engine.stage_access import ResolvedStage
 from engine.statements import plan_statements
@@ -336,7 +336,9 @@ class Session:
             if relation is None:
                 return Result.update(-1)
             reader = self._duckdb(lambda: relation.to_arrow_reader(self.engine.config.batch_rows))
-            result = self._read_ahead(reader)
+            # Inside exclusive() the result is read whole: a stream would release the lock elsewhere.
+            budget = self.engine.config.read_ahead_bytes if self._holder is None else None
+            result = read_ahead(reader, budget, on_close=self._release)
             streaming = result.stream is not None
             return result
         finally:
@@ -378,27 +380,6 @@ class Session:
         # DESCRIBE binds without running (a relation's .columns would run nextval()).
         names = [str(row[0]) for row in self.cursor.execute(f"DESCRIBE {sql}", params).fetchall()]
         return pa.schema([field.with_name(name) for field, name in zip(schema, names, strict=True)])
-
-    def _read_ahead(self, reader: pa.RecordBatchReader) -> Result:
-        """Read a result completely when small; otherwise keep streaming it (session stays busy)."""
-        head: list[pa.RecordBatch] = []
-        size = 0
-        # Inside exclusive() the result is read whole: a stream would release the lock elsewhere.
-        budget = self.engine.config.read_ahead_bytes if self._holder is None else float("inf")
-        while size < budget:
-            try:
-                batch = self._duckdb(reader.read_next_batch)
-            except StopIteration:
-                return Result.of_table(pa.Table.from_batches(head, schema=reader.schema))
-            head.append(batch)
-            size += batch.nbytes
-
-        def rest() -> Iterator[pa.RecordBatch]:
-            yield from head
-            with translated_errors():
-                yield from reader
-
-        return Result(schema=reader.schema, stream=rest(), on_close=self._release)
 
     @staticmethod
     def _duckdb(fn: Callable[[], T]) -> T:

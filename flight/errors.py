@@ -16,6 +16,7 @@ import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pyarrow as pa
 import pyarrow.flight as flight
 from google.protobuf.message import DecodeError
 
@@ -59,3 +60,9 @@ def flight_errors() -> Iterator[None]:
         raise flight.FlightInternalError(
             f"Internal error ({type(exc).__name__}); see the server log"
         ) from None
+
+
+def guarded(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+    """A DoGet stream whose errors (raised after the call returned) read as ``flight_errors`` says."""
+    with flight_errors():
+        yield from batches

@@ -31,7 +31,7 @@ from flight.auth import (
     TokenStore,
 )
 from flight.cancel import CancelWatcher
-from flight.errors import ClientError, flight_errors
+from flight.errors import ClientError, flight_errors, guarded
 from flight.ingest_call import ingest_arguments
 from flight.message_size import fitted, sliced
 from flight.metadata_calls import metadata_schema, metadata_table
@@ -232,7 +232,7 @@ class StageflightServer(flight.FlightServerBase):
                 if result.stream is None and result.table is not None:
                     result.close()
                     return flight.RecordBatchStream(fitted(result.table))
-                return flight.GeneratorStream(result.schema, sliced(result.batches()))
+                return flight.GeneratorStream(result.schema, guarded(sliced(result.batches())))
             return flight.RecordBatchStream(metadata_table(self.engine, message, self._session(context)))
 
     # -- DoPut ----------------------------------------------------------------------------
