@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from enum import Enum
 
 import pyarrow as pa
 
+from engine.conflicts import retried_on_conflict
 from engine.errors import ObjectAlreadyExists, ObjectNotFound
-from engine.names import qualified, reject_reserved
+from engine.names import qualified, quote_ident, reject_reserved
 from engine.session import Session
 from engine.sql.table_refs import TableNeed
 from engine.statements.access import require_needs
@@ -87,17 +89,38 @@ def ingest(
     # Clients send whatever batch sizes they have.
     source = session.register_insert_source(data.schema, data)
     try:
-        if not exists or if_exists is IfExists.REPLACE:
-            temp = "TEMP " if target.temporary else ""
-            replace = "OR REPLACE " if exists else ""
-
-            def create() -> int:
-                session.run_internal(f"CREATE {replace}{temp}TABLE {name} AS SELECT * FROM {source}")
-                return int(session.run_internal(f"SELECT count(*) FROM {name}")[0][0])
-
-            # A new table: owned by this user, no load history, an empty table stage.
-            return track_table_changes(session, create)
-        result = session.run_internal(f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
-        return int(result[0][0]) if result else -1
+        if _retryable(session, target):
+            # The client's stream can be read once: kept in a local temporary table, the lake write
+            # that lost a race to another node's change can run again (and no lake transaction is
+            # open while a slow client sends).
+            staged = f"temp.main.{quote_ident('_stageflight_ingest_' + uuid.uuid4().hex)}"
+            session.run_internal(f"CREATE TEMP TABLE {staged} AS SELECT * FROM {source}")
+            try:
+                return retried_on_conflict(lambda: _write(session, target, name, staged, exists, if_exists))
+            finally:
+                session.run_internal(f"DROP TABLE IF EXISTS {staged}")
+        return _write(session, target, name, source, exists, if_exists)
     finally:
         session.unregister_all([source])
+
+
+def _retryable(session: Session, target: IngestTarget) -> bool:
+    """Ingest into a lake table outside the client's transaction: another node may change the table."""
+    return session.engine.db.lake and not target.temporary and not session.in_transaction
+
+
+def _write(
+    session: Session, target: IngestTarget, name: str, source: str, exists: bool, if_exists: IfExists
+) -> int:
+    if not exists or if_exists is IfExists.REPLACE:
+        temp = "TEMP " if target.temporary else ""
+        replace = "OR REPLACE " if exists else ""
+
+        def create() -> int:
+            session.run_internal(f"CREATE {replace}{temp}TABLE {name} AS SELECT * FROM {source}")
+            return int(session.run_internal(f"SELECT count(*) FROM {name}")[0][0])
+
+        # A new table: owned by this user, no load history, an empty table stage.
+        return track_table_changes(session, create)
+    result = session.run_internal(f"INSERT INTO {name} BY NAME SELECT * FROM {source}")
+    return int(result[0][0]) if result else -1

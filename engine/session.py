@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import logging
-import random
 import threading
-import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
@@ -17,7 +15,8 @@ import pyarrow as pa
 
 from engine.catalog.stages import StagePrivilege
 from engine.catalog.table_owners import table_for_stage
-from engine.errors import ConcurrentChange, EngineError, SessionBusy, StatementRejected, translated_errors
+from engine.conflicts import retried_on_conflict
+from engine.errors import EngineError, SessionBusy, StatementRejected, translated_errors
 from engine.names import quote_ident, reject_reserved
 from engine.plans import EngineServices, Params, Plan
 from engine.results import Result, read_ahead
@@ -28,9 +27,6 @@ from engine.statements.access import may_use
 from stages.batching import coalesce
 
 T = TypeVar("T")
-# Runs of an autocommit INSERT or COPY that keeps losing to concurrent changes before the client
-# gets the ConcurrentChange error (backoff 20 ms doubling, jittered).
-CONFLICT_RETRIES = 6
 
 
 @dataclass
@@ -291,14 +287,9 @@ class Session:
     def _run_plan(self, plan: Plan, params: Params) -> Result:
         """Run ``plan``; an autocommit INSERT or COPY that lost a race to a concurrent change (two
         nodes writing one lake table) runs again, a bounded number of times."""
-        for attempt in range(CONFLICT_RETRIES - 1):
-            try:
-                return plan.run(self, params)
-            except ConcurrentChange:
-                if not plan.retry_on_conflict or self.in_transaction:
-                    raise
-                time.sleep(random.uniform(0.5, 1.5) * 0.02 * 2**attempt)  # noqa: S311 - jitter, not secrets
-        return plan.run(self, params)  # the last run: its conflict reaches the client
+        if not plan.retry_on_conflict or self.in_transaction:
+            return plan.run(self, params)
+        return retried_on_conflict(lambda: plan.run(self, params))
 
     def run_prepared_rows(self, prepared: Prepared, rows: list[Sequence[Any]]) -> Result:
         """Run a query once per parameter row and concatenate the results."""
@@ -328,10 +319,10 @@ class Session:
             self._sync_role()
             bound = list(params) if params else None
             if not is_query:  # execute, not sql(): DuckDB 1.5 gives no relation (no count) for DML
-                rows = self._duckdb(lambda: self.cursor.execute(sql, bound).fetchall())
+                rows = self._ending(transaction, lambda: self.cursor.execute(sql, bound).fetchall())
                 self._track_transaction(transaction)
                 return Result.update(int(rows[0][0]) if rows and rows[0] else -1)
-            relation = self._duckdb(lambda: self.cursor.sql(sql, params=bound))
+            relation = self._ending(transaction, lambda: self.cursor.sql(sql, params=bound))
             self._track_transaction(transaction)
             if relation is None:
                 return Result.update(-1)
@@ -344,6 +335,17 @@ class Session:
         finally:
             if not streaming:
                 self._release()
+
+    def _ending(self, transaction: str | None, fn: Callable[[], T]) -> T:
+        """Run ``fn``; a COMMIT that fails (a lake conflict, a key violation) has still ended the
+        transaction in DuckDB, so it ends here too (and what it held is let go)."""
+        try:
+            return self._duckdb(fn)
+        except EngineError:
+            if transaction == "end":
+                self._after_commit.clear()
+                self._track_transaction(transaction)
+            raise
 
     def _track_transaction(self, transaction: str | None) -> None:
         if transaction == "begin":
@@ -423,9 +425,14 @@ class Session:
         self.in_transaction = True
 
     def commit(self) -> None:
-        with self._transaction_holds:
-            self.run_internal("COMMIT")
-        self.in_transaction = False
+        try:
+            with self._transaction_holds:
+                self.run_internal("COMMIT")
+        except EngineError:
+            self._after_commit.clear()  # DuckDB ended the transaction: it rolled back
+            raise
+        finally:
+            self.in_transaction = False
         self._run_after_commit()
 
     def rollback(self) -> None:
