@@ -10,7 +10,7 @@ from typing import Any
 
 import duckdb
 
-from engine.catalog.database import CATALOG_SCHEMA, Database
+from engine.catalog.database import Database
 from engine.catalog.file_formats import FileFormats
 from engine.catalog.load_history import LoadHistory
 from engine.catalog.presign_binding import scopes_for, stamp, why_revoked
@@ -84,14 +84,11 @@ class Engine:
     def _hand_objects_to_root(self, name: str) -> None:
         """What a dropped user owned passes to root, so a re-created user of the same name starts
         with nothing (no stage, file format or table of the old one, nor its table stages)."""
-        owned = [
-            f"UPDATE {CATALOG_SCHEMA}.stages SET creator = ? WHERE creator = ?",
-            f"UPDATE {CATALOG_SCHEMA}.file_formats SET creator = ? WHERE creator = ?",
-            f"UPDATE {OWNERS_TABLE} SET owner = ? WHERE owner = ?",
-        ]
-        with self.db.server_transaction() as cur:
-            for sql in owned:
-                cur.execute(sql, [ROOT_USER, name])
+        with self.db.security.transaction() as cur:  # named stages and file formats
+            for table in ("stages", "file_formats"):
+                cur.execute(f"UPDATE {table} SET creator = ? WHERE creator = ?", [ROOT_USER, name])
+        with self.db.server_transaction() as cur:  # tables (and so their table stages)
+            cur.execute(f"UPDATE {OWNERS_TABLE} SET owner = ? WHERE owner = ?", [ROOT_USER, name])
 
     # -- stages ------------------------------------------------------------------------
     def enable_local_presign(self, base_url: str) -> Any:

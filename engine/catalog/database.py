@@ -1,7 +1,8 @@
 """The user-facing DuckDB instance: opened, given its catalog schema, then locked before any user connects.
 
-Password hashes and grants live apart, in the security database (engine.catalog.security_db), and
-external stages' credentials are sealed with a key kept outside both files (engine.catalog.secrets_box).
+Password hashes, grants, named stages and file formats live apart, in the security store
+(engine.catalog.security_db), and external stages' credentials are sealed with a key kept outside
+both files (engine.catalog.secrets_box).
 """
 
 from __future__ import annotations
@@ -33,22 +34,10 @@ CHECKPOINT_WAL_BYTES = 16 << 20
 
 log = logging.getLogger("stageflight")
 
+# Named stages and file formats are in the security store (engine.catalog.security_db's DDL);
+# older releases kept them here, and move_legacy_rows moves them at start-up.
 _CATALOG_DDL = [
     f"CREATE SCHEMA IF NOT EXISTS {CATALOG_SCHEMA}",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.stages (
-        name VARCHAR PRIMARY KEY,
-        kind VARCHAR NOT NULL,
-        url VARCHAR,
-        file_format VARCHAR NOT NULL DEFAULT '{{}}',
-        connection VARCHAR NOT NULL DEFAULT '{{}}',
-        comment VARCHAR,
-        creator VARCHAR,
-        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
-    f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.file_formats (
-        name VARCHAR PRIMARY KEY,
-        options VARCHAR NOT NULL,
-        creator VARCHAR,
-        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
     f"""CREATE TABLE IF NOT EXISTS {CATALOG_SCHEMA}.load_history (
         table_name VARCHAR NOT NULL,
         file_key VARCHAR NOT NULL,
@@ -123,12 +112,13 @@ class Database:
             self._con = self._open_lake()
         else:
             self._con = open_locked(str(config.database_path), _settings(config))
-        # Nodes starting together on a new lake would collide on these (a DuckLake conflict).
+        self.security: SecurityStore = open_security_store(config)
+        # Nodes starting together on a new lake would collide on these (a DuckLake conflict), and
+        # on an old lake both would move its stages and file formats and drop the old tables.
         with self.node_lock("catalog-ddl", "Creating the catalog schema in the lake waited too long"):
             for ddl in [*_CATALOG_DDL, *LOAD_HISTORY_MIGRATION]:
                 self._con.execute(lake_ddl(ddl) if self.lake else ddl)
-        self.security: SecurityStore = open_security_store(config)
-        move_legacy_rows(self._con, CATALOG_SCHEMA, self.security)
+            move_legacy_rows(self._con, CATALOG_SCHEMA, self.security, checkpoint=not self.lake)
         self.secret_box = self._secret_box()
         self._cursor_lock = threading.Lock()
         self._server = self.cursor()
@@ -178,8 +168,8 @@ class Database:
     @contextmanager
     def node_lock(self, name: str, waiting: str, owner: object = None) -> Iterator[None]:
         """In lake mode, a lock every node sharing the catalog takes for ``name`` (a PostgreSQL
-        advisory lock): what a PRIMARY KEY keeps unique on one node (a stage's or file format's
-        name, a loaded file) DuckLake cannot. On one node: nothing to take."""
+        advisory lock): what a PRIMARY KEY keeps unique on one node (a loaded file) DuckLake
+        cannot, and the catalog schema's creation. On one node: nothing to take."""
         if not self.lake:
             yield
             return
@@ -218,7 +208,7 @@ class Database:
         def tables() -> None:
             cur = self.cursor()  # a fresh cursor: in the lake this reads its metadata in PostgreSQL
             try:
-                cur.execute(f"SELECT count(*) FROM {CATALOG_SCHEMA}.file_formats").fetchall()
+                cur.execute(f"SELECT 1 FROM {CATALOG_SCHEMA}.table_owners LIMIT 1").fetchall()
             finally:
                 cur.close()
 

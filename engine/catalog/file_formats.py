@@ -1,4 +1,5 @@
-"""Named file formats: the account-wide ``file_formats`` table.
+"""Named file formats: the account-wide ``file_formats`` table of the security store (in lake
+mode the PostgreSQL catalog every node shares, whose PRIMARY KEY keeps a name to one format).
 
 A format is an account-wide object, as in Databend: every user may use it (``FORMAT_NAME = 'f'``)
 and SHOW it, but only its owner (creator) or root may replace or drop it, since a change decides
@@ -9,13 +10,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
-import duckdb
 import pyarrow as pa
 
-from engine.catalog.database import Database, first_row
+from engine.catalog.database import Database
+from engine.catalog.security_store import DuplicateRow
 from engine.errors import ObjectAlreadyExists, ObjectNotFound, PermissionDenied
-from engine.names import CATALOG_SCHEMA
 from stages.formats import FORMAT_TYPES
 
 SHOW_SCHEMA = pa.schema(
@@ -28,16 +29,13 @@ SHOW_SCHEMA = pa.schema(
 
 class FileFormats:
     def __init__(self, db: Database) -> None:
-        self._db = db
+        self._security = db.security
 
     def get(self, name: str) -> dict[str, str]:
-        with self._db.server_cursor() as cur:
-            row = first_row(
-                cur, f"SELECT options FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name.lower()]
-            )
-        if row is None:
+        rows = self._security.rows("SELECT options FROM file_formats WHERE name = ?", [name.lower()])
+        if not rows:
             raise ObjectNotFound(f"File format does not exist: {name}")
-        return dict(json.loads(row[0]))
+        return dict(json.loads(rows[0][0]))
 
     def create(
         self,
@@ -49,36 +47,40 @@ class FileFormats:
         replace: bool,
         if_not_exists: bool,
     ) -> None:
-        unique = self._db.node_lock(f"file_format:{name}", f"CREATE FILE FORMAT {name} waited too long")
-        with unique, self._db.server_transaction() as cur:
-            owner = _owner(cur, name)
-            if owner is not None and if_not_exists:
+        """A racing CREATE of the name, on this node or another, finds the row (or meets the
+        primary key) and is refused, or with IF NOT EXISTS does nothing."""
+        try:
+            with self._security.transaction() as cur:
+                owner = _owner(cur, name)
+                if owner is not None and if_not_exists:
+                    return
+                if owner is not None and not replace:
+                    raise ObjectAlreadyExists(f"File format already exists: {name}")
+                if owner is not None:
+                    _require_owner(name, owner, creator, is_admin, "replace")
+                    cur.execute("DELETE FROM file_formats WHERE name = ?", [name])
+                cur.execute(
+                    "INSERT INTO file_formats (name, options, creator) VALUES (?, ?, ?)",
+                    [name, json.dumps(dict(options)), creator],
+                )
+        except DuplicateRow:
+            if if_not_exists:
                 return
-            if owner is not None and not replace:
-                raise ObjectAlreadyExists(f"File format already exists: {name}")
-            if owner is not None:
-                _require_owner(name, owner, creator, is_admin, "replace")
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
-            cur.execute(
-                f"INSERT INTO {CATALOG_SCHEMA}.file_formats (name, options, creator) VALUES (?, ?, ?)",
-                [name, json.dumps(dict(options)), creator],
-            )
+            raise ObjectAlreadyExists(f"File format already exists: {name}") from None
 
     def drop(self, name: str, user: str, is_admin: bool, *, if_exists: bool) -> None:
-        with self._db.server_transaction() as cur:
+        with self._security.transaction() as cur:
             owner = _owner(cur, name)
             if owner is None:
                 if if_exists:
                     return
                 raise ObjectNotFound(f"File format does not exist: {name}")
             _require_owner(name, owner, user, is_admin, "drop")
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
+            cur.execute("DELETE FROM file_formats WHERE name = ?", [name])
 
     def list(self) -> pa.Table:
-        with self._db.server_cursor() as cur:
-            rows = cur.execute(
-                f"SELECT name, options FROM {CATALOG_SCHEMA}.file_formats ORDER BY name"
-            ).fetchall()
+        # Sorted here: PostgreSQL's collation may order names otherwise than DuckDB.
+        rows = sorted(self._security.rows("SELECT name, options FROM file_formats"), key=lambda r: str(r[0]))
         rendered = [{"name": n, "format_options": render_options(json.loads(o))} for n, o in rows]
         return pa.Table.from_pylist(rendered, schema=SHOW_SCHEMA)
 
@@ -89,10 +91,10 @@ class FileFormats:
         return dict(options)
 
 
-def _owner(cur: duckdb.DuckDBPyConnection, name: str) -> str | None:
+def _owner(cur: Any, name: str) -> str | None:
     """The creator of an existing format ('' if unknown: then only root may change it); None if absent."""
-    row = first_row(cur, f"SELECT creator FROM {CATALOG_SCHEMA}.file_formats WHERE name = ?", [name])
-    return None if row is None else str(row[0] or "")
+    rows = cur.execute("SELECT creator FROM file_formats WHERE name = ?", [name]).fetchall()
+    return str(rows[0][0] or "") if rows else None
 
 
 def _require_owner(name: str, owner: str, user: str, is_admin: bool, action: str) -> None:

@@ -1,12 +1,16 @@
-"""The security database: password hashes, roles, grants, owners and presigned-URL generations.
+"""The security database: password hashes, roles, grants, owners, presigned-URL generations, and
+the named stages and file formats those grants and URLs are about.
 
 A DuckDB file of its own (``<data_dir>/security.duckdb``) opened by a separate, locked DuckDB
 instance that never runs user SQL. The user-facing instance has no path to it: the file is not
 attached there, and with external access off DuckDB refuses to read any file but its own
 (issue 11, item 4: reading the main database file's bytes must not yield a password hash).
 
-There is no transaction shared with the main database, so callers order their writes: whatever
-grants access goes first on removal (grants before the stage row, see StageCatalog.delete).
+A stage's row, its grants and its URL generation live in one store, so CREATE and DROP STAGE
+change all three in one transaction (StageCatalog). In lake mode the same tables are in
+PostgreSQL (engine.catalog.security_pg), where their PRIMARY KEYs keep names unique across nodes.
+Older releases kept stages and file formats in the main database (or the lake): see
+move_legacy_rows.
 """
 
 from __future__ import annotations
@@ -77,6 +81,23 @@ DDL = [
     """CREATE TABLE IF NOT EXISTS url_generations (
         scope VARCHAR PRIMARY KEY,
         generation BIGINT NOT NULL)""",
+    # Named stages (engine.catalog.stages): an external stage's connection is sealed with the
+    # server key (engine.catalog.secrets_box), bound to the stage's name.
+    """CREATE TABLE IF NOT EXISTS stages (
+        name VARCHAR PRIMARY KEY,
+        kind VARCHAR NOT NULL,
+        url VARCHAR,
+        file_format VARCHAR NOT NULL DEFAULT '{}',
+        connection VARCHAR NOT NULL DEFAULT '{}',
+        comment VARCHAR,
+        creator VARCHAR,
+        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
+    # Named file formats (engine.catalog.file_formats).
+    """CREATE TABLE IF NOT EXISTS file_formats (
+        name VARCHAR PRIMARY KEY,
+        options VARCHAR NOT NULL,
+        creator VARCHAR,
+        created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
 ]
 
 ACCOUNT_ADMIN = "account_admin"
@@ -84,11 +105,16 @@ PUBLIC_ROLE = "public"
 BUILTIN_ROLES = (ACCOUNT_ADMIN, PUBLIC_ROLE)
 DEFAULT_SCHEMA = "main"
 
-# Tables that older releases kept in the main database's reserved schema, with their columns.
+# Tables that older releases kept in the main database's reserved schema (stages and file
+# formats also in the lake's), with their columns.
+STAGE_COLUMNS = "name, kind, url, file_format, connection, comment, creator, created_on"
+FILE_FORMAT_COLUMNS = "name, options, creator, created_on"
 LEGACY_TABLES: dict[str, str] = {
     "users": "name, password_hash, is_admin, created_on",
     "stage_grants": "stage, grantee, privilege",
     "global_grants": "grantee, privilege",
+    "stages": STAGE_COLUMNS,
+    "file_formats": FILE_FORMAT_COLUMNS,
 }
 
 
@@ -120,6 +146,14 @@ class SecurityDatabase(CatalogCounters):
             raise DuplicateRow(str(exc)) from exc
 
     # rows, bump, generations, bump_version, version: CatalogCounters
+    def checkpoint(self) -> None:
+        """Write the WAL into the file now (after sealing plaintext credentials: they leave it)."""
+        with self.cursor() as cur:
+            try:
+                cur.execute("CHECKPOINT")
+            except duckdb.Error as exc:
+                log.warning("checkpoint of the security database postponed: %s", exc)
+
     def shared_secret(self, name: str, make: str) -> str:
         raise NotImplementedError("one server process: nothing is shared with other nodes")
 
@@ -129,11 +163,17 @@ class SecurityDatabase(CatalogCounters):
             self._con.close()
 
 
-def move_legacy_rows(main: duckdb.DuckDBPyConnection, schema: str, security: SecurityStore) -> bool:
-    """Move users and grants of an older data dir from ``schema`` of the main database here.
+def move_legacy_rows(
+    main: duckdb.DuckDBPyConnection, schema: str, security: SecurityStore, *, checkpoint: bool = True
+) -> bool:
+    """Move users, grants, stages and file formats of an older data dir (or lake) from ``schema``
+    of the main database (``main``'s current database) here.
 
     Copy first, then drop the old tables: a crash in between leaves both copies, and the next
-    start copies again (rows already here are kept) and drops. Returns True when anything moved.
+    start copies again (rows already here are kept) and drops. In lake mode the caller holds the
+    nodes' DDL lock, so one node moves and the others find nothing. ``checkpoint``: rewrite the
+    main database file without the dropped tables (not for the lake). Returns True when anything
+    moved.
     """
     present = {
         row[0]
@@ -158,8 +198,9 @@ def move_legacy_rows(main: duckdb.DuckDBPyConnection, schema: str, security: Sec
     for table in legacy:
         main.execute(f"DROP TABLE {schema}.{table}")
     main.execute("COMMIT")
-    # Rewrites the file without the dropped tables' blocks and empties the WAL that held them.
-    main.execute("CHECKPOINT")
+    if checkpoint:
+        # Rewrites the file without the dropped tables' blocks and empties the WAL that held them.
+        main.execute("CHECKPOINT")
     return True
 
 
@@ -177,6 +218,10 @@ def _insert_legacy(cur: duckdb.DuckDBPyConnection, table: str, row: tuple[Any, .
         cur.execute(_GRANT_ON, ["stage", row[0], row[2], row[1]])
     elif table == "global_grants":
         cur.execute(_GRANT_ON, ["global", "*", row[1], row[0]])
+    else:  # stages, file_formats: the same columns here
+        marks = ", ".join("?" for _ in row)
+        columns = LEGACY_TABLES[table]
+        cur.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", list(row))
 
 
 _GRANT_ROLE = "INSERT INTO role_grants VALUES (?, 'user', ?, 'root') ON CONFLICT DO NOTHING"

@@ -1,8 +1,9 @@
 """The security store in PostgreSQL, shared by every server started with the same ``--catalog``.
 
-The same tables as ``security.duckdb`` (engine.catalog.security_db's DDL), in one schema of a
-PostgreSQL database reached through psycopg, with real PRIMARY KEY constraints: two nodes creating
-the same user at once get one row, and the loser a DuplicateRow. Callers' SQL is the dialect both
+The same tables as ``security.duckdb`` (engine.catalog.security_db's DDL: users, grants, stages,
+file formats ...), in one schema of a PostgreSQL database reached through psycopg, with real
+PRIMARY KEY constraints: two nodes creating the same user or stage at once get one row, and the
+loser a DuplicateRow. Callers' SQL is the dialect both
 stores accept, with ``?`` placeholders; here they become psycopg's ``%s`` (our own constant SQL only).
 
 Every write transaction takes one transaction-level advisory lock first, so the check-then-write
@@ -222,6 +223,9 @@ class PostgresSecurityDatabase(CatalogCounters):
             return str(
                 cur.execute("SELECT secret FROM server_secrets WHERE name = ?", [name]).fetchall()[0][0]
             )
+
+    def checkpoint(self) -> None:
+        """Nothing to do: PostgreSQL writes its WAL out itself."""
 
     def ping(self) -> float:
         """Seconds for one round trip (for /health); raises CatalogUnavailable."""

@@ -1,13 +1,14 @@
-"""Named stages (the main database's reserved schema) and stage privileges (the security database's
-``object_grants`` rows of kind ``stage``, to users or roles).
+"""Named stages and stage privileges, both in the security store: the ``stages`` table and the
+``object_grants`` rows of kind ``stage`` (to users or roles). In lake mode that store is the
+PostgreSQL catalog every node shares, and the table's PRIMARY KEY keeps a name to one stage.
 
 The user stage ``@~`` is never stored: it is built in memory for the calling user. An external
 stage's CONNECTION is stored sealed with the server key (engine.catalog.secrets_box).
 
-The two databases share no transaction, so removals go grants first: DROP STAGE deletes the
-grants (and moves the stage's URL generation on) before the stage row, and CREATE STAGE clears
-any grant left under the name before its row appears, so no grant outlives its stage into a
-re-created one of the same name.
+CREATE and DROP STAGE change the stage row, its grants and its URL generation in one security
+transaction: URLs issued for the old stage end and its grants go (unless the same owner replaces
+it) as the row appears, changes or goes, so no grant outlives its stage into a re-created one of
+the same name.
 """
 
 from __future__ import annotations
@@ -19,13 +20,13 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
-import duckdb
-
 from engine.catalog.authorizer import Authorizer
-from engine.catalog.database import CATALOG_SCHEMA, Database, first_row
+from engine.catalog.database import Database
 from engine.catalog.presign_binding import grant_scope, stage_scope
 from engine.catalog.privileges import GLOBAL, STAGE, USER, Principal, PrivilegeStore
 from engine.catalog.secrets_box import CannotDecrypt, SecretBox
+from engine.catalog.security_db import STAGE_COLUMNS
+from engine.catalog.security_store import DuplicateRow
 from engine.errors import ObjectAlreadyExists, PermissionDenied
 from engine.external import UnreadableCredentials
 from stages.errors import StageNotFound
@@ -33,7 +34,7 @@ from stages.model import Stage, StageKind
 
 log = logging.getLogger("stageflight")
 
-_COLUMNS = "name, kind, url, file_format, connection, comment, creator, created_on"
+_COLUMNS = STAGE_COLUMNS
 
 
 class StagePrivilege(StrEnum):
@@ -55,6 +56,7 @@ def _seal_connection(box: SecretBox, name: str, connection: Mapping[str, str]) -
 class StageCatalog:
     def __init__(self, db: Database) -> None:
         self._db = db
+        self._security = db.security
         self._box = db.secret_box
         self.privileges = PrivilegeStore(db.security)
         self.authorizer = Authorizer(self.privileges)
@@ -62,23 +64,19 @@ class StageCatalog:
 
     def _seal_plaintext_connections(self) -> None:
         """Older data dirs stored CONNECTION as plain JSON: seal those rows once, at start-up."""
-        with self._db.server_transaction() as cur:
+        with self._security.transaction() as cur:
             rows = cur.execute(
-                f"SELECT name, connection FROM {CATALOG_SCHEMA}.stages "
+                "SELECT name, connection FROM stages "
                 "WHERE connection <> '{}' AND NOT starts_with(connection, 'enc:')"
             ).fetchall()
             for name, connection in rows:
                 cur.execute(
-                    f"UPDATE {CATALOG_SCHEMA}.stages SET connection = ? WHERE name = ?",
+                    "UPDATE stages SET connection = ? WHERE name = ?",
                     [_seal_connection(self._box, name, json.loads(connection)), name],
                 )
         if rows:
             log.info("sealed the credentials of %d external stage(s) with the server key", len(rows))
-            with self._db.server_cursor() as cur:
-                try:
-                    cur.execute("CHECKPOINT")  # the plaintext leaves the WAL now, not at some later write
-                except duckdb.Error as exc:
-                    log.warning("checkpoint after sealing credentials postponed: %s", exc)
+            self._security.checkpoint()  # the plaintext leaves the WAL now, not at some later write
 
     def _row_to_stage(self, row: tuple[Any, ...]) -> Stage:
         name, kind, url, file_format, connection, comment, creator, created_on = row
@@ -111,53 +109,54 @@ class StageCatalog:
         return stage
 
     def find(self, name: str) -> Stage | None:
-        with self._db.server_cursor() as cur:
-            row = first_row(cur, f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name])
-        return None if row is None else self._row_to_stage(row)
+        rows = self._security.rows(f"SELECT {_COLUMNS} FROM stages WHERE name = ?", [name])
+        return self._row_to_stage(rows[0]) if rows else None
 
     def exists(self, name: str) -> bool:
-        with self._db.server_cursor() as cur:
-            return first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name]) is not None
+        return bool(self._security.rows("SELECT 1 FROM stages WHERE name = ?", [name]))
 
     def list(self, like: str | None = None) -> list[Stage]:
-        sql = f"SELECT {_COLUMNS} FROM {CATALOG_SCHEMA}.stages"
+        sql = f"SELECT {_COLUMNS} FROM stages"
         params: list[Any] = []
         if like is not None:
             sql += " WHERE name LIKE ?"
             params.append(like)
-        with self._db.server_cursor() as cur:
-            rows = cur.execute(sql + " ORDER BY name", params).fetchall()
+        # Sorted here: PostgreSQL's collation may order names otherwise than DuckDB.
+        rows = sorted(self._security.rows(sql, params), key=lambda r: str(r[0]))
         return [self._row_to_stage(r) for r in rows]
 
     def create(self, stage: Stage, *, replace: bool = False) -> None:
-        old = self.find(stage.name)
-        if old is not None and not replace:
-            raise ObjectAlreadyExists(f"Stage already exists: @{stage.name}")
-        connection = _seal_connection(self._box, stage.name, stage.connection)
-        # Before the row appears (or changes): URLs issued for the old stage end, and its grants
-        # go unless the same owner replaces it. Grants were the old owner's to give: none carry
-        # over to root's replacement. For a new name this clears grants left by a racing GRANT.
-        self._retire(stage.name, keep_grants=old is not None and old.creator == stage.creator)
-        unique = self._db.node_lock(f"stage:{stage.name}", f"CREATE STAGE {stage.name} waited too long")
-        with unique, self._db.server_transaction() as cur:
-            exists = first_row(cur, f"SELECT 1 FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [stage.name])
-            if exists and not replace:
-                raise ObjectAlreadyExists(f"Stage already exists: @{stage.name}")
-            if exists:
-                cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [stage.name])
-            cur.execute(
-                f"INSERT INTO {CATALOG_SCHEMA}.stages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    stage.name,
-                    str(stage.kind),
-                    stage.url,
-                    json.dumps(dict(stage.file_format)),
-                    connection,
-                    stage.comment,
-                    stage.creator,
-                    stage.created_on or datetime.now().astimezone(),
-                ],
-            )
+        """Insert (or, with ``replace``, overwrite) the stage row. A racing CREATE of the name,
+        on this node or another, finds the row (or meets the primary key) and is refused."""
+        name = stage.name
+        connection = _seal_connection(self._box, name, stage.connection)
+        security = self._security
+        try:
+            with security.transaction() as cur:
+                old = cur.execute("SELECT creator FROM stages WHERE name = ?", [name]).fetchall()
+                if old and not replace:
+                    raise ObjectAlreadyExists(f"Stage already exists: @{name}")
+                # URLs issued for the old stage end, and its grants go unless the same owner
+                # replaces it: grants were the old owner's to give, none carry over to root's
+                # replacement. For a new name this clears grants left by a racing GRANT.
+                self._retire(cur, name, keep_grants=bool(old) and old[0][0] == stage.creator)
+                if old:
+                    cur.execute("DELETE FROM stages WHERE name = ?", [name])
+                cur.execute(
+                    f"INSERT INTO stages ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    [
+                        name,
+                        str(stage.kind),
+                        stage.url,
+                        json.dumps(dict(stage.file_format)),
+                        connection,
+                        stage.comment,
+                        stage.creator,
+                        stage.created_on or datetime.now().astimezone(),
+                    ],
+                )
+        except DuplicateRow:
+            raise ObjectAlreadyExists(f"Stage already exists: @{name}") from None
 
     def update(
         self,
@@ -167,27 +166,25 @@ class StageCatalog:
         comment: str | None = None,
         unset_comment: bool = False,
     ) -> None:
-        with self._db.server_cursor() as cur:
+        with self._security.transaction() as cur:
             if file_format is not None:
                 cur.execute(
-                    f"UPDATE {CATALOG_SCHEMA}.stages SET file_format = ? WHERE name = ?",
-                    [json.dumps(dict(file_format)), name],
+                    "UPDATE stages SET file_format = ? WHERE name = ?", [json.dumps(dict(file_format)), name]
                 )
             if comment is not None or unset_comment:
-                cur.execute(f"UPDATE {CATALOG_SCHEMA}.stages SET comment = ? WHERE name = ?", [comment, name])
+                cur.execute("UPDATE stages SET comment = ? WHERE name = ?", [comment, name])
 
     def delete(self, name: str) -> None:
-        self._retire(name)  # first: a crash in between leaves a stage without grants, never the reverse
-        with self._db.server_cursor() as cur:
-            cur.execute(f"DELETE FROM {CATALOG_SCHEMA}.stages WHERE name = ?", [name])
+        """The row, its grants and its presigned URLs go together."""
+        with self._security.transaction() as cur:
+            self._retire(cur, name)
+            cur.execute("DELETE FROM stages WHERE name = ?", [name])
 
-    def _retire(self, name: str, *, keep_grants: bool = False) -> None:
+    def _retire(self, cur: Any, name: str, *, keep_grants: bool = False) -> None:
         """End the presigned URLs issued for ``name`` and (unless kept) delete its grants."""
-        security = self._db.security
-        with security.transaction() as cur:
-            security.bump(cur, stage_scope(name))
-            if not keep_grants:
-                self.privileges.forget_object(cur, STAGE, name)
+        self._security.bump(cur, stage_scope(name))
+        if not keep_grants:
+            self.privileges.forget_object(cur, STAGE, name)
 
     # -- privileges ------------------------------------------------------------------
     def grant(

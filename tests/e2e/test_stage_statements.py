@@ -12,7 +12,6 @@ from pathlib import Path
 import adbc_driver_manager.dbapi as dbapi
 import pytest
 
-from engine.catalog.database import CATALOG_SCHEMA
 from tests.conftest import connect
 from tests.e2e.stage_helpers import execute, get, http_status, presign, put, query
 
@@ -320,11 +319,8 @@ def test_drop_user_removes_user_stage(server, root_conn):
 
 
 def test_legacy_internal_stage_keeps_old_prefix(server, root_conn):
-    with server.engine.db.server_cursor() as cur:
-        cur.execute(
-            f"INSERT INTO {CATALOG_SCHEMA}.stages (name, kind, creator) VALUES ('oldstage', "
-            "'LegacyInternal', 'root')"
-        )
+    with server.engine.db.security.transaction() as cur:
+        cur.execute("INSERT INTO stages (name, kind, creator) VALUES ('oldstage', 'LegacyInternal', 'root')")
     legacy_dir = server.config.data_dir / "storage" / "stage" / "oldstage"
     legacy_dir.mkdir(parents=True)
     (legacy_dir / "history.csv").write_bytes(b"1\n2\n")
