@@ -219,9 +219,14 @@ def _insert_legacy(cur: duckdb.DuckDBPyConnection, table: str, row: tuple[Any, .
     elif table == "global_grants":
         cur.execute(_GRANT_ON, ["global", "*", row[1], row[0]])
     else:  # stages, file_formats: the same columns here
-        marks = ", ".join("?" for _ in row)
-        columns = LEGACY_TABLES[table]
-        cur.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks}) ON CONFLICT DO NOTHING", list(row))
+        here = cur.execute(f"SELECT creator, created_on FROM {table} WHERE name = ?", [row[0]]).fetchall()
+        if not here:
+            marks = ", ".join("?" for _ in row)
+            cur.execute(f"INSERT INTO {table} ({LEGACY_TABLES[table]}) VALUES ({marks})", list(row))
+        elif tuple(here[0]) != (row[-2], row[-1]):
+            # Not this row, copied by an interrupted start: another node's of the same name (nodes
+            # sharing one --catalog, each with its own data dir). The one already here is kept.
+            log.warning("%s %s of the old main database not moved: one of that name exists", table, row[0])
 
 
 _GRANT_ROLE = "INSERT INTO role_grants VALUES (?, 'user', ?, 'root') ON CONFLICT DO NOTHING"
