@@ -41,11 +41,13 @@ def test_tables_and_builtins_are_made_once(stores: tuple[PostgresSecurityDatabas
     )
     assert [r[0] for r in constraints] == [
         "catalog_version",
+        "file_formats",
         "object_grants",
         "owners",
         "role_grants",
         "roles",
         "server_secrets",
+        "stages",
         "url_generations",
         "users",
     ]
