@@ -93,7 +93,8 @@ def open_security_store(config: EngineConfig) -> SecurityStore:
 class Database:
     """Owns the DuckDB instances. Sessions get their own cursors; server work uses ``server_cursor``.
 
-    ``security`` is the separate instance for hashes and grants; ``secret_box`` seals credentials.
+    ``security`` is the separate store for hashes, grants, stages and file formats; ``secret_box``
+    seals credentials.
     """
 
     def __init__(self, config: EngineConfig) -> None:

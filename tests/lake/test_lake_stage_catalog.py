@@ -144,6 +144,32 @@ def test_a_stage_and_a_file_format_made_on_a_are_used_on_b(lake, roots):
         query(ra, f"COPY INTO {t} FROM @~ FILE_FORMAT = (FORMAT_NAME = '{fmt}')")
 
 
+def test_drop_user_on_b_hands_what_it_made_on_a_to_root(lake, roots):
+    ra, rb = roots
+    user, stage, fmt = _name("heir"), _name("heirst"), _name("heirfmt")
+    execute(ra, f"CREATE USER {user} IDENTIFIED BY 'pw-old'")
+    execute(ra, f"GRANT CREATE STAGE ON *.* TO {user}")
+    with _connect_as(lake["a"], user, "pw-old") as old:
+        execute(old, f"CREATE STAGE {stage}")
+        execute(old, f"CREATE FILE FORMAT {fmt} TYPE = CSV")
+    execute(rb, f"DROP USER {user}")
+    execute(rb, f"CREATE USER {user} IDENTIFIED BY 'pw-new'")
+    with _connect_as(lake["a"], user, "pw-new") as new:
+        with pytest.raises(dbapi.Error, match=f"Permission denied: only the owner of @{stage} or root"):
+            execute(new, f"DROP STAGE {stage}")
+        with pytest.raises(dbapi.Error, match=f"Permission denied: only the owner of file format {fmt}"):
+            execute(new, f"DROP FILE FORMAT {fmt}")
+    [row] = query(ra, f"SHOW STAGES LIKE '{stage}'")
+    assert row["creator"] == "root"
+    execute(ra, f"DROP STAGE {stage}")
+    execute(ra, f"DROP FILE FORMAT {fmt}")
+    execute(ra, f"DROP USER {user}")
+
+
+def _connect_as(node: ServerProcess, user: str, password: str) -> Any:
+    return flightsql.connect(node.uri, db_kwargs={"username": user, "password": password}, autocommit=True)
+
+
 def _race(lake: dict[str, Any], sql: str, sessions: int = 8) -> list[str]:
     """``sql`` run at one moment by ``sessions`` sessions, half on each node: each one's outcome."""
     conns = [_connect(lake["ab"[n % 2]]) for n in range(sessions)]
@@ -270,9 +296,7 @@ def test_nodes_starting_together_on_an_old_lake_move_its_stages_and_file_formats
                     assert json.loads(ext["storage_params"])["SECRET_ACCESS_KEY"] == "La***aa"
                     [fmt] = [r for r in query(root, "SHOW FILE FORMATS") if r["name"] == "old_fmt"]
                     assert "field_delimiter = ';'" in fmt["format_options"]
-                with flightsql.connect(
-                    node.uri, db_kwargs={"username": user, "password": password}, autocommit=True
-                ) as alice:
+                with _connect_as(node, user, password) as alice:
                     assert [r["name"] for r in query(alice, "LIST @old_int")] == ["f.csv"]  # grant holds
             logs = nodes["a"].log_text() + nodes["b"].log_text()
             assert "Traceback" not in logs and "not moved" not in logs
