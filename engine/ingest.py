@@ -9,6 +9,7 @@ from enum import Enum
 import pyarrow as pa
 
 from engine.conflicts import retried_on_conflict
+from engine.described import catalog_changing
 from engine.errors import ObjectAlreadyExists, ObjectNotFound
 from engine.names import qualified, quote_ident, reject_reserved
 from engine.session import Session
@@ -72,6 +73,17 @@ def _require_privileges(session: Session, target: IngestTarget, exists: bool, if
 
 
 def ingest(
+    session: Session,
+    target: IngestTarget,
+    data: pa.RecordBatchReader,
+    if_missing: IfMissing,
+    if_exists: IfExists,
+) -> int:
+    with catalog_changing():  # a new or replaced table: what a query on that name gives changes
+        return _ingest(session, target, data, if_missing, if_exists)
+
+
+def _ingest(
     session: Session,
     target: IngestTarget,
     data: pa.RecordBatchReader,

@@ -16,6 +16,7 @@ import pyarrow as pa
 from engine.catalog.stages import StagePrivilege
 from engine.catalog.table_owners import table_for_stage
 from engine.conflicts import retried_on_conflict
+from engine.described import DescribedSchemas, catalog_changing, describe
 from engine.errors import EngineError, SessionBusy, StatementRejected, translated_errors
 from engine.names import quote_ident, reject_reserved
 from engine.plans import EngineServices, Params, Plan
@@ -50,12 +51,6 @@ def parameter_rows(data: pa.Table | pa.RecordBatch) -> list[Sequence[Any]]:
     return [list(row) for row in zip(*columns, strict=True)] if columns else []
 
 
-def _maybe_renamed(names: list[str]) -> bool:
-    """A subquery renames a repeated column ``a`` to ``a_1``, ``a_2`` ...: is any name such a one?"""
-    seen = set(names)
-    return any(name.rpartition("_")[0] in seen and name.rpartition("_")[2].isdigit() for name in names)
-
-
 class Session:
     def __init__(self, engine: EngineServices, user: str) -> None:
         self.engine = engine
@@ -76,6 +71,7 @@ class Session:
         self._nested = 0
         self._early: Prepared | None = None  # the prepared statement whose early result is kept
         self._early_lock = threading.Lock()
+        self._described = DescribedSchemas(enabled=not engine.db.lake)
         self.in_transaction = False
         self.closed = False
         self._after_commit: list[Callable[[], object]] = []
@@ -287,9 +283,12 @@ class Session:
     def _run_plan(self, plan: Plan, params: Params) -> Result:
         """Run ``plan``; an autocommit INSERT or COPY that lost a race to a concurrent change (two
         nodes writing one lake table) runs again, a bounded number of times."""
-        if not plan.retry_on_conflict or self.in_transaction:
+        if plan.reads_only:
             return plan.run(self, params)
-        return retried_on_conflict(lambda: plan.run(self, params))
+        with catalog_changing():
+            if not plan.retry_on_conflict or self.in_transaction:
+                return plan.run(self, params)
+            return retried_on_conflict(lambda: plan.run(self, params))
 
     def run_prepared_rows(self, prepared: Prepared, rows: list[Sequence[Any]]) -> Result:
         """Run a query once per parameter row and concatenate the results."""
@@ -304,7 +303,7 @@ class Session:
         total = 0
         for batch in batches:
             for row in parameter_rows(batch):
-                result = prepared.plans[0].run(self, row)
+                result = self._run_plan(prepared.plans[0], row)
                 total += max(result.rowcount, 0)
                 result.close()
         return total
@@ -368,20 +367,15 @@ class Session:
                 pass
 
     def describe_query(self, sql: str, param_count: int) -> pa.Schema:
-        """The schema the query's run will stream, from a ``LIMIT 0`` run (DuckDB reads nothing).
-
-        The role is set first (current_role()'s type is its value's); the names are the query's
-        own (the LIMIT wraps it in a subquery, which would rename a repeated name ``a`` to ``a_1``).
-        """
-        self._sync_role()
-        params = [None] * param_count if param_count else None
-        wrapped = f"SELECT * FROM ({sql}) AS _stageflight_q LIMIT 0"
-        schema = self.cursor.sql(wrapped, params=params).to_arrow_table().schema
-        if not _maybe_renamed(schema.names):
-            return schema
-        # DESCRIBE binds without running (a relation's .columns would run nextval()).
-        names = [str(row[0]) for row in self.cursor.execute(f"DESCRIBE {sql}", params).fetchall()]
-        return pa.schema([field.with_name(name) for field, name in zip(schema, names, strict=True)])
+        """The schema the query's run will stream (engine.described), the role set first:
+        current_role()'s type is its value's."""
+        role = self.current_role or NO_ROLE
+        epoch, schema = self._described.get(sql, param_count, role)
+        if schema is None:
+            self._sync_role()
+            schema = describe(self.cursor, sql, param_count)
+            self._described.keep(sql, param_count, role, epoch, schema)
+        return schema
 
     @staticmethod
     def _duckdb(fn: Callable[[], T]) -> T:
@@ -458,7 +452,8 @@ class Session:
         catalog = catalog or current_catalog
         schema = schema or current_schema
         reject_reserved(catalog, schema)
-        self.run_internal(f"USE {quote_ident(catalog)}.{quote_ident(schema)}")
+        with catalog_changing():  # unqualified names now mean other tables
+            self.run_internal(f"USE {quote_ident(catalog)}.{quote_ident(schema)}")
 
     def interrupt(self) -> None:
         try:

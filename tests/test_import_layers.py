@@ -38,7 +38,7 @@ ENGINE_LAYERS = [
     ("plans",),
     ("stage_access",),
     ("catalog", "sql", "metadata"),
-    ("config", "names", "results", "external", "conflicts"),
+    ("config", "names", "results", "external", "conflicts", "described"),
     ("errors",),
 ]
 MAX_LINES = 500
