@@ -50,6 +50,7 @@ class Engine:
             config.stage_root,
             config.storage_options,
             batch_rows=config.batch_rows,
+            threads=config.threads,
         )
         self._credential_listeners: list[Callable[[str, bool], None]] = []
         self._meta_lock = threading.Lock()

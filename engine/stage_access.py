@@ -106,6 +106,7 @@ class StageAccess:
         storage_options: Mapping[str, str] | None = None,
         *,
         batch_rows: int,
+        threads: int | None = None,
     ) -> None:
         self.catalog = catalog
         self._file_formats = file_formats
@@ -115,7 +116,8 @@ class StageAccess:
         self._backends_lock = threading.Lock()
         self.local_signer: LocalSigner | None = None
         self.native_parquet = (
-            NativeParquetReader(self.storage) if isinstance(self.storage, LocalBackend) else None
+            # --threads bounds this DuckDB too, or a node told to use one core would use them all.
+            NativeParquetReader(self.storage, threads) if isinstance(self.storage, LocalBackend) else None
         )
         self._gc_lock = threading.Lock()
         self._ddl_locks = [threading.Lock() for _ in range(_DDL_LOCK_STRIPES)]
