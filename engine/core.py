@@ -51,6 +51,9 @@ class Engine:
             config.storage_options,
             batch_rows=config.batch_rows,
             threads=config.threads,
+            name_lock=lambda name: self.db.node_lock(
+                f"stage-ddl:{name}", f"CREATE or DROP STAGE {name} waited too long"
+            ),
         )
         self._credential_listeners: list[Callable[[str, bool], None]] = []
         self._meta_lock = threading.Lock()

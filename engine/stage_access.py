@@ -9,7 +9,8 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -107,6 +108,7 @@ class StageAccess:
         *,
         batch_rows: int,
         threads: int | None = None,
+        name_lock: Callable[[str], AbstractContextManager[None]] | None = None,
     ) -> None:
         self.catalog = catalog
         self._file_formats = file_formats
@@ -121,6 +123,8 @@ class StageAccess:
         )
         self._gc_lock = threading.Lock()
         self._ddl_locks = [threading.Lock() for _ in range(_DDL_LOCK_STRIPES)]
+        # Several nodes on one lake: the name's lock on every node (nothing to take on one).
+        self._name_lock = name_lock or (lambda name: nullcontext())
 
     # -- resolution ------------------------------------------------------------------
     def resolve(
@@ -353,8 +357,12 @@ class StageAccess:
         return found
 
     # -- lifecycle -------------------------------------------------------------------------
-    def _ddl_lock(self, name: str) -> threading.Lock:
-        return self._ddl_locks[hash(name) % len(self._ddl_locks)]
+    @contextmanager
+    def _ddl_lock(self, name: str) -> Iterator[None]:
+        """CREATE and DROP of one stage name, one at a time: on this node, and on every node sharing
+        the lake, since a CREATE that loses the name must not have wiped the winner's files."""
+        with self._ddl_locks[hash(name) % len(self._ddl_locks)], self._name_lock(name):
+            yield
 
     def create_stage(
         self,

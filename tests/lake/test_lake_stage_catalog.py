@@ -309,3 +309,37 @@ def test_nodes_starting_together_on_an_old_lake_move_its_stages_and_file_formats
         assert stored["old_ext"].startswith("enc:v1:") and SECRET not in stored["old_ext"]
     finally:
         pg_cluster.drop_schema(schema)
+
+
+def test_sessions_racing_to_create_one_stage_and_write_to_it_keep_every_file(lake, roots):
+    """Each of 8 sessions on two nodes runs CREATE STAGE IF NOT EXISTS and at once unloads a file
+    into the stage. A session that found the name free must not wipe the prefix (the leftovers
+    of a dropped stage) after another session's CREATE won and its files landed: CREATE and DROP
+    of one stage name take the name's lock on every node."""
+    ra, _ = roots
+    name = _name("racew")
+    conns = [_connect(lake["ab"[n % 2]]) for n in range(8)]
+    barrier = threading.Barrier(len(conns))
+    errors: list[BaseException] = []
+
+    def run(n: int, conn: Any) -> None:
+        barrier.wait()
+        try:
+            execute(conn, f"CREATE STAGE IF NOT EXISTS {name}")
+            execute(conn, f"COPY INTO @{name}/s{n}/ FROM (SELECT {n} AS v) FILE_FORMAT = (TYPE = CSV)")
+        except BaseException as exc:  # asserted below
+            errors.append(exc)
+
+    try:
+        workers = [threading.Thread(target=run, args=(n, c)) for n, c in enumerate(conns)]
+        for w in workers:
+            w.start()
+        for w in workers:
+            w.join(120)
+    finally:
+        for conn in conns:
+            conn.close()
+    assert errors == []
+    listed = sorted(r["name"].split("/")[0] for r in query(ra, f"LIST @{name}"))
+    assert listed == [f"s{n}" for n in range(8)]
+    execute(ra, f"DROP STAGE {name}")
