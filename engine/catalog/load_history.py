@@ -83,11 +83,25 @@ class LoadHistory:
         run: RunSQL, table_key: str, file: StagedFile, outcome: LoadOutcome = (None, None, None, None)
     ) -> None:
         """``outcome``: (rows loaded, errors seen, first error, user) as COPY_HISTORY shows them."""
-        run(f"DELETE FROM {HISTORY_TABLE} WHERE table_name = ? AND file_key = ?", [table_key, file.key])
+        LoadHistory.record_many(run, table_key, [(file, outcome)])
+
+    @staticmethod
+    def record_many(run: RunSQL, table_key: str, loads: Sequence[tuple[StagedFile, LoadOutcome]]) -> None:
+        """Several files' entries in two statements, whatever their number (in the lake every
+        statement costs catalog round trips, and a DELETE a delete file)."""
+        if not loads:
+            return
+        keys = list(dict.fromkeys(file.key for file, _ in loads))
+        marks = ", ".join("?" for _ in keys)
+        run(f"DELETE FROM {HISTORY_TABLE} WHERE table_name = ? AND file_key IN ({marks})", [table_key, *keys])
+        values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in loads)
+        params: list[Any] = []
+        for file, outcome in loads:
+            params += [table_key, file.key, file.etag, file.size, file.last_modified, *outcome]
         run(
             f"INSERT INTO {HISTORY_TABLE} (table_name, file_key, etag, size, last_modified, "
-            "row_count, error_count, first_error, user_name) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [table_key, file.key, file.etag, file.size, file.last_modified, *outcome],
+            f"row_count, error_count, first_error, user_name) VALUES {values}",
+            params,
         )
 
     @staticmethod

@@ -165,14 +165,16 @@ class CopyIntoTableRun:
             raise
         finally:
             self.session.unregister_all([name])
+        records = []
         for c, _, stats in opened:
             rows.append(
                 file_row(c, stats.rows_loaded, stats.errors_seen, stats.first_error, stats.first_error_line)
             )
             if stats.rows_loaded or not stats.errors_seen:
-                self._record(c.file, stats.rows_loaded, stats.errors_seen, stats.first_error)
+                records.append((c.file, stats.rows_loaded, stats.errors_seen, stats.first_error))
             if not stats.errors_seen:
                 loaded.append(c)
+        self._record(records)
 
     def _fast_layout(self, c: Candidate) -> ParquetLayout | None:
         """How the fast path reads the file, when it can take it (see :mod:`stages.fast_parquet`).
@@ -232,8 +234,8 @@ class CopyIntoTableRun:
         # ABORT semantics: every row of every file went in, so the footers give the counts.
         for c in group:
             rows.append(file_row(c, job.footer_rows[c.file.key]))
-            self._record(c.file, job.footer_rows[c.file.key])
             loaded.append(c)
+        self._record([(c.file, job.footer_rows[c.file.key], 0, None) for c in group])
 
     def _explain_failure(self, c: Candidate) -> EngineError | None:
         """The careful reader's message for the file if it fails there, else None."""
@@ -266,13 +268,15 @@ class CopyIntoTableRun:
             finally:
                 self.session.unregister_all([name])
             rows.append(file_row(c, loaded_rows))
-            self._record(c.file, loaded_rows)
+            self._record([(c.file, loaded_rows, 0, None)])
         return rows, list(job.candidates)
 
-    def _record(self, file: StagedFile, rows: int, errors: int = 0, first_error: str | None = None) -> None:
-        # Same transaction as the rows: a crash leaves neither, a commit leaves both.
-        outcome = (rows, errors, first_error, self.session.user)
-        LoadHistory.record(on_cursor(self.cur), self.job.history_key, file, outcome)
+    def _record(self, loads: list[tuple[StagedFile, int, int, str | None]]) -> None:
+        """History entries of (file, rows, errors, first error), in the same transaction as the
+        rows: a crash leaves neither, a commit leaves both."""
+        user = self.session.user
+        entries = [(file, (rows, errors, first, user)) for file, rows, errors, first in loads]
+        LoadHistory.record_many(on_cursor(self.cur), self.job.history_key, entries)
 
     def _validate(self, mode: str) -> pa.Table:
         job = self.job

@@ -27,7 +27,7 @@ from tests.serverproc import ServerProcess, server_process
 
 pytestmark = pytest.mark.skipif(_lake_missing() is not None, reason=str(_lake_missing()))
 
-FILES = 40
+FILES = 64
 ROWS = 100_000
 
 
@@ -71,7 +71,7 @@ def _kill(node: ServerProcess) -> None:
 # the close and fails again ("Underflow in closing this AdbcStatement"), a third-party unraisable.
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
-@pytest.mark.parametrize("later", [0.0, 0.3])
+@pytest.mark.parametrize("later", [0.0, 0.2])
 def test_a_node_killed_mid_copy_leaves_every_file_loaded_with_its_history_or_not_at_all(
     pg_cluster: PgCluster, tmp_path: Path, later: float
 ) -> None:
