@@ -9,6 +9,8 @@ import sys
 import threading
 from collections.abc import Sequence
 
+import pyarrow as pa
+
 from client import cli as client_cli
 from engine import EngineError
 from flight import app
@@ -59,6 +61,8 @@ def serve(argv: Sequence[str]) -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
     )
+    if config.threads:  # pyarrow's own pool (Parquet and CSV decoding) keeps to the bound as well
+        pa.set_cpu_count(config.threads)
     try:
         running = app.start(config)
     except EngineError as exc:  # e.g. the --catalog database is unreachable: say so, no traceback

@@ -217,7 +217,11 @@ class CopyIntoTableRun:
             native = self.session.engine.stages.native_parquet
             assert native is not None
             reader = native.open_many(keys, layout.columns, self.batch_rows)
-        name = self.session.register_insert_source(reader.schema, read_ahead(reader, READ_AHEAD_BATCHES))
+        threads = self.session.engine.config.threads
+        # Reading ahead decodes on a thread of its own, beside DuckDB's insert: a node held to one
+        # thread (--threads 1) decodes and inserts in turn, so it uses one core, not two.
+        batches = reader if threads == 1 else read_ahead(reader, READ_AHEAD_BATCHES)
+        name = self.session.register_insert_source(reader.schema, batches)
         try:
             self._insert(f"SELECT * FROM {name}", load_error_text(group[0] if len(group) == 1 else None))
         except QueryCancelled:

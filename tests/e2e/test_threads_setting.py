@@ -5,6 +5,8 @@ one that reads staged Parquet for COPY: a node told to use one core must not use
 from __future__ import annotations
 
 import io
+import sys
+import threading
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -32,3 +34,43 @@ def test_threads_bounds_the_copy_parquet_reader(start_server):
         [loaded] = query(conn, "COPY INTO t FROM @~/p/ FILE_FORMAT = (TYPE = PARQUET)")
         assert (loaded["File"], loaded["Rows_loaded"]) == ("p/a.parquet", 1000)
         assert query(conn, "SELECT sum(i) AS s FROM t") == [{"s": 499500}]
+
+
+def _threads_started_during(fn) -> list[str]:
+    """Names of the threads started while ``fn`` runs (a profile hook runs first in each new thread)."""
+    names: list[str] = []
+
+    def hook(frame, event, arg):  # noqa: ANN001 - sys.setprofile's signature
+        sys.setprofile(None)
+        names.append(threading.current_thread().name)
+
+    threading.setprofile(hook)
+    try:
+        fn()
+    finally:
+        threading.setprofile(None)  # type: ignore[arg-type]
+    return names
+
+
+def _copy_parquet(running) -> list[str]:  # noqa: ANN001
+    with connect(running) as conn:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE t (i BIGINT)")
+        assert put(conn, "@~/p/a.parquet", _parquet(1000)) == 200
+
+        def copy() -> None:
+            [loaded] = query(conn, "COPY INTO t FROM @~/p/ FILE_FORMAT = (TYPE = PARQUET)")
+            assert loaded["Rows_loaded"] == 1000
+
+        started = _threads_started_during(copy)
+        assert query(conn, "SELECT count(*) AS n FROM t") == [{"n": 1000}]
+    return started
+
+
+def test_one_thread_decodes_and_inserts_in_turn(start_server):
+    # Reading ahead decodes on a thread of its own beside the insert: two cores for a one-thread node.
+    assert "read-ahead" not in _copy_parquet(start_server(threads=1))
+
+
+def test_more_threads_read_ahead(start_server):
+    assert "read-ahead" in _copy_parquet(start_server(threads=2))
