@@ -118,8 +118,8 @@ _HELP: dict[str, str] = {
     "login_backoff_max_seconds": "longest backoff delay (bounds how long anyone, root too, can be "
     "locked out)",
     "concurrent_password_checks": "password hashes (Argon2id, 19 MiB each) computed at once server-wide",
-    "threads": "worker threads of DuckDB, of the COPY Parquet reader and of pyarrow; at 1, COPY also "
-    "decodes and inserts in turn (default: all cores)",
+    "threads": "worker threads of DuckDB, of the COPY Parquet reader and of pyarrow; at 1, COPY "
+    "starts no read-ahead thread (default: all cores)",
     "memory_limit": "DuckDB memory limit, e.g. 4GB",
     "user_stage_retention_days": "delete user-stage files older than this many days (default: keep)",
     "load_history_retention_days": "days a loaded file stays in COPY's load history (as Snowflake)",

@@ -91,16 +91,22 @@ def _layout(
 
 
 def arrow_stream(
-    backend: StorageBackend, keys: Sequence[str], layout: ParquetLayout, batch_rows: int
+    backend: StorageBackend,
+    keys: Sequence[str],
+    layout: ParquetLayout,
+    batch_rows: int,
+    *,
+    use_threads: bool = True,
 ) -> pa.RecordBatchReader:
-    """The files' ``layout.columns`` as one stream, one row group at a time (bounded memory)."""
+    """The files' ``layout.columns`` as one stream, one row group at a time (bounded memory);
+    ``use_threads`` as in :func:`stages.parquet_io.parquet_batches`."""
     schema = pa.schema([pa.field(c, t) for c, t in zip(layout.columns, layout.types, strict=True)])
 
     def batches() -> Iterator[pa.RecordBatch]:
         for key in keys:
             with backend.open_input(key) as source:
                 parquet = pq.ParquetFile(source, read_dictionary=list(layout.dictionary))
-                for batch in parquet_batches(parquet, batch_rows, layout.columns):
+                for batch in parquet_batches(parquet, batch_rows, layout.columns, use_threads=use_threads):
                     # Same types by construction; this drops per-file field metadata and nullability.
                     yield pa.RecordBatch.from_arrays(batch.columns, schema=schema)
 

@@ -37,6 +37,12 @@ LAKE = "lake"
 # DuckLake retries a commit whose snapshot id another node took; concurrent appends need more
 # than its default 10 with a few busy nodes (duckdb/ducklake#233).
 MAX_COMMIT_RETRIES = 100
+# Before retry i DuckLake sleeps wait * random(0.5, 1) * backoff**i. Its defaults (100 ms, 1.5) cost
+# the loser of two concurrent commits 50-100 ms, and with 100 retries the exponent is unbounded.
+# The winner has committed when the loser sees the conflict, so a short constant wait is enough:
+# at most 100 x 5 ms asleep in all.
+COMMIT_RETRY_WAIT_MS = 5
+COMMIT_RETRY_BACKOFF = 1.0
 # How long a node waits for another one's lake initialisation or load into the same table.
 LOCK_WAIT_SECONDS = 300
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY", re.IGNORECASE)
@@ -170,6 +176,8 @@ def attach_lake(
         except duckdb.Error as exc:
             raise CatalogUnavailable(f"Cannot attach the lake in {catalog.describe()}: {exc}") from None
     con.execute(f"SET ducklake_max_retry_count = {MAX_COMMIT_RETRIES}")
+    con.execute(f"SET ducklake_retry_wait_ms = {COMMIT_RETRY_WAIT_MS}")
+    con.execute(f"SET ducklake_retry_backoff = {COMMIT_RETRY_BACKOFF}")
     use_lake(con)
 
 

@@ -211,16 +211,16 @@ class CopyIntoTableRun:
         """One INSERT over several Parquet files of one layout (DuckDB parallelises the insert)."""
         job = self.job
         keys = [c.file.key for c in group]
+        # A node held to one thread (--threads 1) starts no read-ahead thread and no decoding pool
+        # beside the insert (DuckDB 1.5's Arrow scan still pulls the stream on a pyarrow thread).
+        one_core = self.session.engine.config.threads == 1
         if layout.arrow:
-            reader = arrow_stream(job.stage.backend, keys, layout, self.batch_rows)
+            reader = arrow_stream(job.stage.backend, keys, layout, self.batch_rows, use_threads=not one_core)
         else:
             native = self.session.engine.stages.native_parquet
             assert native is not None
             reader = native.open_many(keys, layout.columns, self.batch_rows)
-        threads = self.session.engine.config.threads
-        # Reading ahead decodes on a thread of its own, beside DuckDB's insert: a node held to one
-        # thread (--threads 1) decodes and inserts in turn, so it uses one core, not two.
-        batches = reader if threads == 1 else read_ahead(reader, READ_AHEAD_BATCHES)
+        batches = reader if one_core else read_ahead(reader, READ_AHEAD_BATCHES)
         name = self.session.register_insert_source(reader.schema, batches)
         try:
             self._insert(f"SELECT * FROM {name}", load_error_text(group[0] if len(group) == 1 else None))

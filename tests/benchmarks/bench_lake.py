@@ -328,10 +328,13 @@ def part_scale(
     repeat: int,
     expected_of: Callable[[list[Path]], tuple[int, int]],
     ext: str,
+    pin: bool = False,
 ) -> list[dict[str, Any]]:
-    """Part 2: two lake nodes at --threads 1 vs one, the same files split in halves."""
+    """Part 2: two lake nodes at --threads 1 vs one, the same files split in halves; with ``pin``,
+    node A held to CPU 0 and node B to CPU 1 (``taskset``), as if each node had a machine of one core."""
     fmt = FORMATS[ext]
-    root = work / "lake2_root"
+    suffix = "_pinned" if pin else ""
+    root = work / f"lake2_root{suffix}"
     link_into_stage({ext: files[ext]}, root)
     args = (
         "--catalog",
@@ -352,8 +355,10 @@ def part_scale(
     procs: list[Proc] = []
     conns: list[Any] = []
     try:
-        for name in ("node_a", "node_b"):
-            procs.append(_spawn(name, _argv(work / name, *args), env, work, READY))
+        for cpu_index, name in enumerate(("node_a", "node_b")):
+            pinned = ["taskset", "-c", str(cpu_index)] if pin else []
+            argv = pinned + _argv(work / (name + suffix), *args)
+            procs.append(_spawn(name + suffix, argv, env, work, READY))
         conns = [connect(p.uri) for p in procs]
         with conns[0].cursor() as cur:
             for t in ("s_all", "s_a", "s_b", "s_same", "s_half"):
@@ -422,7 +427,8 @@ def part_scale(
             out["same"].append(both(["s_same", "s_same"]))
             check(conns[1], "s_same", expected_all, "2 nodes, one table")
         rows_per_s = {k: expected_all[0] / min(v) for k, v in out.items()}
-        print(f"scale-out, COPY {fmt} x{len(all_files)}, --threads 1 per node:")
+        held = "--threads 1 per node" + (", each node pinned to one core (taskset)" if pin else "")
+        print(f"scale-out, COPY {fmt} x{len(all_files)}, {held}:")
         print(
             f"  1 node  {spread(out['one'])}\n  2 nodes {spread(out['two'])}\n"
             f"  2 nodes, one table {spread(out['same'])}\n  1 node, half the files {spread(out['half'])}"
@@ -459,7 +465,7 @@ def part_scale(
         )
         return [
             {
-                "name": f"scale-out COPY {fmt} x{len(all_files)}: 2 nodes vs 1",
+                "name": f"scale-out COPY {fmt} x{len(all_files)}: 2 nodes vs 1{' (pinned)' if pin else ''}",
                 "one_node": out["one"],
                 "two_nodes": out["two"],
                 "speedup_best": best,
@@ -499,6 +505,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale-format", choices=tuple(FORMATS), default="pq", help="files for part 2")
     parser.add_argument("--work-dir", type=Path, default=None, help="temp dir parent (e.g. /dev/shm)")
     parser.add_argument("--output", type=Path, default=RESULTS_PATH)
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run part 2 again with each node pinned to one core (taskset -c 0 / -c 1)",
+    )
     args = parser.parse_args(argv)
     from tests.pg import missing_reason, remove_cluster, start_cluster
 
@@ -537,6 +548,10 @@ def main(argv: list[str] | None = None) -> int:
                 results += part_modes(files, work, env, cluster, args.repeat, expected)
             if args.only != "modes":
                 results += part_scale(files, work, env, cluster, args.repeat, expected_of, args.scale_format)
+                if args.pin:
+                    results += part_scale(
+                        files, work, env, cluster, args.repeat, expected_of, args.scale_format, pin=True
+                    )
     finally:
         remove_cluster(cluster)
     load1 = Path("/proc/loadavg").read_text().split()[:3]

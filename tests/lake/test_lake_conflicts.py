@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import adbc_driver_manager.dbapi as dbapi
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -89,3 +90,29 @@ def test_a_commit_that_loses_to_the_other_node_releases_its_copy_lock(nodes, roo
     assert _count(rb, t) == 1 + 2000
     execute(rb, f"INSERT INTO {t} VALUES (-3, -3)")  # B's session is out of the transaction, autocommit
     assert _count(ra, t) == 1 + 2000 + 1
+
+
+def test_a_commit_that_lost_to_another_node_retries_after_a_short_bounded_wait(pg_cluster, tmp_path):
+    """DuckLake's own defaults (100 ms, backoff 1.5 per retry, uncapped) cost the loser of two
+    concurrent commits 50-100 ms, and with 100 retries the waits had no bound."""
+    from engine.catalog.lake import attach_lake, lake_data_path
+    from engine.config import CatalogUrl
+
+    con = duckdb.connect()
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("PGPASSWORD", pg_cluster.role_password)
+            url = CatalogUrl.parse(pg_cluster.url(pg_cluster.new_schema()))
+            attach_lake(con, url, lake_data_path(str(tmp_path / "shared")), tmp_path / "extensions")
+        settings = dict(
+            con.execute(
+                "SELECT name, value FROM duckdb_settings() WHERE name IN "
+                "('ducklake_max_retry_count', 'ducklake_retry_wait_ms', 'ducklake_retry_backoff')"
+            ).fetchall()
+        )
+    finally:
+        con.close()
+    retries, wait_ms = int(settings["ducklake_max_retry_count"]), int(settings["ducklake_retry_wait_ms"])
+    assert float(settings["ducklake_retry_backoff"]) == 1.0  # no exponent: the total wait is bounded
+    assert retries == 100 and wait_ms == 5
+    assert retries * wait_ms <= 1000  # at most a second asleep before the conflict reaches the client
