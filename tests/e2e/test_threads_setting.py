@@ -67,8 +67,8 @@ def _copy_parquet(running) -> list[str]:  # noqa: ANN001
     return started
 
 
-def test_one_thread_decodes_and_inserts_in_turn(start_server):
-    # Reading ahead decodes on a thread of its own beside the insert: two cores for a one-thread node.
+def test_one_thread_starts_no_read_ahead_thread(start_server):
+    # Reading ahead decodes on a thread of its own beside the insert: a second core for a one-thread node.
     assert "read-ahead" not in _copy_parquet(start_server(threads=1))
 
 
