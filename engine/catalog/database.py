@@ -17,7 +17,8 @@ from typing import Any
 
 import duckdb
 
-from engine.catalog.lake import advisory_lock, attach_lake, lake_data_path, lake_ddl, use_lake
+from engine.catalog.advisory_locks import AdvisoryLocks
+from engine.catalog.lake import attach_lake, lake_data_path, lake_ddl, use_lake
 from engine.catalog.load_history import MIGRATION as LOAD_HISTORY_MIGRATION
 from engine.catalog.secrets_box import SecretBox
 from engine.catalog.security_db import SecurityDatabase, move_legacy_rows
@@ -106,6 +107,7 @@ class Database:
         self.lake = config.lake_tables
         # EngineConfig refuses lake tables without a catalog URL (and checked the URL).
         self._catalog = CatalogUrl.parse(config.catalog_url) if config.catalog_url is not None else None
+        self._locks = AdvisoryLocks(self._catalog) if self._catalog is not None else None
         # Node locks this process holds (name -> owner, depth): an owner may take its own again.
         self._held: dict[str, tuple[object, int]] = {}
         self._held_lock = threading.Lock()
@@ -143,8 +145,8 @@ class Database:
     def _open_lake(self) -> duckdb.DuckDBPyConnection:
         """An in-memory instance with the lake attached (and used) before it is locked."""
         config = self.config
-        catalog = self._catalog
-        assert catalog is not None
+        catalog, locks = self._catalog, self._locks
+        assert catalog is not None and locks is not None
         data_path = lake_data_path(config.stage_root)
         # The lake's Parquet files are all DuckDB may reach; stage files go through pyarrow.
         return open_locked(
@@ -152,7 +154,7 @@ class Database:
             _settings(config),
             allowed_directory=data_path,
             before_lock=lambda con: attach_lake(
-                con, catalog, data_path, config.data_dir / "extensions", config.storage_options
+                con, catalog, data_path, config.data_dir / "extensions", locks, config.storage_options
             ),
         )
 
@@ -186,8 +188,8 @@ class Database:
                 with self._held_lock:
                     self._held[name] = (owner, self._held[name][1] - 1)
             return
-        assert self._catalog is not None
-        with advisory_lock(self._catalog, name, waiting):
+        assert self._locks is not None
+        with self._locks.hold(name, waiting):
             with self._held_lock:
                 self._held[name] = (owner, 1)
             try:
@@ -272,3 +274,5 @@ class Database:
             self._server.close()
             self._con.close()
         self.security.close()
+        if self._locks is not None:
+            self._locks.close()

@@ -22,16 +22,15 @@ import importlib.util
 import os
 import re
 import shutil
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import duckdb
 
+from engine.catalog.advisory_locks import AdvisoryLocks
 from engine.catalog.security_store import CatalogUnavailable
 from engine.config import CatalogUrl
-from engine.errors import ConcurrentChange
 
 LAKE = "lake"
 # DuckLake retries a commit whose snapshot id another node took; concurrent appends need more
@@ -43,8 +42,6 @@ MAX_COMMIT_RETRIES = 100
 # at most 100 x 5 ms asleep in all.
 COMMIT_RETRY_WAIT_MS = 5
 COMMIT_RETRY_BACKOFF = 1.0
-# How long a node waits for another one's lake initialisation or load into the same table.
-LOCK_WAIT_SECONDS = 300
 _PRIMARY_KEY = re.compile(r",\s*PRIMARY KEY \([^)]*\)|\s+PRIMARY KEY", re.IGNORECASE)
 
 
@@ -93,33 +90,6 @@ def extension_file(name: str, extensions_dir: Path) -> Path:
     return target
 
 
-@contextmanager
-def advisory_lock(catalog: CatalogUrl, name: str, waiting: str) -> Iterator[None]:
-    """A session-level PostgreSQL advisory lock on ``name``, on a connection of its own.
-
-    Every node sharing the catalog waits for it; a node that dies lets go with its connection.
-    ``waiting`` says, in the error, what could not be done when the lock does not come in time.
-    """
-    import psycopg  # the lake extra
-
-    try:
-        conn = psycopg.connect(
-            host=catalog.host, port=catalog.port, dbname=catalog.dbname, user=catalog.user, autocommit=True
-        )
-    except psycopg.Error as exc:
-        raise CatalogUnavailable(f"Cannot reach the catalog {catalog.describe()}: {exc}") from None
-    try:
-        conn.execute(f"SET lock_timeout = '{LOCK_WAIT_SECONDS}s'")
-        try:
-            conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [f"stageflight:{catalog.schema}:{name}"])
-        except psycopg.errors.LockNotAvailable:
-            held = f"another node held it for {LOCK_WAIT_SECONDS} s"
-            raise ConcurrentChange(f"{waiting}: {held}; retry") from None
-        yield
-    finally:
-        conn.close()  # ends the session, and the lock with it
-
-
 def s3_secret(data_path: str, options: Mapping[str, str]) -> str:
     """The ``CREATE SECRET`` giving DuckDB (httpfs) the storage root's S3 credentials, scoped to
     the lake's data path. ``options`` are the --storage-* flags (ENDPOINT_URL, ACCESS_KEY_ID,
@@ -149,6 +119,7 @@ def attach_lake(
     catalog: CatalogUrl,
     data_path: str,
     extensions_dir: Path,
+    locks: AdvisoryLocks,
     storage_options: Mapping[str, str] | None = None,
 ) -> None:
     """Load the extensions and attach the lake on ``con`` (before it is locked)."""
@@ -169,7 +140,7 @@ def attach_lake(
     )
     if not on_s3:
         Path(data_path).mkdir(parents=True, exist_ok=True)
-    with advisory_lock(catalog, "lake", "Attaching the lake timed out"):
+    with locks.hold("lake", "Attaching the lake timed out"):
         try:
             metadata_schema = _quoted(catalog.schema + "_lake")
             con.execute(f"ATTACH 'ducklake:lake_cfg' AS {LAKE} (METADATA_SCHEMA {metadata_schema})")

@@ -11,7 +11,7 @@ caller's transaction: a COPY's rows and its history rows commit (or vanish) toge
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -68,15 +68,17 @@ class LoadHistory:
     def key(schema: str, table: str) -> str:
         return f"{schema}.{table}".lower()
 
-    def loaded(self, run: RunSQL, table_key: str) -> dict[str, Recorded]:
-        """The files the table has loaded within the retention: file key -> (etag, size, last_modified)."""
+    def loaded(self, run: RunSQL, table_key: str) -> tuple[dict[str, Recorded], frozenset[str]]:
+        """The files the table has loaded within the retention (file key -> (etag, size,
+        last_modified)), and the keys of every file it has an entry for, expired ones too: a
+        COPY replaces only those entries (in the lake even a DELETE that matches nothing scans)."""
         cutoff = datetime.now(UTC) - self._retention
         rows = run(
-            f"SELECT file_key, etag, size, last_modified FROM {HISTORY_TABLE} "
-            "WHERE table_name = ? AND loaded_at >= ?",
-            [table_key, cutoff],
+            f"SELECT file_key, etag, size, last_modified, loaded_at >= ? FROM {HISTORY_TABLE} "
+            "WHERE table_name = ?",
+            [cutoff, table_key],
         )
-        return {r[0]: tuple(r[1:]) for r in rows}
+        return {r[0]: tuple(r[1:4]) for r in rows if r[4]}, frozenset(r[0] for r in rows)
 
     @staticmethod
     def record(
@@ -86,14 +88,27 @@ class LoadHistory:
         LoadHistory.record_many(run, table_key, [(file, outcome)])
 
     @staticmethod
-    def record_many(run: RunSQL, table_key: str, loads: Sequence[tuple[StagedFile, LoadOutcome]]) -> None:
-        """Several files' entries in two statements, whatever their number (in the lake every
-        statement costs catalog round trips, and a DELETE a delete file)."""
+    def record_many(
+        run: RunSQL,
+        table_key: str,
+        loads: Sequence[tuple[StagedFile, LoadOutcome]],
+        recorded: Collection[str] | None = None,
+    ) -> None:
+        """Several files' entries in at most two statements, whatever their number (in the lake
+        every statement costs catalog round trips, and a DELETE a delete file). ``recorded``: the
+        file keys known to have an entry (from :meth:`loaded` in this transaction, under the load
+        lock); only those are deleted first. None: not known, every key is."""
         if not loads:
             return
         keys = list(dict.fromkeys(file.key for file, _ in loads))
-        marks = ", ".join("?" for _ in keys)
-        run(f"DELETE FROM {HISTORY_TABLE} WHERE table_name = ? AND file_key IN ({marks})", [table_key, *keys])
+        if recorded is not None:
+            keys = [k for k in keys if k in recorded]
+        if keys:
+            marks = ", ".join("?" for _ in keys)
+            run(
+                f"DELETE FROM {HISTORY_TABLE} WHERE table_name = ? AND file_key IN ({marks})",
+                [table_key, *keys],
+            )
         values = ", ".join("(?, ?, ?, ?, ?, ?, ?, ?, ?)" for _ in loads)
         params: list[Any] = []
         for file, outcome in loads:

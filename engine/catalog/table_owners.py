@@ -23,17 +23,23 @@ class TableInfo:
     temporary: bool = False
 
 
-def find_table(run: RunSQL, schema: str | None, table: str, *, temporary: bool = True) -> TableInfo | None:
+def find_table(
+    run: RunSQL, schema: str | None, table: str, *, temporary: bool = True, owner: bool = True
+) -> TableInfo | None:
     """The table ``[schema.]table`` means in this session, as DuckDB resolves it.
 
     A bare name is looked up along the search path: temporary tables, then the session's schemas
     (``SET schema``/``search_path``), then ``main``. ``run`` is the session's (its cursor and
     transaction), so a table the session created in its open transaction is found too.
+    ``owner=False`` leaves the owner out (None): in the lake, reading the owners table is a scan.
     """
+    joined = (
+        f"LEFT JOIN {OWNERS_TABLE} o ON NOT t.temporary AND lower(o.schema_name) = lower(t.schema_name) "
+        "AND lower(o.table_name) = lower(t.table_name) "
+    )
     rows = run(
-        "SELECT t.temporary, t.schema_name, t.table_name, o.owner, current_schemas(false) "
-        f"FROM duckdb_tables() t LEFT JOIN {OWNERS_TABLE} o ON NOT t.temporary "
-        "AND lower(o.schema_name) = lower(t.schema_name) AND lower(o.table_name) = lower(t.table_name) "
+        f"SELECT t.temporary, t.schema_name, t.table_name, {'o.owner' if owner else 'NULL'}, "
+        f"current_schemas(false) FROM duckdb_tables() t {joined if owner else ''}"
         "WHERE lower(t.table_name) = lower(?) AND (t.temporary OR t.database_name = current_database()) "
         "AND t.schema_name <> ?",
         [table, CATALOG_SCHEMA],

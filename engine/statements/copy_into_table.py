@@ -52,15 +52,22 @@ def plan_copy_into_table(load: CopyIntoTable) -> Plan:
     transform = parse_transform(load.transform_sql) if load.transform_sql is not None else None
 
     def run(session: RunContext, params: Params) -> Result:
-        # The one hold of the session for the whole COPY, and the target's load lock to its commit.
-        with session.exclusive() as cur, ExitStack() as locks:
-            job = build_copy_job(session, load, transform.copy() if transform else None, cur, locks)
-            result = Result.of_table(CopyIntoTableRun(session, job, cur).run())
+        # The one hold of the session for the whole COPY; the target's load lock and then the
+        # COPY's transaction (see build_copy_job) are in ``locks``: the commit, then the lock.
+        with session.exclusive() as cur:
+            with ExitStack() as locks:
+                job = build_copy_job(session, load, transform.copy() if transform else None, cur, locks)
+                copy_run = CopyIntoTableRun(session, job, cur)
+                table = copy_run.run()
+                if session.in_transaction:  # the rows commit later: so must the lock go
+                    session.hold_until_transaction_end(locks.pop_all())
+            if load.purge and copy_run.loaded:  # the files go only once their rows are committed
+                backend, keys = job.stage.backend, [c.file.key for c in copy_run.loaded]
+                session.after_commit(lambda: backend.delete(keys))
+            result = Result.of_table(table)
             if load.validation_mode is None:
                 fmt = job.options.get("TYPE", "PARQUET").upper()
                 result.copy_read = (fmt, sum(c.file.size for c in job.candidates))
-            if session.in_transaction:  # the rows commit later: so must the lock go
-                session.hold_until_transaction_end(locks.pop_all())
             return result
 
     return Plan(is_query=True, run=run, schema=schema, retry_on_conflict=load.validation_mode is None)
@@ -74,6 +81,7 @@ class CopyIntoTableRun:
         self.job = job
         self.cur = cur
         self.batch_rows = session.engine.config.batch_rows
+        self.loaded: list[Candidate] = []  # the files whose every row went in (what PURGE removes)
 
     def run(self) -> pa.Table:
         job = self.job
@@ -82,14 +90,10 @@ class CopyIntoTableRun:
             return self._validate(mode)
         if not job.candidates:
             return LOAD_SCHEMA.empty_table()
-        with self.session.statement_transaction(self.cur):
-            if job.transform is not None:
-                rows, loaded = self._load_transformed(job.transform)
-            else:
-                rows, loaded = self._load_files()
-        if job.load.purge:
-            backend = job.stage.backend
-            self.session.after_commit(lambda: backend.delete([c.file.key for c in loaded]))
+        if job.transform is not None:
+            rows, self.loaded = self._load_transformed(job.transform)
+        else:
+            rows, self.loaded = self._load_files()
         table = pa.Table.from_pylist(rows, schema=LOAD_SCHEMA)
         if job.load.return_failed_only:
             table = table.filter(pa.compute.greater(table["Errors_seen"], 0))
@@ -280,7 +284,7 @@ class CopyIntoTableRun:
         rows: a crash leaves neither, a commit leaves both."""
         user = self.session.user
         entries = [(file, (rows, errors, first, user)) for file, rows, errors, first in loads]
-        LoadHistory.record_many(on_cursor(self.cur), self.job.history_key, entries)
+        LoadHistory.record_many(on_cursor(self.cur), self.job.history_key, entries, self.job.recorded)
 
     def _validate(self, mode: str) -> pa.Table:
         job = self.job

@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -47,6 +46,8 @@ class CopyJob:
     defaults: dict[str, pa.Scalar]  # what FIELD_DEFAULT fills in, by column name
     on_error: OnError
     candidates: list[Candidate]
+    # The file keys the load history has entries for (None: not read, as with FORCE).
+    recorded: frozenset[str] | None
     # Row counts read from Parquet footers while choosing the native path, reused for the output.
     footer_rows: dict[str, int] = field(default_factory=dict)
 
@@ -64,8 +65,10 @@ def build_copy_job(
 ) -> CopyJob:
     """Resolve everything a COPY needs; ``cur`` is the session's cursor, already held.
 
-    The target's load lock is taken into ``locks`` before the files are chosen: the caller holds
-    it until the load commits (engine.catalog.database.Database.load_lock)."""
+    The target's load lock is taken into ``locks`` (engine.catalog.database.Database.load_lock),
+    then the COPY's transaction begins there (unless the client has one open): from choosing the
+    files to the commit, one transaction. It begins only once the lock is held, so a lake
+    snapshot it reads includes whatever load into the table committed before."""
     catalog, schema, table = _split_table(load.table)
     reject_reserved(catalog, schema, table)
     on_error = parse_on_error(load.on_error)
@@ -77,6 +80,9 @@ def build_copy_job(
     require_needs(session, needs)
     stage = session.resolve_stage(load.source, StagePrivilege.READ)
     table_sql = ".".join(quote_ident(p) for p in load.table)
+    history_key = history_key_for(session, catalog, schema, table)
+    locks.enter_context(session.engine.db.load_lock(history_key, owner=session))
+    locks.enter_context(session.statement_transaction(cur))
     target, defaults = _target(cur, load, table_sql, catalog, schema, table)
     if transform is not None and len(transform.expressions) != len(target):
         raise StatementRejected(
@@ -86,9 +92,7 @@ def build_copy_job(
     options = session.engine.stages.file_format(load.file_format, stage)
     if "COLUMN_MATCH_MODE" in load.given and options.get("TYPE", "PARQUET").upper() in ("CSV", "TSV", "TEXT"):
         raise StatementRejected("COLUMN_MATCH_MODE applies to PARQUET and NDJSON files only, not to CSV/TSV")
-    history_key = history_key_for(session, catalog, schema, table)
-    locks.enter_context(session.engine.db.load_lock(history_key, owner=session))
-    candidates = _select_files(session, cur, load, stage, history_key)
+    candidates, recorded = _select_files(session, cur, load, stage, history_key)
     return CopyJob(
         load=load,
         transform=transform,
@@ -100,6 +104,7 @@ def build_copy_job(
         defaults=defaults,
         on_error=on_error,
         candidates=candidates,
+        recorded=recorded,
     )
 
 
@@ -163,7 +168,8 @@ def _column_defaults(
     ).fetchall()
     defaults: dict[str, pa.Scalar] = {}
     for name, expression in rows:
-        if name not in types or _PER_ROW_DEFAULT.search(expression):
+        # A lake reports DEFAULT NULL for every column: that fills in what a missing field gets anyway.
+        if name not in types or expression.strip().upper() == "NULL" or _PER_ROW_DEFAULT.search(expression):
             continue
         value = cur.sql(f"SELECT CAST(({expression}) AS {types[name]}) AS v").to_arrow_table()
         defaults[name] = value.column(0)[0]
@@ -176,8 +182,9 @@ def _select_files(
     load: CopyIntoTable,
     stage: ResolvedStage,
     history_key: str,
-) -> list[Candidate]:
-    """FILES or PATTERN, minus what the load history says is loaded, cut to MAX_FILES / SIZE_LIMIT."""
+) -> tuple[list[Candidate], frozenset[str] | None]:
+    """FILES or PATTERN, minus what the load history says is loaded, cut to MAX_FILES / SIZE_LIMIT;
+    and the file keys the history has entries for (None with FORCE: not read)."""
     if load.files is not None:
         location = stage.location_key
         if stage.location.path and not stage.location.path.endswith("/"):
@@ -188,8 +195,9 @@ def _select_files(
             candidates.append(Candidate(relative_name(stage.root_key, key), stage.backend.stat(key)))
     else:
         candidates = [Candidate(n, f) for n, f in session.engine.stages.list_files(stage, load.pattern)]
+    recorded = None
     if not load.force:
-        loaded: dict[str, tuple[Any, ...]] = session.engine.load_history.loaded(on_cursor(cur), history_key)
+        loaded, recorded = session.engine.load_history.loaded(on_cursor(cur), history_key)
         candidates = [c for c in candidates if not same_file(loaded.get(c.file.key), c.file)]
     if load.max_files is not None:
         candidates = candidates[: load.max_files]
@@ -201,4 +209,4 @@ def _select_files(
             kept.append(c)
             total += c.file.size
         candidates = kept
-    return candidates
+    return candidates, recorded

@@ -38,7 +38,7 @@ Name = tuple[str, str]  # (schema, table) as DuckDB spells them
 
 def history_key_for(session: RunContext, catalog: str | None, schema: str | None, table: str) -> str:
     """The load-history key of the table a COPY names (the table DuckDB loads into)."""
-    info = find_table(session.run_internal, schema, table) if catalog is None else None
+    info = find_table(session.run_internal, schema, table, owner=False) if catalog is None else None
     if info is None or info.temporary:
         return LoadHistory.key(schema or session.current_schema(), table)
     return LoadHistory.key(info.schema, info.table)

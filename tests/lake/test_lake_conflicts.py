@@ -19,6 +19,7 @@ import pyarrow as pa
 import pytest
 
 from tests.e2e.stage_helpers import execute, query
+from tests.lake.conftest import attach_bare_lake
 from tests.lake.test_lake_failures import _nodes, _stage_files
 from tests.lake.test_lake_nodes import _connect, _count, _lake_missing, _name
 from tests.pg import PgCluster
@@ -95,15 +96,9 @@ def test_a_commit_that_loses_to_the_other_node_releases_its_copy_lock(nodes, roo
 def test_a_commit_that_lost_to_another_node_retries_after_a_short_bounded_wait(pg_cluster, tmp_path):
     """DuckLake's own defaults (100 ms, backoff 1.5 per retry, uncapped) cost the loser of two
     concurrent commits 50-100 ms, and with 100 retries the waits had no bound."""
-    from engine.catalog.lake import attach_lake, lake_data_path
-    from engine.config import CatalogUrl
-
     con = duckdb.connect()
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("PGPASSWORD", pg_cluster.role_password)
-            url = CatalogUrl.parse(pg_cluster.url(pg_cluster.new_schema()))
-            attach_lake(con, url, lake_data_path(str(tmp_path / "shared")), tmp_path / "extensions")
+        attach_bare_lake(con, pg_cluster, pg_cluster.new_schema(), tmp_path)
         settings = dict(
             con.execute(
                 "SELECT name, value FROM duckdb_settings() WHERE name IN "

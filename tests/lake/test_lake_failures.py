@@ -237,3 +237,37 @@ def test_on_s3_an_external_stage_with_credentials_made_on_one_node_opens_on_the_
             f"SECRET_ACCESS_KEY = '{s3.secret_key}', REGION = '{s3.region}')",
         )
         assert [r["name"] for r in query(rb, f"LIST @{stage}")] == ["one.csv"]
+
+
+def _lock_connections(pg_cluster: PgCluster, node: ServerProcess) -> int:
+    """The PostgreSQL sessions ``node`` keeps for its advisory locks (engine.catalog.advisory_locks)."""
+    with pg_cluster.admin() as pg:
+        row = pg.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+            [f"stageflight-locks/{node.process.pid}"],
+        ).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def test_copies_take_their_load_lock_on_one_kept_connection_and_a_fresh_one_after_a_restart(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """A scram login per COPY cost several milliseconds; a kept connection must also not outlive
+    its PostgreSQL (the next COPY replaces it) nor keep a lock (node b loads right after a)."""
+    with _nodes(pg_cluster, tmp_path) as lake, _connect(lake["a"]) as ra, _connect(lake["b"]) as rb:
+        t, stage = _name("lc"), _name("lst")
+        execute(ra, f"CREATE TABLE {t} (f INTEGER, i BIGINT)")
+        execute(ra, f"CREATE STAGE {stage}")
+        _stage_files(Path(lake["root"]) / "stage" / "internal" / stage, 4, 10)
+        for n in range(3):
+            loaded = query(ra, f"COPY INTO {t} FROM @{stage} FILES = ('part_{n:02d}.parquet')")
+            assert [r["File"] for r in loaded] == [f"part_{n:02d}.parquet"]
+        assert _lock_connections(pg_cluster, lake["a"]) == 1
+        assert [r["File"] for r in query(rb, f"COPY INTO {t} FROM @{stage}")] == ["part_03.parquet"]
+        pg_cluster.restart()
+        assert _count(ra, t) == 40  # the session's own connections recover first
+        reloaded = query(ra, f"COPY INTO {t} FROM @{stage} FORCE = TRUE")
+        assert sorted(r["File"] for r in reloaded) == [f"part_{n:02d}.parquet" for n in range(4)]
+        assert _count(rb, t) == 80
+        assert _lock_connections(pg_cluster, lake["a"]) == 1

@@ -18,6 +18,7 @@ import duckdb
 import pytest
 
 from tests.e2e.stage_helpers import execute, query
+from tests.lake.conftest import attach_bare_lake
 from tests.lake.test_lake_nodes import _connect, _lake_missing, _name
 from tests.pg import PgCluster
 from tests.serverproc import ServerProcess, server_process
@@ -244,27 +245,17 @@ _COLUMNS = {
 def _to_old_lake(pg_cluster: PgCluster, schema: str, base: Path) -> None:
     """Move the stage and file-format rows from the PostgreSQL catalog into the lake's reserved
     schema, where the older release kept them (the catalog then had no such tables)."""
-    from engine.catalog.lake import attach_lake, lake_data_path
-    from engine.config import CatalogUrl
-
     with pg_cluster.admin() as pg:
         rows = {t: pg.execute(f"SELECT {c} FROM {schema}.{t}").fetchall() for t, c in _COLUMNS.items()}
         for table in _COLUMNS:
             pg.execute(f"DROP TABLE {schema}.{table}")
     con = duckdb.connect()
     try:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv("PGPASSWORD", pg_cluster.role_password)
-            attach_lake(
-                con,
-                CatalogUrl.parse(pg_cluster.url(schema)),
-                lake_data_path(str(base / "shared")),
-                base / "extensions",
-            )
-            for table, ddl in _OLD_LAKE_TABLES.items():
-                con.execute(ddl)
-                marks = ", ".join("?" for _ in _COLUMNS[table].split(","))
-                con.executemany(f"INSERT INTO __stageflight.{table} VALUES ({marks})", rows[table])
+        attach_bare_lake(con, pg_cluster, schema, base)
+        for table, ddl in _OLD_LAKE_TABLES.items():
+            con.execute(ddl)
+            marks = ", ".join("?" for _ in _COLUMNS[table].split(","))
+            con.executemany(f"INSERT INTO __stageflight.{table} VALUES ({marks})", rows[table])
     finally:
         con.close()
 
