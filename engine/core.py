@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -27,6 +28,8 @@ from engine.stage_access import ResolvedStage, StageAccess
 log = logging.getLogger("stageflight")
 
 GC_INTERVAL_SECONDS = 3600.0
+# The shared catalog's name for the key signing local presigned URLs (server_secrets).
+PRESIGN_KEY_NAME = "presign_key"
 # A temp file untouched this long belongs to a dead write (a live one is written to, or is
 # registered as in progress by this process); another server sharing the storage may own younger ones.
 TEMP_FILE_MAX_AGE_SECONDS = 3600.0
@@ -97,16 +100,22 @@ class Engine:
     # -- stages ------------------------------------------------------------------------
     def enable_local_presign(self, base_url: str) -> Any:
         """Sign URLs served by the HTTP side at ``base_url``; returns the request handler to mount."""
-        from stages.presign import PresignedFiles, PresignSigner
+        from stages.presign import SECRET_BYTES, PresignedFiles, PresignSigner
 
-        signer = PresignSigner.load_or_create(self.config.data_dir / "presign.key")
+        security = self.db.security
+        if security.shared:
+            # One key for every node on the catalog: a URL one node signed opens on any of them
+            # (behind a load balancer, or when the node that signed it is gone).
+            fresh = secrets.token_hex(SECRET_BYTES)
+            signer = PresignSigner(bytes.fromhex(security.shared_secret(PRESIGN_KEY_NAME, fresh)))
+        else:
+            signer = PresignSigner.load_or_create(self.config.data_dir / "presign.key")
         base = base_url.rstrip("/")
 
         def sign(method: str, key: str, expire: int, content_type: str | None, binding: str | None) -> str:
             return base + signer.sign(method, key, expire, content_type, binding=binding)
 
         self.stages.local_signer = sign
-        security = self.db.security
         return PresignedFiles(
             self.stages.storage, signer, binding_check=lambda binding: why_revoked(security, binding)
         )

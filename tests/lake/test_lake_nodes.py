@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tests.e2e.stage_helpers import execute, query
+from tests.e2e.stage_helpers import execute, http_status, presign, query
 from tests.pg import PgCluster
 from tests.serverproc import ROOT_PASSWORD, ServerProcess, server_process
 
@@ -330,3 +330,22 @@ def test_a_copy_in_an_open_transaction_keeps_the_table_locked_until_commit(lake,
     waiting.join(60)
     assert other == [[]]
     assert _count(rb, t) == 4 * 1000
+
+
+def test_a_url_presigned_on_one_node_opens_on_the_other(lake, roots):
+    """The nodes sign local presigned URLs with one key kept in the catalog: behind a load balancer
+    the HTTP request may reach any node, and the URL outlives the node that signed it."""
+    ra, rb = roots
+    name = _name("pre") + ".csv"
+    signed_upload = presign(ra, f"PRESIGN UPLOAD @~/{name}")["url"]
+    on_b = signed_upload.replace(lake["a"].http_url, lake["b"].http_url)
+    assert on_b != signed_upload
+    headers = {"Content-Type": "application/octet-stream"}
+    assert http_status(on_b, method="PUT", data=b"1,signed on a", headers=headers) == 200
+    assert [r["name"] for r in query(ra, f"LIST @~ PATTERN = '{name}'")] == [name]
+    signed_download = presign(rb, f"PRESIGN @~/{name}")["url"]
+    on_a = signed_download.replace(lake["b"].http_url, lake["a"].http_url)
+    with urllib.request.urlopen(on_a, timeout=30) as response:
+        assert response.read() == b"1,signed on a"
+    tampered = on_a.replace(name, "x" + name)
+    assert http_status(tampered) == 403
