@@ -1,4 +1,4 @@
-"""The ``stageflight`` command: ``serve`` starts the server."""
+"""The ``stageflight`` command: ``serve`` starts the server, ``init-lake`` creates a lake once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import pyarrow as pa
 
 from client import cli as client_cli
-from engine import EngineError
+from engine import Engine, EngineError
 from flight import app
 from flight.config import ServerConfig, load_config
 
@@ -20,6 +20,8 @@ USAGE = """usage: stageflight <command> [options]
 
 commands:
   serve     start the Flight SQL server (stageflight serve --help)
+  init-lake create a lake and its catalog once, before any node starts (serve's --catalog,
+            --tables lake, --storage-root and --storage-* options); running it again changes nothing
   put       upload local files to a stage:    stageflight put FILE... @~/dir/
   get       download staged files:            stageflight get @~/path LOCAL_DIR
   ls        list a stage:                     stageflight ls @~[/path]
@@ -85,6 +87,39 @@ def serve(argv: Sequence[str]) -> int:
     return 0
 
 
+def init_lake(argv: Sequence[str]) -> int:
+    """Create the lake (its metadata schema and data path), the catalog tables and root, then stop.
+
+    The nodes would do the same at their first start (under an advisory lock, so nodes starting
+    together do not collide); this lets an operator do it once, see the root password, and start
+    nodes that need not be first."""
+    config = load_config(argv, os.environ)
+    if config.tables != "lake" or config.catalog is None:
+        print("stageflight: init-lake needs --catalog postgresql://... and --tables lake", file=sys.stderr)
+        return 2
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
+    try:
+        engine = Engine(config.engine_config())
+    except EngineError as exc:
+        print(f"stageflight: cannot create the lake: {exc}", file=sys.stderr)
+        return 1
+    try:
+        generated = engine.users.ensure_root(config.root_password)
+        layout = engine.db.lake_layout()
+    finally:
+        engine.close()
+    print("stageflight: lake ready")
+    for what, where in layout.items():
+        print(f"  {what + ':':16}{where}")
+    if generated:
+        print(f"  root password (generated, shown once; only a hash is stored): {generated}")
+    else:
+        print("  user:           root (password from STAGEFLIGHT_ROOT_PASSWORD or set earlier)")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or args[0] in ("-h", "--help"):
@@ -93,6 +128,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command, rest = args[0], args[1:]
     if command == "serve":
         return serve(rest)
+    if command == "init-lake":
+        return init_lake(rest)
     if command in client_cli.COMMANDS:
         return client_cli.main(command, rest)
     print(f"stageflight: unknown command {command!r}\n\n{USAGE}", file=sys.stderr)

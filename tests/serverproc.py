@@ -33,10 +33,12 @@ class ServerProcess:
 
 
 @contextmanager
-def server_process(data_dir: Path, *args: str, ready_timeout: float = 60.0) -> Iterator[ServerProcess]:
+def server_process(
+    data_dir: Path, *args: str, ready_timeout: float = 60.0, root_password: str = ROOT_PASSWORD
+) -> Iterator[ServerProcess]:
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}.log"
-    env = {**os.environ, "STAGEFLIGHT_ROOT_PASSWORD": ROOT_PASSWORD, "PYTHONFAULTHANDLER": "1"}
+    env = {**os.environ, "STAGEFLIGHT_ROOT_PASSWORD": root_password, "PYTHONFAULTHANDLER": "1"}
     cmd = [
         sys.executable,
         "-m",

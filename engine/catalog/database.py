@@ -198,6 +198,17 @@ class Database:
                 with self._held_lock:
                     del self._held[name]
 
+    def lake_layout(self) -> dict[str, str]:
+        """Where a lake node keeps what (for ``stageflight init-lake``); empty on one node."""
+        if not self.lake or self._catalog is None:
+            return {}
+        return {
+            "catalog": self._catalog.describe(),
+            "catalog tables": f"schema {self._catalog.schema}",
+            "lake metadata": f"schema {self._catalog.schema}_lake",
+            "lake data": lake_data_path(self.config.stage_root),
+        }
+
     def health(self) -> dict[str, str]:
         """Each store's state for /health: ``ok`` or why not (the password is in no message)."""
 
