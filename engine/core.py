@@ -14,6 +14,7 @@ import duckdb
 from engine.catalog.database import Database
 from engine.catalog.file_formats import FileFormats
 from engine.catalog.load_history import LoadHistory
+from engine.catalog.login_failures import SharedLoginFailures
 from engine.catalog.presign_binding import scopes_for, stamp, why_revoked
 from engine.catalog.query_log import QueryLog
 from engine.catalog.stages import StageCatalog, StagePrivilege
@@ -96,6 +97,11 @@ class Engine:
                 cur.execute(f"UPDATE {table} SET creator = ? WHERE creator = ?", [ROOT_USER, name])
         with self.db.server_transaction() as cur:  # tables (and so their table stages)
             cur.execute(f"UPDATE {OWNERS_TABLE} SET owner = ? WHERE owner = ?", [ROOT_USER, name])
+
+    def shared_login_failures(self) -> SharedLoginFailures | None:
+        """Wrong-password records every node sees (a shared catalog), or None: the login throttle
+        keeps its own in memory."""
+        return SharedLoginFailures(self.db.security) if self.db.security.shared else None
 
     # -- stages ------------------------------------------------------------------------
     def enable_local_presign(self, base_url: str) -> Any:

@@ -55,13 +55,14 @@ def session_limits(config: ServerConfig) -> SessionLimits:
     )
 
 
-def login_throttle(config: ServerConfig) -> LoginThrottle:
+def login_throttle(config: ServerConfig, engine: Engine) -> LoginThrottle:
     return LoginThrottle(
         failures=config.login_failures,
         window_seconds=config.login_failure_window_seconds,
         base_delay=config.login_backoff_seconds,
         max_delay=config.login_backoff_max_seconds,
         concurrent_checks=config.concurrent_password_checks,
+        shared=engine.shared_login_failures(),
     )
 
 
@@ -82,7 +83,7 @@ def start(config: ServerConfig) -> RunningServer:
         tls_certificates=tls,
         limits=session_limits(config),
         token_max_lifetime=config.token_max_lifetime_seconds,
-        login_throttle=login_throttle(config),
+        login_throttle=login_throttle(config, engine),
     )
     http = None
     if config.http_port >= 0:

@@ -14,6 +14,10 @@ at once (memory: that many times 19 MiB), the others wait their turn.
 
 The table is bounded (``max_entries``): a client spraying user names evicts the records that failed
 least recently, never growing memory.
+
+Nodes sharing a catalog pass ``shared`` (engine.catalog.login_failures): the per-user records then
+live in PostgreSQL, so a guesser gets one allowance in all, not one per node. The bound on
+concurrent hashes stays per node (it protects that node's memory).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 
 @dataclass
@@ -30,6 +35,16 @@ class _Record:
     failures: int
     last_failure: float
     blocked_until: float = 0.0
+
+
+class SharedRecords(Protocol):
+    def blocked(self, user: str) -> bool: ...
+
+    def failed(
+        self, user: str, failures: int, window: float, base_delay: float, max_delay: float
+    ) -> None: ...
+
+    def succeeded(self, user: str) -> None: ...
 
 
 class LoginThrottle:
@@ -43,6 +58,7 @@ class LoginThrottle:
         concurrent_checks: int = 2,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        shared: SharedRecords | None = None,
     ) -> None:
         self.failures = max(1, failures)
         self.window = window_seconds
@@ -53,6 +69,7 @@ class LoginThrottle:
         self._lock = threading.Lock()
         self._records: OrderedDict[str, _Record] = OrderedDict()
         self._checks = threading.BoundedSemaphore(max(1, concurrent_checks))
+        self._shared = shared
 
     def attempt(self, user: str, verify: Callable[[], bool]) -> bool:
         """Run ``verify`` (the password hash) unless ``user`` is in a backoff delay; False if refused."""
@@ -67,11 +84,16 @@ class LoginThrottle:
         return ok
 
     def blocked(self, user: str) -> bool:
+        if self._shared is not None:
+            return self._shared.blocked(user)
         with self._lock:
             record = self._records.get(user)
             return record is not None and self._clock() < record.blocked_until
 
     def failed(self, user: str) -> None:
+        if self._shared is not None:
+            self._shared.failed(user, self.failures, self.window, self.base_delay, self.max_delay)
+            return
         now = self._clock()
         with self._lock:
             record = self._records.get(user)
@@ -88,6 +110,9 @@ class LoginThrottle:
                 self._records.popitem(last=False)
 
     def succeeded(self, user: str) -> None:
+        if self._shared is not None:
+            self._shared.succeeded(user)
+            return
         with self._lock:
             self._records.pop(user, None)
 

@@ -28,6 +28,7 @@ import psycopg
 from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 
+from engine.catalog.login_failures import DDL as LOGIN_FAILURES_DDL
 from engine.catalog.security_db import DDL, seed_builtins
 from engine.catalog.security_store import CatalogCounters, CatalogUnavailable, DuplicateRow
 from engine.config import CatalogUrl
@@ -39,12 +40,14 @@ DDL_LOCK = 0x7366_0001
 WRITE_LOCK = 0x7366_0002
 # A node that holds the write lock and stops answering must not stall every other node for long.
 SESSION_SETTINGS = {"lock_timeout": "30s", "idle_in_transaction_session_timeout": "60s"}
-# Server-wide secrets every node must share (the bearer-token signing key).
+# Server-wide secrets every node must share (the bearer-token and presign keys), and the login
+# throttle's records (engine.catalog.login_failures).
 _EXTRA_DDL = [
     """CREATE TABLE IF NOT EXISTS server_secrets (
         name VARCHAR PRIMARY KEY,
         secret VARCHAR NOT NULL,
         created_on TIMESTAMPTZ NOT NULL DEFAULT now())""",
+    LOGIN_FAILURES_DDL,
 ]
 
 

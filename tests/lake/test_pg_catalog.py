@@ -216,3 +216,32 @@ def test_a_postgresql_restart_mid_session_is_survived(
     assert user in {r["name"] for r in query(root_b, "SHOW USERS")}
     with _connect(nodes[1], user, "pw2") as conn:
         assert query(conn, "SELECT 3 AS n") == [{"n": 3}]
+
+
+def _logs_in(node: ServerProcess, user: str, password: str) -> bool:
+    try:
+        with _connect(node, user, password) as conn:
+            return query(conn, "SELECT current_user AS u") == [{"u": user}]
+    except dbapi.Error as exc:
+        assert "Invalid user name or password" in str(exc)  # the same words, hashed or not
+        return False
+
+
+def test_wrong_passwords_count_on_every_node_together(
+    nodes: tuple[ServerProcess, ...], roots: tuple[Any, Any]
+) -> None:
+    """Five wrong passwords (the default) in all, spread over both nodes, start the backoff on both:
+    a guesser gets one allowance, not one per node."""
+    a, b = nodes
+    user = _name("guessed")
+    execute(roots[0], f"CREATE USER {user} IDENTIFIED BY 'right-pw'")
+    for node in (a, b, a, b, a):
+        assert not _logs_in(node, user, "guess")
+    assert not _logs_in(b, user, "right-pw")  # within the delay, refused unhashed
+    assert not _logs_in(a, user, "right-pw")
+    time.sleep(1.3)  # the first delay is 1 s, on PostgreSQL's clock
+    assert _logs_in(b, user, "right-pw")
+    # The success cleared the record for both nodes: four more wrong passwords do not block.
+    for node in (a, b, a, b):
+        assert not _logs_in(node, user, "guess")
+    assert _logs_in(a, user, "right-pw")
