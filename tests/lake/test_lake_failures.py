@@ -271,3 +271,42 @@ def test_copies_take_their_load_lock_on_one_kept_connection_and_a_fresh_one_afte
         assert sorted(r["File"] for r in reloaded) == [f"part_{n:02d}.parquet" for n in range(4)]
         assert _count(rb, t) == 80
         assert _lock_connections(pg_cluster, lake["a"]) == 1
+
+
+def test_many_copies_at_once_each_hold_their_own_lock_and_leave_a_bounded_pool(
+    pg_cluster: PgCluster, tmp_path: Path
+) -> None:
+    """Six clients of one node COPY into six tables at once (six locks held together, one
+    connection each), while node b loads one of the tables too: every file lands once."""
+    from engine.catalog.advisory_locks import KEEP_IDLE
+
+    with _nodes(pg_cluster, tmp_path) as lake:
+        stage = _name("mst")
+        tables = [_name(f"m{i}") for i in range(6)]
+        with _connect(lake["a"]) as ra:
+            for t in tables:
+                execute(ra, f"CREATE TABLE {t} (f INTEGER, i BIGINT)")
+            execute(ra, f"CREATE STAGE {stage}")
+        _stage_files(Path(lake["root"]) / "stage" / "internal" / stage, 4, 1000)
+        loaded: dict[str, list[Any]] = {}
+
+        def copy(node: ServerProcess, table: str, key: str) -> None:
+            with _connect(node) as conn:
+                loaded[key] = query(conn, f"COPY INTO {table} FROM @{stage}")
+
+        jobs = [(lake["a"], t, t) for t in tables] + [(lake["b"], tables[0], "b")]
+        threads = [threading.Thread(target=copy, args=job) for job in jobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+        assert sorted(loaded) == sorted([*tables, "b"])
+        # the shared table: node a's and node b's COPY together loaded each file once
+        both = loaded[tables[0]] + loaded["b"]
+        assert sorted(r["File"] for r in both) == [f"part_{n:02d}.parquet" for n in range(4)]
+        with _connect(lake["b"]) as rb:
+            for t in tables:
+                assert query(rb, f"SELECT count(*) AS n, count(DISTINCT f) AS files FROM {t}") == [
+                    {"n": 4000, "files": 4}
+                ]
+        assert 1 <= _lock_connections(pg_cluster, lake["a"]) <= KEEP_IDLE

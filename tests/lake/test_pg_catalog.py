@@ -245,3 +245,18 @@ def test_wrong_passwords_count_on_every_node_together(
     for node in (a, b, a, b):
         assert not _logs_in(node, user, "guess")
     assert _logs_in(a, user, "right-pw")
+
+
+def test_wrong_passwords_sent_at_once_to_both_nodes_add_up(
+    nodes: tuple[ServerProcess, ...], roots: tuple[Any, Any]
+) -> None:
+    """Eight guesses at the same moment, four per node: each node alone would stay under the five
+    that start the backoff; counted together in PostgreSQL (one atomic upsert each) they pass it."""
+    a, b = nodes
+    user = _name("rushed")
+    execute(roots[0], f"CREATE USER {user} IDENTIFIED BY 'right-pw'")
+    with ThreadPoolExecutor(8) as pool:
+        outcomes = list(pool.map(lambda node: _logs_in(node, user, "guess"), [a, b] * 4))
+    assert outcomes == [False] * 8
+    assert not _logs_in(a, user, "right-pw")
+    assert not _logs_in(b, user, "right-pw")
