@@ -42,6 +42,7 @@ def test_tables_and_builtins_are_made_once(stores: tuple[PostgresSecurityDatabas
     assert [r[0] for r in constraints] == [
         "catalog_version",
         "file_formats",
+        "login_failures",
         "object_grants",
         "owners",
         "role_grants",
