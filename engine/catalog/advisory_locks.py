@@ -86,25 +86,31 @@ class AdvisoryLocks:
     def hold(self, name: str, waiting: str) -> Iterator[None]:
         """Hold the lock ``name`` while the block runs; ``waiting`` says, in the error, what could not
         be done when the lock does not come in time."""
-        import psycopg
-
-        conn, pooled = self._take()
-        try:
-            self._lock_on(conn, name, waiting)
-        except psycopg.OperationalError:
-            conn.close()
-            if not pooled:
-                raise CatalogUnavailable(f"Cannot reach the catalog {self._catalog.describe()}") from None
-            # The pooled connection died (a PostgreSQL restart): one fresh try.
-            conn = self._connect()
-            self._lock_on(conn, name, waiting)
-        except BaseException:
-            conn.close()
-            raise
+        conn = self._locked(name, waiting)
         try:
             yield
         finally:
             self._release(conn, name)
+
+    def _locked(self, name: str, waiting: str) -> Any:
+        """A connection holding the lock: a kept one, or a fresh one when the kept one died (a
+        PostgreSQL restart) or none is kept."""
+        import psycopg
+
+        conn, pooled = self._take()
+        for last in (not pooled, True):
+            try:
+                self._lock_on(conn, name, waiting)
+                return conn
+            except psycopg.OperationalError:
+                conn.close()
+                if last:
+                    raise CatalogUnavailable(f"Cannot reach the catalog {self._catalog.describe()}") from None
+            except BaseException:
+                conn.close()
+                raise
+            conn = self._connect()
+        raise AssertionError("unreachable")
 
     def _release(self, conn: Any, name: str) -> None:
         import psycopg
