@@ -200,12 +200,14 @@ def csv_arrow_options(
     *,
     as_text: bool = False,
     header_names: bool = False,
+    use_threads: bool = True,
 ) -> tuple[pacsv.ReadOptions, pacsv.ParseOptions, pacsv.ConvertOptions]:
     """Arrow's CSV options for the dialect: the one mapping COPY, stage queries and INFER_SCHEMA share.
 
     ``names`` and ``types`` are the columns to read (``as_text``: every column as text, cast later).
     Without them Arrow counts the columns and infers their types; ``header_names`` then takes the
-    names from the last header line SKIP_HEADER skips (INFER_SCHEMA).
+    names from the last header line SKIP_HEADER skips (INFER_SCHEMA). ``use_threads``: Arrow may
+    parse blocks on its pool beside the caller.
     """
     if names is None:
         header = header_names and dialect.skip_header > 0
@@ -213,10 +215,14 @@ def csv_arrow_options(
             skip_rows=dialect.skip_header - header,
             autogenerate_column_names=not header,
             block_size=_CSV_BLOCK_BYTES,
+            use_threads=use_threads,
         )
     else:
         read = pacsv.ReadOptions(
-            skip_rows=dialect.skip_header, column_names=names, block_size=_CSV_BLOCK_BYTES
+            skip_rows=dialect.skip_header,
+            column_names=names,
+            block_size=_CSV_BLOCK_BYTES,
+            use_threads=use_threads,
         )
     parse = pacsv.ParseOptions(
         delimiter=dialect.delimiter,

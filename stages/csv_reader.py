@@ -75,7 +75,11 @@ class CsvFile:
 
     def _arrow_batches(self) -> Iterator[pa.RecordBatch]:
         read, parse, convert = csv_arrow_options(
-            self.dialect, self.names, list(self.target.types), as_text=self.fill_empty
+            self.dialect,
+            self.names,
+            list(self.target.types),
+            as_text=self.fill_empty,
+            use_threads=self.file.use_threads,
         )
         # Arrow's streaming CSV reader, not a dataset scan: fed into DuckDB, a dataset scan of one large
         # file grew the server's memory by about a quarter of the file's size (measured, pyarrow 26).

@@ -18,7 +18,8 @@ class FileRead:
     """One staged file to read into ``target`` (see :func:`stages.readers.open_file_reader`).
 
     ``case_sensitive`` matters to the formats that match columns by name (NDJSON, Parquet);
-    ``defaults`` are the column defaults by target name, for the FIELD_DEFAULT options.
+    ``defaults`` are the column defaults by target name, for the FIELD_DEFAULT options;
+    ``use_threads``: parse CSV on pyarrow's pool beside the caller (False: on the caller alone).
     """
 
     backend: StorageBackend
@@ -29,3 +30,4 @@ class FileRead:
     case_sensitive: bool
     batch_rows: int
     defaults: Mapping[str, pa.Scalar]
+    use_threads: bool = True

@@ -38,6 +38,7 @@ def open_file_reader(
     column_match: str = "CASE_INSENSITIVE",
     batch_rows: int = 131072,
     defaults: Mapping[str, pa.Scalar] | None = None,
+    use_threads: bool = True,
 ) -> tuple[pa.RecordBatchReader, FileStats]:
     """Stream one staged file as batches of ``target`` (names and types, in order).
 
@@ -48,6 +49,8 @@ def open_file_reader(
         column_match: ``CASE_INSENSITIVE`` (default) or ``CASE_SENSITIVE`` for NDJSON/Parquet names.
         defaults: column default values by target name, used where the format's FIELD_DEFAULT
             applies (EMPTY_FIELD_AS, MISSING_FIELD_AS, NULL_FIELD_AS); other columns get NULL there.
+        use_threads: CSV parsing may use pyarrow's pool beside the caller (a server held to one
+            thread passes False: the caller parses alone).
 
     Returns:
         The reader and its stats, which fill in as the reader is consumed. ``FileStats.rows_loaded``
@@ -62,7 +65,7 @@ def open_file_reader(
     if match not in {"CASE_INSENSITIVE", "CASE_SENSITIVE"}:
         raise StageError("ColumnMatchMode must be one of {CASE_SENSITIVE | CASE_INSENSITIVE}")
     sensitive = match == "CASE_SENSITIVE"
-    file = FileRead(backend, key, options, target, sink, sensitive, batch_rows, defaults or {})
+    file = FileRead(backend, key, options, target, sink, sensitive, batch_rows, defaults or {}, use_threads)
     factory = _file_factory(file)
 
     def generate() -> Iterator[pa.RecordBatch]:

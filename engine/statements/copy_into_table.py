@@ -113,6 +113,7 @@ class CopyIntoTableRun:
             column_match=job.load.column_match_mode,
             batch_rows=self.batch_rows,
             defaults=job.defaults,
+            use_threads=self.session.engine.config.threads != 1,
         )
 
     def _load_files(self) -> tuple[list[dict[str, Any]], list[Candidate]]:

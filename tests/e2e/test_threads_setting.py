@@ -74,3 +74,17 @@ def test_one_thread_starts_no_read_ahead_thread(start_server):
 
 def test_more_threads_read_ahead(start_server):
     assert "read-ahead" in _copy_parquet(start_server(threads=2))
+
+
+def test_one_thread_copies_csv_through_the_single_threaded_parser(start_server):
+    # At --threads 1 COPY tells pyarrow's CSV reader to parse on the caller alone (the option itself
+    # is checked in tests/stages/test_readers.py); the rows must be the same as with the pool.
+    running = start_server(threads=1)
+    with connect(running) as conn:
+        with conn.cursor() as cur:
+            cur.execute("CREATE TABLE c (i BIGINT, s VARCHAR)")
+        body = b"".join(b"%d,v%d\n" % (i, i) for i in range(20000))
+        assert put(conn, "@~/c/a.csv", body) == 200
+        [loaded] = query(conn, "COPY INTO c FROM @~/c/ FILE_FORMAT = (TYPE = CSV)")
+        assert (loaded["File"], loaded["Rows_loaded"], loaded["Errors_seen"]) == ("c/a.csv", 20000, 0)
+        assert query(conn, "SELECT sum(i) AS n, max(s) AS m FROM c") == [{"n": 199990000, "m": "v9999"}]

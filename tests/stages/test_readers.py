@@ -662,3 +662,18 @@ def test_large_csv_streams_with_bounded_memory(tmp_path: Path) -> None:
     loaded, counted, growth = (int(x) for x in done.stdout.split())
     assert loaded == counted == repeats
     assert growth < size // 3, f"RSS grew by {growth >> 20} MiB for a {size >> 20} MiB file"
+
+
+def test_csv_parses_on_the_caller_alone_when_told(tmp_path: Path) -> None:
+    """A server held to one thread (--threads 1) reads CSV without pyarrow's pool beside it."""
+    from stages.csv_dialect import csv_arrow_options, csv_dialect
+
+    dialect = csv_dialect({"TYPE": "CSV"})
+    assert csv_arrow_options(dialect, ["a", "b"], list(AB.types))[0].use_threads is True
+    assert csv_arrow_options(dialect, ["a", "b"], list(AB.types), use_threads=False)[0].use_threads is False
+    assert csv_arrow_options(dialect, None, use_threads=False)[0].use_threads is False
+    backend = LocalBackend(tmp_path)
+    put(backend, "f.csv", b"".join(b"%d,row %d\n" % (i, i) for i in range(5000)))
+    one, _ = load(backend, "f.csv", {"TYPE": "CSV"}, use_threads=False)
+    pooled, _ = load(backend, "f.csv", {"TYPE": "CSV"})
+    assert one == pooled == [{"a": i, "b": f"row {i}"} for i in range(5000)]
