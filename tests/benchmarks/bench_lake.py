@@ -24,6 +24,7 @@ import argparse
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -316,6 +317,51 @@ def part_modes(
     return rows
 
 
+# One fixed CPU-bound piece of DuckDB work (one thread, no I/O), timed inside its own process once
+# told to start, so that two copies started together run at the same time.
+_CPU_WORK = """
+import sys, time, duckdb
+con = duckdb.connect()
+con.execute("SET threads = 1")
+con.execute("SET enable_progress_bar = false")
+print("ready", flush=True)
+sys.stdin.readline()
+start = time.perf_counter()
+con.execute("SELECT sum(hash(i)) FROM range(?) t(i)", [int(sys.argv[1])]).fetchall()
+print(time.perf_counter() - start, flush=True)
+"""
+CPU_WORK_ROWS = 50_000_000  # about 0.5 s here on DuckDB 1.5.5, as long as a COPY of half the files
+
+
+def _cpu_work(cpus: list[int], pin: bool) -> list[float]:
+    """Seconds the CPU work took in one process per entry of ``cpus``, all started together."""
+    procs = [
+        subprocess.Popen(
+            (["taskset", "-c", str(c)] if pin else [])
+            + [sys.executable, "-c", _CPU_WORK, str(CPU_WORK_ROWS)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for c in cpus
+    ]
+    for p in procs:
+        assert p.stdout is not None and p.stdout.readline().strip() == "ready"
+    for p in procs:
+        assert p.stdin is not None
+        p.stdin.write("go\n")
+        p.stdin.flush()
+    return [float(p.communicate()[0]) for p in procs]
+
+
+def machine_scaling(pin: bool) -> float:
+    """What this machine gives two CPU-bound processes at once: 2 x the time one takes alone / the
+    time both take together (2.0: two real cores; PostgreSQL and the client are not in it)."""
+    alone = [_cpu_work([0], pin)[0], _cpu_work([1], pin)[0]]
+    together = _cpu_work([0, 1], pin)
+    return sum(alone) / max(together)
+
+
 def _alternation(paths: list[Path]) -> str:
     return "(" + "|".join(p.stem for p in paths) + ")[.]" + paths[0].suffix.lstrip(".")
 
@@ -367,6 +413,7 @@ def part_scale(
         out: dict[str, list[float]] = {"one": [], "two": [], "same": [], "half": []}
         cpu: dict[str, list[float]] = {"one": [], "two": [], "same": []}
         other: list[float] = []
+        machine: list[float] = []  # machine_scaling(), once per round
         per_node: dict[str, list[list[float]]] = {"two": [], "same": []}
 
         def both(targets: list[str]) -> float:
@@ -426,6 +473,8 @@ def part_scale(
             settle()
             out["same"].append(both(["s_same", "s_same"]))
             check(conns[1], "s_same", expected_all, "2 nodes, one table")
+            settle()
+            machine.append(machine_scaling(pin))
         rows_per_s = {k: expected_all[0] / min(v) for k, v in out.items()}
         held = "--threads 1 per node" + (", each node pinned to one core (taskset)" if pin else "")
         print(f"scale-out, COPY {fmt} x{len(all_files)}, {held}:")
@@ -445,6 +494,12 @@ def part_scale(
             f"  limit: 1 node / 1 node with half the files {limit:.2f} (the per-COPY fixed cost does not "
             f"halve); 2 nodes reach {best / limit:.2f} of it (the rest: sharing {os.cpu_count()} cores "
             "with each other, PostgreSQL and the client)"
+        )
+        print(
+            f"  machine: 2 CPU-bound DuckDB processes at once run {min(machine):.2f}-{max(machine):.2f}x "
+            f"(median {statistics.median(machine):.2f}) as fast as one (2.0 = two whole cores); "
+            f"2 nodes' speedup per round / that round's machine scaling: median "
+            f"{statistics.median(s / m for s, m in zip(speed, machine, strict=True)):.2f}"
         )
         print(
             f"  speedup 2 nodes (one table, info) best {min(out['one']) / min(out['same']):.2f}; per round "
@@ -478,6 +533,7 @@ def part_scale(
                 "cpu_bound_estimate": estimate,
                 "one_node_half_files": out["half"],
                 "limit_one_over_half": limit,
+                "machine_scaling_per_round": machine,
             },
             {
                 "name": "  info: 2 nodes into one table vs 1",
