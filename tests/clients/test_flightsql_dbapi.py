@@ -90,7 +90,8 @@ def test_metadata_calls(client, unique_table):
     client.execute_update(f"CREATE TABLE {table} (id INTEGER NOT NULL PRIMARY KEY, name VARCHAR)")
     with flightsql.connect(client) as conn:
         assert table in conn.flightsql_get_table_names()
-        assert conn.flightsql_get_schema_names() == ["main"]
+        schemas = conn.flightsql_get_schema_names()  # the module's server: other tests add schemas
+        assert "main" in schemas and len(schemas) == len(set(schemas))
         columns = conn.flightsql_get_columns(table)
         assert [(c["name"], c["type"].__name__, c["nullable"]) for c in columns] == [
             ("id", "INTEGER", False),
