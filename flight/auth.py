@@ -28,6 +28,7 @@ from typing import NamedTuple
 
 import pyarrow.flight as flight
 
+from engine import EngineError
 from flight.throttle import LoginThrottle
 
 MIDDLEWARE_KEY = "auth"
@@ -346,7 +347,11 @@ class AuthMiddlewareFactory(flight.ServerMiddlewareFactory):
                 return CallAuth(cached[0], cached[1], send_token=False)
         user, password = decode_basic(credentials)
         # During a backoff delay the password is not even hashed; the answer is the same.
-        if not self.throttle.attempt(user, lambda: self._authenticate(user, password)):
+        try:
+            ok = self.throttle.attempt(user, lambda: self._authenticate(user, password))
+        except EngineError:  # the shared catalog (users, the throttle's records) is down: say so
+            raise flight.FlightUnavailableError("The catalog is unreachable: try again") from None
+        if not ok:
             self.on_failed_login()
             raise flight.FlightUnauthenticatedError(WRONG_CREDENTIALS)
         token = self.tokens.issue(user)

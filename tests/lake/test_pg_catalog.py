@@ -260,3 +260,23 @@ def test_wrong_passwords_sent_at_once_to_both_nodes_add_up(
     assert outcomes == [False] * 8
     assert not _logs_in(a, user, "right-pw")
     assert not _logs_in(b, user, "right-pw")
+
+
+def test_a_login_while_postgresql_is_down_is_told_so_and_works_once_it_is_back(
+    pg_cluster: PgCluster, nodes: tuple[ServerProcess, ...], roots: tuple[Any, Any]
+) -> None:
+    a, _ = nodes
+    user = _name("outage")
+    execute(roots[0], f"CREATE USER {user} IDENTIFIED BY 'pw-outage'")
+    with pg_cluster.admin() as pg:  # the test cluster runs without synchronous commit: keep the user
+        pg.execute("CHECKPOINT")
+    pg_cluster.stop()
+    try:
+        with pytest.raises(dbapi.Error) as refused:
+            _connect(a, user, "pw-outage").close()
+        assert "The catalog is unreachable: try again" in str(refused.value)
+        assert "Traceback" not in str(refused.value)
+    finally:
+        pg_cluster.start()
+    assert _logs_in(a, user, "pw-outage")
+    assert "Traceback" not in a.log_text()
