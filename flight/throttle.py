@@ -38,6 +38,8 @@ class _Record:
 
 
 class SharedRecords(Protocol):
+    """Per-user records kept outside this process, under the same rules as the in-memory ones."""
+
     def blocked(self, user: str) -> bool: ...
 
     def failed(

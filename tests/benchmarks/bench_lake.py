@@ -14,7 +14,8 @@ Part 2: two lake nodes on one lake, each ``--threads 1``. One round: node A copi
 ``s_all``; then A copies the first half into ``s_a`` while B copies the second half into ``s_b``
 (wall time from the start of both to the end of both); then both copy their halves into one table
 ``s_same`` (info: the per-target advisory lock serialises them); and A alone copies the first half
-(the limit: a COPY's fixed cost does not halve). Speedup = 1-node / 2-node time.
+(the limit: a COPY's fixed cost does not halve), and the machine's own scaling (a CPU-bound DuckDB
+query in two processes at once vs alone). Speedup = 1-node / 2-node time.
 See tests/benchmarks/README.md.
 """
 
