@@ -19,7 +19,7 @@ class FileRead:
 
     ``case_sensitive`` matters to the formats that match columns by name (NDJSON, Parquet);
     ``defaults`` are the column defaults by target name, for the FIELD_DEFAULT options;
-    ``use_threads``: parse CSV on pyarrow's pool beside the caller (False: on the caller alone).
+    ``use_threads``: parse CSV and NDJSON on pyarrow's pool beside the caller (False: the caller alone).
     """
 
     backend: StorageBackend

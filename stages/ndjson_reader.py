@@ -76,7 +76,8 @@ class NdjsonFile:
         # "infer" keeps other keys as extra columns, so a key that differs only in case is seen.
         parse = pajson.ParseOptions(explicit_schema=pa.schema(fields), unexpected_field_behavior="infer")
         try:
-            raw = pajson.read_json(pa.BufferReader(block), parse_options=parse)
+            read = pajson.ReadOptions(use_threads=self.file.use_threads)
+            raw = pajson.read_json(pa.BufferReader(block), read_options=read, parse_options=parse)
         except pa.ArrowInvalid:
             return None
         if raw.num_rows != records:

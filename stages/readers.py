@@ -49,7 +49,7 @@ def open_file_reader(
         column_match: ``CASE_INSENSITIVE`` (default) or ``CASE_SENSITIVE`` for NDJSON/Parquet names.
         defaults: column default values by target name, used where the format's FIELD_DEFAULT
             applies (EMPTY_FIELD_AS, MISSING_FIELD_AS, NULL_FIELD_AS); other columns get NULL there.
-        use_threads: CSV parsing may use pyarrow's pool beside the caller (a server held to one
+        use_threads: CSV and NDJSON parsing may use pyarrow's pool beside the caller (a server held to one
             thread passes False: the caller parses alone).
 
     Returns:

@@ -677,3 +677,11 @@ def test_csv_parses_on_the_caller_alone_when_told(tmp_path: Path) -> None:
     one, _ = load(backend, "f.csv", {"TYPE": "CSV"}, use_threads=False)
     pooled, _ = load(backend, "f.csv", {"TYPE": "CSV"})
     assert one == pooled == [{"a": i, "b": f"row {i}"} for i in range(5000)]
+
+
+def test_ndjson_parses_on_the_caller_alone_when_told(tmp_path: Path) -> None:
+    backend = LocalBackend(tmp_path)
+    put(backend, "f.ndjson", b"".join(b'{"a": %d, "b": "row %d"}\n' % (i, i) for i in range(5000)))
+    one, _ = load(backend, "f.ndjson", {"TYPE": "NDJSON"}, use_threads=False)
+    pooled, _ = load(backend, "f.ndjson", {"TYPE": "NDJSON"})
+    assert one == pooled == [{"a": i, "b": f"row {i}"} for i in range(5000)]
