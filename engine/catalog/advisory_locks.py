@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from engine.catalog.pg_connect import connect_catalog, pg_reason
 from engine.catalog.security_store import CatalogUnavailable
 from engine.config import CatalogUrl
 from engine.errors import ConcurrentChange
@@ -40,19 +41,14 @@ class AdvisoryLocks:
     def _connect(self) -> Any:
         import psycopg  # the lake extra
 
-        catalog = self._catalog
+        conn = connect_catalog(self._catalog, f"{APPLICATION_NAME}/{os.getpid()}")
         try:
-            conn = psycopg.connect(
-                host=catalog.host,
-                port=catalog.port,
-                dbname=catalog.dbname,
-                user=catalog.user,
-                autocommit=True,
-                application_name=f"{APPLICATION_NAME}/{os.getpid()}",
-            )
             conn.execute(f"SET lock_timeout = '{LOCK_WAIT_SECONDS}s'")
         except psycopg.Error as exc:
-            raise CatalogUnavailable(f"Cannot reach the catalog {catalog.describe()}: {exc}") from None
+            conn.close()
+            raise CatalogUnavailable(
+                f"Cannot reach the catalog {self._catalog.describe()}: {pg_reason(exc)}"
+            ) from None
         return conn
 
     def _take(self) -> tuple[Any, bool]:
@@ -77,7 +73,6 @@ class AdvisoryLocks:
         try:
             conn.execute("SELECT pg_advisory_lock(hashtext(%s))", [self._key(name)])
         except psycopg.errors.LockNotAvailable:
-            conn.close()
             raise ConcurrentChange(
                 f"{waiting}: another node held it for {LOCK_WAIT_SECONDS} s; retry"
             ) from None

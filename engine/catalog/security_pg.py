@@ -29,6 +29,7 @@ from psycopg import errors as pg_errors
 from psycopg import sql as pg_sql
 
 from engine.catalog.login_failures import DDL as LOGIN_FAILURES_DDL
+from engine.catalog.pg_connect import CONNECT_TIMEOUT_SECONDS, connect_catalog, pg_reason
 from engine.catalog.security_db import DDL, seed_builtins
 from engine.catalog.security_store import CatalogCounters, CatalogUnavailable, DuplicateRow
 from engine.config import CatalogUrl
@@ -85,7 +86,7 @@ class PostgresSecurityDatabase(CatalogCounters):
     shared = True  # several server processes: tokens verify on every node
     path = None  # no file: see ``url``
 
-    def __init__(self, url: str, *, connect_timeout: int = 10) -> None:
+    def __init__(self, url: str, *, connect_timeout: int = CONNECT_TIMEOUT_SECONDS) -> None:
         self.url = CatalogUrl.parse(url)
         self._timeout = connect_timeout
         self._lock = threading.RLock()
@@ -96,7 +97,7 @@ class PostgresSecurityDatabase(CatalogCounters):
         except psycopg.Error as exc:  # e.g. no right to create the schema: say so, do not leak
             self.close()
             raise CatalogUnavailable(
-                f"Cannot set up the catalog {self.url.describe()}: {_reason(exc)}"
+                f"Cannot set up the catalog {self.url.describe()}: {pg_reason(exc)}"
             ) from None
         except BaseException:
             self.close()
@@ -104,20 +105,8 @@ class PostgresSecurityDatabase(CatalogCounters):
 
     # -- connection ------------------------------------------------------------------------
     def _connect(self) -> psycopg.Connection[Any]:
-        u = self.url
-        try:
-            con = psycopg.connect(
-                host=u.host,
-                port=u.port,
-                dbname=u.dbname,
-                user=u.user,
-                connect_timeout=self._timeout,
-                application_name="stageflight",
-                autocommit=True,
-            )
-        except psycopg.OperationalError as exc:
-            raise CatalogUnavailable(f"Cannot reach the catalog {u.describe()}: {_reason(exc)}") from None
-        con.execute(pg_sql.SQL("SET search_path TO {}").format(pg_sql.Identifier(u.schema)))
+        con: psycopg.Connection[Any] = connect_catalog(self.url, "stageflight", self._timeout)
+        con.execute(pg_sql.SQL("SET search_path TO {}").format(pg_sql.Identifier(self.url.schema)))
         for name, value in SESSION_SETTINGS.items():
             con.execute("SELECT set_config(%s, %s, false)", [name, value])
         return con
@@ -140,12 +129,12 @@ class PostgresSecurityDatabase(CatalogCounters):
                     cur.execute(sql, params)
                     return cur.fetchall() if cur.description is not None else []
             except pg_errors.UniqueViolation as exc:
-                raise DuplicateRow(_reason(exc)) from None
+                raise DuplicateRow(pg_reason(exc)) from None
             except pg_errors.LockNotAvailable:
                 raise CatalogUnavailable("The catalog is busy (another node holds its lock): retry") from None
             except psycopg.OperationalError as exc:
                 if self._in_tx or attempt == 2 or not con.broken:
-                    raise CatalogUnavailable(f"The catalog connection failed: {_reason(exc)}") from None
+                    raise CatalogUnavailable(f"The catalog connection failed: {pg_reason(exc)}") from None
         raise AssertionError("unreachable")
 
     def _create_schema(self) -> None:
@@ -196,7 +185,7 @@ class PostgresSecurityDatabase(CatalogCounters):
                 raise CatalogUnavailable("The catalog is busy (another node holds its lock): retry") from None
             except psycopg.OperationalError as exc:
                 if attempt == 2 or not con.broken:
-                    raise CatalogUnavailable(f"The catalog connection failed: {_reason(exc)}") from None
+                    raise CatalogUnavailable(f"The catalog connection failed: {pg_reason(exc)}") from None
 
     def _rollback(self) -> None:
         con = self._con
@@ -213,9 +202,9 @@ class PostgresSecurityDatabase(CatalogCounters):
         try:
             con.execute("COMMIT")
         except pg_errors.UniqueViolation as exc:
-            raise DuplicateRow(_reason(exc)) from None
+            raise DuplicateRow(pg_reason(exc)) from None
         except psycopg.OperationalError as exc:
-            raise CatalogUnavailable(f"The catalog connection failed at COMMIT: {_reason(exc)}") from None
+            raise CatalogUnavailable(f"The catalog connection failed at COMMIT: {pg_reason(exc)}") from None
 
     def shared_secret(self, name: str, make: str) -> str:
         """The secret ``name`` all nodes share; the first node to ask stores ``make``."""
@@ -241,9 +230,3 @@ class PostgresSecurityDatabase(CatalogCounters):
             if self._con is not None:
                 self._con.close()
                 self._con = None
-
-
-def _reason(exc: psycopg.Error) -> str:
-    """libpq's message, first line only (never carries a password: none is in the conninfo)."""
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
