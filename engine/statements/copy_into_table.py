@@ -81,6 +81,10 @@ class CopyIntoTableRun:
         self.job = job
         self.cur = cur
         self.batch_rows = session.engine.config.batch_rows
+        # A node held to one thread (--threads 1) decodes on the inserting thread alone: no
+        # read-ahead thread and no pyarrow pool beside it (DuckDB 1.5's Arrow scan still pulls
+        # the stream on a pyarrow thread).
+        self.one_core = session.engine.config.threads == 1
         self.loaded: list[Candidate] = []  # the files whose every row went in (what PURGE removes)
 
     def run(self) -> pa.Table:
@@ -113,7 +117,7 @@ class CopyIntoTableRun:
             column_match=job.load.column_match_mode,
             batch_rows=self.batch_rows,
             defaults=job.defaults,
-            use_threads=self.session.engine.config.threads != 1,
+            use_threads=not self.one_core,
         )
 
     def _load_files(self) -> tuple[list[dict[str, Any]], list[Candidate]]:
@@ -216,16 +220,14 @@ class CopyIntoTableRun:
         """One INSERT over several Parquet files of one layout (DuckDB parallelises the insert)."""
         job = self.job
         keys = [c.file.key for c in group]
-        # A node held to one thread (--threads 1) starts no read-ahead thread and no decoding pool
-        # beside the insert (DuckDB 1.5's Arrow scan still pulls the stream on a pyarrow thread).
-        one_core = self.session.engine.config.threads == 1
         if layout.arrow:
-            reader = arrow_stream(job.stage.backend, keys, layout, self.batch_rows, use_threads=not one_core)
+            threads = not self.one_core
+            reader = arrow_stream(job.stage.backend, keys, layout, self.batch_rows, use_threads=threads)
         else:
             native = self.session.engine.stages.native_parquet
             assert native is not None
             reader = native.open_many(keys, layout.columns, self.batch_rows)
-        batches = reader if one_core else read_ahead(reader, READ_AHEAD_BATCHES)
+        batches = reader if self.one_core else read_ahead(reader, READ_AHEAD_BATCHES)
         name = self.session.register_insert_source(reader.schema, batches)
         try:
             self._insert(f"SELECT * FROM {name}", load_error_text(group[0] if len(group) == 1 else None))
