@@ -35,6 +35,7 @@ def banner(running: app.RunningServer) -> str:
     lines = [
         f"stageflight ready: listening on {running.uri}",
         f"  data dir:  {cfg.data_dir.resolve()}",
+        f"  threads:   {running.engine.db.threads()} (DuckDB's; --threads)",
     ]
     if cfg.catalog:  # never holds a password (refused in the URL)
         lines.append(f"  catalog:   {cfg.catalog} (users, roles and grants, shared with other nodes)")

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +24,7 @@ class ServerProcess:
     uri: str
     http_url: str
     log_path: Path
+    banner: list[str]  # the lines it printed up to its HTTP address
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -34,12 +35,18 @@ class ServerProcess:
 
 @contextmanager
 def server_process(
-    data_dir: Path, *args: str, ready_timeout: float = 60.0, root_password: str = ROOT_PASSWORD
+    data_dir: Path,
+    *args: str,
+    ready_timeout: float = 60.0,
+    root_password: str = ROOT_PASSWORD,
+    launcher: Sequence[str] = (),
 ) -> Iterator[ServerProcess]:
+    """``stageflight serve`` in a subprocess (started through ``launcher``, e.g. ``taskset -c 0``)."""
     data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}.log"
     env = {**os.environ, "STAGEFLIGHT_ROOT_PASSWORD": root_password, "PYTHONFAULTHANDLER": "1"}
     cmd = [
+        *launcher,
         sys.executable,
         "-m",
         "flight.cli",
@@ -58,18 +65,20 @@ def server_process(
         process = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=log, text=True, env=env)
     try:
         uri = http_url = ""
+        banner: list[str] = []
         deadline = time.monotonic() + ready_timeout
         assert process.stdout is not None
         while time.monotonic() < deadline and not (uri and http_url):
             line = process.stdout.readline()
             if not line:
                 raise AssertionError(f"server exited before it was ready:\n{log_path.read_text()}")
+            banner.append(line.rstrip("\n"))
             if m := _READY.search(line):
                 uri = m.group(1)
             if m := _HTTP.search(line):
                 http_url = m.group(1)
         assert uri and http_url, "server did not print its ready lines in time"
-        yield ServerProcess(process, uri, http_url, log_path)
+        yield ServerProcess(process, uri, http_url, log_path, banner)
     finally:
         if process.poll() is None:
             process.terminate()

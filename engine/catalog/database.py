@@ -238,6 +238,12 @@ class Database:
     def cursor_holds(self) -> int:
         return self._holds
 
+    def threads(self) -> int:
+        """DuckDB's worker threads (``--threads``, or the CPUs the process may run on)."""
+        with self.server_cursor() as cur:
+            row = first_row(cur, "SELECT current_setting('threads')")
+        return int(row[0]) if row else 0
+
     def cursor(self) -> duckdb.DuckDBPyConnection:
         """A new connection to the instance (per session: own temp tables, transaction, registrations)."""
         # The parent connection object is not safe to share between threads.

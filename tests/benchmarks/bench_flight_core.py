@@ -234,6 +234,8 @@ class ServerOptions:
 
     tree: Path | None = None
     args: tuple[str, ...] = ()
+    # --pin: both servers on this CPU (taskset), the client on the other one
+    server_cpu: int | None = None
 
 
 def _stageflight_argv(data_dir: Path, options: ServerOptions | None = None) -> list[str]:
@@ -241,7 +243,9 @@ def _stageflight_argv(data_dir: Path, options: ServerOptions | None = None) -> l
     script = Path(sys.executable).parent / "stageflight"
     use_script = script.exists() and options.tree is None
     base = [str(script)] if use_script else [sys.executable, "-m", "flight.cli"]
-    return base + [
+    return [
+        *_pinned(options),
+        *base,
         "serve",
         "--data-dir",
         str(data_dir),
@@ -252,6 +256,21 @@ def _stageflight_argv(data_dir: Path, options: ServerOptions | None = None) -> l
         "--http-port=-1",
         *options.args,
     ]
+
+
+def _pinned(options: ServerOptions) -> list[str]:
+    return [] if options.server_cpu is None else ["taskset", "-c", str(options.server_cpu)]
+
+
+def pin_client(server_cpu: int) -> int:
+    """Hold this process (the client: ADBC's threads start later and inherit it) to the CPU the
+    servers do not use, as if client and server had a machine each; returns that CPU."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("--pin needs 2 CPUs: one for the servers, one for the client")
+    client_cpu = next(c for c in cpus if c != server_cpu)
+    os.sched_setaffinity(0, {client_cpu})
+    return client_cpu
 
 
 @contextlib.contextmanager
@@ -267,7 +286,7 @@ def servers(rows: int, work: Path, options: ServerOptions) -> Iterator[tuple[Pro
             ours_env = dict(env, PYTHONPATH=str(options.tree))
             ours_cwd = options.tree
         started.append(_spawn("stageflight", ours_argv, ours_env, work, "stageflight ready", ours_cwd))
-        bare_argv = [
+        bare_argv = _pinned(options) + [
             sys.executable,
             "-m",
             "tests.benchmarks.bench_flight_core",
@@ -360,9 +379,17 @@ def run(
                 with conn.cursor() as cur:
                     cur.adbc_ingest("lineitem", data, mode="replace")
             if "select" in parts:
-                results.extend(
-                    _bench_select(conn, floor_conn, client, ours, bare.popen.pid, expected, repeat)
-                )
+                # the server's threads: --threads, else one under --pin (it then has one CPU)
+                threads = server_threads(server.args) or (1 if server.server_cpu is not None else None)
+                export = DuckDBExport(data, Path(tmp) / "export.duckdb", threads)
+                try:
+                    results.extend(
+                        _bench_select(
+                            conn, floor_conn, client, ours, bare.popen.pid, expected, repeat, export
+                        )
+                    )
+                finally:
+                    export.close()
             if "latency" in parts:
                 results.extend(_bench_latency(conn, floor_conn, client, latency_iterations, ours.uri))
         finally:
@@ -447,6 +474,38 @@ def interleaved(
     return times, cpu
 
 
+def server_threads(args: Sequence[str]) -> int | None:
+    """The ``--threads`` given to stageflight serve (``--threads=N`` or ``--threads N``), if any."""
+    for index, arg in enumerate(args):
+        if arg.startswith("--threads="):
+            return int(arg.split("=", 1)[1])
+        if arg == "--threads" and index + 1 < len(args):
+            return int(args[index + 1])
+    return None
+
+
+class DuckDBExport:
+    """DuckDB alone turning the table into Arrow batches, in this process: the part of a DuckDB-backed
+    server's work per ``SELECT *`` that the bare server does not do (it holds the batches already)."""
+
+    def __init__(self, data: pa.Table, path: Path, threads: int | None) -> None:
+        import duckdb
+
+        self.threads = threads
+        self.con = duckdb.connect(str(path))
+        if threads:
+            self.con.execute(f"SET threads = {int(threads)}")
+        self.con.register("src", data)
+        self.con.execute("CREATE TABLE lineitem AS SELECT * FROM src")
+        self.con.unregister("src")
+
+    def __call__(self) -> pa.Table:
+        return self.con.sql("SELECT * FROM lineitem").to_arrow_reader(BATCH_ROWS).read_all()
+
+    def close(self) -> None:
+        self.con.close()
+
+
 def _bench_select(
     conn: flightsql.Connection,
     ceiling_conn: flightsql.Connection,
@@ -455,6 +514,7 @@ def _bench_select(
     bare_pid: int,
     expected: tuple[int, int],
     repeat: int,
+    export: DuckDBExport,
 ) -> list[Measurement]:
     print("SELECT * ...", flush=True)
     our_uri, our_pid = ours_proc.uri, ours_proc.popen.pid
@@ -486,6 +546,7 @@ def _bench_select(
         "ceiling": adbc_on(ceiling_conn),
         "ours_plain": ours_plain,
         "do_get": bare_do_get,
+        "duckdb_export": export,
     }
     try:
         for key, fn in fns.items():  # warm-up and correctness
@@ -511,6 +572,10 @@ def _bench_select(
         f"(median {statistics.median(pairwise):.2f})"
     )
     ratio = best["ceiling"] / best["ours"]
+    # On a core of its own (--pin) a DuckDB-backed server needs at least DuckDB's export plus the
+    # write the bare server does (its CPU per fetch); the client needs the ceiling's time.
+    server_floor = best["duckdb_export"] + statistics.median(cpu["ceiling"])
+    bound = best["ceiling"] / max(best["ceiling"], server_floor)
     return [
         Measurement(
             "SELECT * vs ADBC ceiling",
@@ -522,6 +587,20 @@ def _bench_select(
             ratio >= 0.85,
             f"rows/s ours {expected[0] / best['ours']:,.0f}; {spread}; {server_cpu}; limit = the same "
             "ADBC calls against the bare server's in-memory table",
+        ),
+        Measurement(
+            "  bound: DuckDB export + bare write",
+            "s",
+            server_floor,
+            best["ceiling"],
+            bound,
+            "info",
+            None,
+            f"DuckDB alone exports the table to Arrow in {best['duckdb_export']:.3f} s (this process, "
+            f"threads {export.threads or 'default'}), the bare server's write takes "
+            f"{statistics.median(cpu['ceiling']):.3f} CPU-s: the least a DuckDB server spends per fetch; "
+            "ratio = the ceiling / the longer of the two, the most ours can reach with client and server "
+            "on a core each (--pin); on shared cores the two also compete",
         ),
         Measurement(
             "  vs bare do_get (pyarrow client)",
@@ -769,6 +848,11 @@ def main(argv: list[str] | None = None) -> int:
         default=[],
         help="extra flag for stageflight serve, e.g. --server-arg=--threads=2 (repeatable)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="both servers on CPU 0 (taskset), the client on CPU 1: client and server on a core each",
+    )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -776,14 +860,19 @@ def main(argv: list[str] | None = None) -> int:
         return serve_bare(args.rows, args.data_dir)
     repeat = args.repeat or (3 if args.rows > 5_000_000 else 5)
     tree = args.server_tree.resolve() if args.server_tree else None
-    options = ServerOptions(tree, tuple(args.server_arg))
+    options = ServerOptions(tree, tuple(args.server_arg), 0 if args.pin else None)
+    client_cpu = pin_client(0) if args.pin else None
     results = run(args.rows, repeat, args.latency_iterations, args.only or PARTS, options)
     print()
     print(report(results, args.rows, repeat))
     for m in results:
         if m.note:
             print(f"  {m.name}: {m.note}")
-    extra = {"server_tree": str(tree) if tree else None, "server_args": list(args.server_arg)}
+    extra = {
+        "server_tree": str(tree) if tree else None,
+        "server_args": list(args.server_arg),
+        "pinned": {"servers_cpu": 0, "client_cpu": client_cpu} if args.pin else None,
+    }
     write_json(results, args.rows, repeat, args.output, **extra)
     print(f"\nwrote {args.output}")
     return 0
