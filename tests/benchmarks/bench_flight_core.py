@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.flight as flight
 
-from tests.benchmarks.server_procs import REPO_ROOT, Proc, _spawn, _stop
+from tests.benchmarks.server_procs import REPO_ROOT, Proc, _spawn, _stop, on_cpu
 
 RESULTS_PATH = Path(__file__).resolve().parent / "results" / "flight_core.json"
 DEFAULT_ROWS = 10_000_000
@@ -244,7 +244,7 @@ def _stageflight_argv(data_dir: Path, options: ServerOptions | None = None) -> l
     use_script = script.exists() and options.tree is None
     base = [str(script)] if use_script else [sys.executable, "-m", "flight.cli"]
     return [
-        *_pinned(options),
+        *on_cpu(options.server_cpu),
         *base,
         "serve",
         "--data-dir",
@@ -258,19 +258,14 @@ def _stageflight_argv(data_dir: Path, options: ServerOptions | None = None) -> l
     ]
 
 
-def _pinned(options: ServerOptions) -> list[str]:
-    return [] if options.server_cpu is None else ["taskset", "-c", str(options.server_cpu)]
-
-
-def pin_client(server_cpu: int) -> int:
-    """Hold this process (the client: ADBC's threads start later and inherit it) to the CPU the
-    servers do not use, as if client and server had a machine each; returns that CPU."""
+def pin_client() -> tuple[int, int]:
+    """Hold this process (the client: ADBC's threads start later and inherit it) to its second
+    usable CPU and return (the servers' CPU, the client's): a core each, as on two machines."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise SystemExit("--pin needs 2 CPUs: one for the servers, one for the client")
-    client_cpu = next(c for c in cpus if c != server_cpu)
-    os.sched_setaffinity(0, {client_cpu})
-    return client_cpu
+    os.sched_setaffinity(0, {cpus[1]})
+    return cpus[0], cpus[1]
 
 
 @contextlib.contextmanager
@@ -286,7 +281,7 @@ def servers(rows: int, work: Path, options: ServerOptions) -> Iterator[tuple[Pro
             ours_env = dict(env, PYTHONPATH=str(options.tree))
             ours_cwd = options.tree
         started.append(_spawn("stageflight", ours_argv, ours_env, work, "stageflight ready", ours_cwd))
-        bare_argv = _pinned(options) + [
+        bare_argv = on_cpu(options.server_cpu) + [
             sys.executable,
             "-m",
             "tests.benchmarks.bench_flight_core",
@@ -851,7 +846,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--pin",
         action="store_true",
-        help="both servers on CPU 0 (taskset), the client on CPU 1: client and server on a core each",
+        help="both servers on one CPU (taskset), the client on another: client and server on a core each",
     )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--data-dir", type=Path, help=argparse.SUPPRESS)
@@ -860,8 +855,8 @@ def main(argv: list[str] | None = None) -> int:
         return serve_bare(args.rows, args.data_dir)
     repeat = args.repeat or (3 if args.rows > 5_000_000 else 5)
     tree = args.server_tree.resolve() if args.server_tree else None
-    options = ServerOptions(tree, tuple(args.server_arg), 0 if args.pin else None)
-    client_cpu = pin_client(0) if args.pin else None
+    server_cpu, client_cpu = pin_client() if args.pin else (None, None)
+    options = ServerOptions(tree, tuple(args.server_arg), server_cpu)
     results = run(args.rows, repeat, args.latency_iterations, args.only or PARTS, options)
     print()
     print(report(results, args.rows, repeat))
@@ -871,7 +866,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {
         "server_tree": str(tree) if tree else None,
         "server_args": list(args.server_arg),
-        "pinned": {"servers_cpu": 0, "client_cpu": client_cpu} if args.pin else None,
+        "pinned": {"servers_cpu": server_cpu, "client_cpu": client_cpu} if args.pin else None,
     }
     write_json(results, args.rows, repeat, args.output, **extra)
     print(f"\nwrote {args.output}")

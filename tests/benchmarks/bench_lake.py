@@ -41,7 +41,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
-from tests.benchmarks.server_procs import REPO_ROOT, Proc, _spawn, _stop
+from tests.benchmarks.server_procs import REPO_ROOT, Proc, _spawn, _stop, on_cpu
 
 READY = "stageflight ready"  # the server's ready line
 
@@ -338,8 +338,7 @@ def _cpu_work(cpus: list[int], pin: bool) -> list[float]:
     """Seconds the CPU work took in one process per entry of ``cpus``, all started together."""
     procs = [
         subprocess.Popen(
-            (["taskset", "-c", str(c)] if pin else [])
-            + [sys.executable, "-c", _CPU_WORK, str(CPU_WORK_ROWS)],
+            [*on_cpu(c if pin else None), sys.executable, "-c", _CPU_WORK, str(CPU_WORK_ROWS)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -403,8 +402,7 @@ def part_scale(
     conns: list[Any] = []
     try:
         for cpu_index, name in enumerate(("node_a", "node_b")):
-            pinned = ["taskset", "-c", str(cpu_index)] if pin else []
-            argv = pinned + _argv(work / (name + suffix), *args)
+            argv = on_cpu(cpu_index if pin else None) + _argv(work / (name + suffix), *args)
             procs.append(_spawn(name + suffix, argv, env, work, READY))
         conns = [connect(p.uri) for p in procs]
         with conns[0].cursor() as cur:

@@ -23,6 +23,11 @@ class Proc:
     log: Path
 
 
+def on_cpu(cpu: int | None) -> list[str]:
+    """The argv prefix that holds a process to one CPU (``taskset``); none for ``None``."""
+    return [] if cpu is None else ["taskset", "-c", str(cpu)]
+
+
 def _spawn(
     name: str, argv: list[str], env: dict[str, str], log_dir: Path, marker: str, cwd: Path = REPO_ROOT
 ) -> Proc:
